@@ -1,0 +1,205 @@
+package identity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// Ticket format: "alk1" + base32(records || first 4 bytes of SHA-256(records)),
+// RFC 4648 alphabet, no padding, lowercase. Records are type(1) length(1) value.
+const (
+	ticketPrefix        = "alk1"
+	ticketChecksumLen   = 4
+	maxTicketDecoded    = 1024
+	maxTicketAddrs      = 8
+	recKeyFingerprint   = 0x01
+	recCertFingerprint  = 0x02
+	recQUICAddr         = 0x10
+	recTCPAddr          = 0x11
+	recServerName       = 0x20
+	recExtensionsFirst  = 0x80
+	maxTicketEncodedLen = len(ticketPrefix) + (maxTicketDecoded*8+4)/5
+)
+
+// ErrInvalidTicket reports a ticket that does not decode; the wrapped text says why.
+var ErrInvalidTicket = errors.New("identity: invalid ticket")
+
+var ticketEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Ticket tells a client where a node is and which fingerprint to pin.
+type Ticket struct {
+	Fingerprint string   // ed25519: or SHA256: fingerprint
+	QUIC        []string // host:port, preference order
+	TCP         []string // host:port, preference order
+	ServerName  string   // optional SNI / CA-verified name
+}
+
+// Encode returns the ticket string, or an error if a field cannot be encoded.
+func (t Ticket) Encode() (string, error) {
+	raw, isKey, err := fingerprintBytes(t.Fingerprint)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalidTicket, err)
+	}
+	if len(t.QUIC) > maxTicketAddrs || len(t.TCP) > maxTicketAddrs {
+		return "", fmt.Errorf("%w: more than %d addresses of a kind", ErrInvalidTicket, maxTicketAddrs)
+	}
+	var b bytes.Buffer
+	typ := byte(recCertFingerprint)
+	if isKey {
+		typ = recKeyFingerprint
+	}
+	writeRecord(&b, typ, raw)
+	for _, group := range []struct {
+		typ   byte
+		addrs []string
+	}{{recQUICAddr, t.QUIC}, {recTCPAddr, t.TCP}} {
+		for _, a := range group.addrs {
+			if err := checkAddr(a); err != nil {
+				return "", err
+			}
+			writeRecord(&b, group.typ, []byte(a))
+		}
+	}
+	if t.ServerName != "" {
+		if len(t.ServerName) > 255 {
+			return "", fmt.Errorf("%w: server name longer than 255 bytes", ErrInvalidTicket)
+		}
+		writeRecord(&b, recServerName, []byte(t.ServerName))
+	}
+	if b.Len() > maxTicketDecoded-ticketChecksumLen {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidTicket, maxTicketDecoded)
+	}
+	return encodeWithChecksum(b.Bytes()), nil
+}
+
+// String returns the encoded ticket, or "" for a ticket that cannot be encoded.
+func (t Ticket) String() string {
+	s, err := t.Encode()
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+func writeRecord(b *bytes.Buffer, typ byte, v []byte) {
+	b.WriteByte(typ)
+	b.WriteByte(byte(len(v)))
+	b.Write(v)
+}
+
+func checkAddr(a string) error {
+	if len(a) > 255 {
+		return fmt.Errorf("%w: address longer than 255 bytes", ErrInvalidTicket)
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%w: address %q: %w", ErrInvalidTicket, a, err)
+	}
+	if host == "" {
+		return fmt.Errorf("%w: address %q has an empty host", ErrInvalidTicket, a)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("%w: address %q: port outside 1-65535", ErrInvalidTicket, a)
+	}
+	return nil
+}
+
+// ParseTicket decodes a ticket. Surrounding white space is trimmed and either case is accepted.
+func ParseTicket(s string) (Ticket, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxTicketEncodedLen {
+		return Ticket{}, fmt.Errorf("%w: longer than %d characters", ErrInvalidTicket, maxTicketEncodedLen)
+	}
+	if len(s) < len(ticketPrefix) || !strings.EqualFold(s[:len(ticketPrefix)], ticketPrefix) {
+		return Ticket{}, fmt.Errorf("%w: missing %q prefix", ErrInvalidTicket, ticketPrefix)
+	}
+	body := strings.ToUpper(s[len(ticketPrefix):])
+	// base32 decoders tolerate \r and \n; the ticket grammar does not.
+	if strings.ContainsAny(body, "\r\n=") {
+		return Ticket{}, fmt.Errorf("%w: unexpected character", ErrInvalidTicket)
+	}
+	data, err := ticketEncoding.DecodeString(body)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("%w: bad base32: %w", ErrInvalidTicket, err)
+	}
+	if len(data) > maxTicketDecoded {
+		return Ticket{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidTicket, maxTicketDecoded)
+	}
+	if len(data) < ticketChecksumLen {
+		return Ticket{}, fmt.Errorf("%w: too short", ErrInvalidTicket)
+	}
+	recs, check := data[:len(data)-ticketChecksumLen], data[len(data)-ticketChecksumLen:]
+	sum := sha256.Sum256(recs)
+	if !bytes.Equal(sum[:ticketChecksumLen], check) {
+		return Ticket{}, fmt.Errorf("%w: checksum mismatch", ErrInvalidTicket)
+	}
+	return decodeRecords(recs)
+}
+
+func decodeRecords(recs []byte) (Ticket, error) {
+	var t Ticket
+	for i := 0; len(recs) > 0; i++ {
+		if len(recs) < 2 || len(recs) < 2+int(recs[1]) {
+			return Ticket{}, fmt.Errorf("%w: truncated record %d", ErrInvalidTicket, i)
+		}
+		typ, val := recs[0], recs[2:2+int(recs[1])]
+		recs = recs[2+int(recs[1]):]
+		if i == 0 && typ != recKeyFingerprint && typ != recCertFingerprint {
+			return Ticket{}, fmt.Errorf("%w: first record is not a fingerprint", ErrInvalidTicket)
+		}
+		switch {
+		case typ == recKeyFingerprint || typ == recCertFingerprint:
+			if i != 0 {
+				return Ticket{}, fmt.Errorf("%w: second fingerprint", ErrInvalidTicket)
+			}
+			if len(val) != 32 {
+				return Ticket{}, fmt.Errorf("%w: fingerprint is %d bytes, want 32", ErrInvalidTicket, len(val))
+			}
+			prefix := PrefixSHA256
+			if typ == recKeyFingerprint {
+				prefix = PrefixEd25519
+			}
+			t.Fingerprint = prefix + hex.EncodeToString(val)
+		case typ == recQUICAddr || typ == recTCPAddr:
+			a := string(val)
+			if err := checkAddr(a); err != nil {
+				return Ticket{}, err
+			}
+			list := &t.QUIC
+			if typ == recTCPAddr {
+				list = &t.TCP
+			}
+			if len(*list) == maxTicketAddrs {
+				return Ticket{}, fmt.Errorf("%w: more than %d addresses of a kind", ErrInvalidTicket, maxTicketAddrs)
+			}
+			*list = append(*list, a)
+		case typ == recServerName:
+			if t.ServerName != "" || len(val) == 0 {
+				return Ticket{}, fmt.Errorf("%w: empty or second server name", ErrInvalidTicket)
+			}
+			t.ServerName = string(val)
+		case typ >= recExtensionsFirst:
+			// Optional extension unknown to this version: skipped.
+		default:
+			return Ticket{}, fmt.Errorf("%w: unknown record type 0x%02x", ErrInvalidTicket, typ)
+		}
+	}
+	if t.Fingerprint == "" {
+		return Ticket{}, fmt.Errorf("%w: no fingerprint", ErrInvalidTicket)
+	}
+	return t, nil
+}
+
+// encodeWithChecksum appends the checksum to the records and encodes the result.
+func encodeWithChecksum(recs []byte) string {
+	sum := sha256.Sum256(recs)
+	return ticketPrefix + strings.ToLower(ticketEncoding.EncodeToString(append(append([]byte(nil), recs...), sum[:ticketChecksumLen]...)))
+}

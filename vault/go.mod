@@ -1,0 +1,3 @@
+module github.com/alkdev/alknet/vault
+
+go 1.26
