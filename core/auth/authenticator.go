@@ -1,0 +1,230 @@
+package auth
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/alkdev/alknet/core/internal/netkey"
+)
+
+// Token resolution errors.
+var (
+	ErrAuthFailed  = errors.New("auth: token not accepted")
+	ErrAuthBlocked = errors.New("auth: too many failed attempts from this address")
+)
+
+// RateLimits bounds failed token attempts per IP key. Zero fields take the defaults
+// (5 per minute, burst 5); a negative burst turns limiting off.
+type RateLimits struct {
+	FailuresPerMinute float64
+	FailureBurst      int
+}
+
+// Defaults for RateLimits.
+const (
+	DefaultFailuresPerMinute = 5
+	DefaultFailureBurst      = 5
+	maxLimiterKeys           = 65536
+	blockedLogInterval       = time.Minute
+)
+
+// WithDefaults fills zero fields.
+func (r RateLimits) WithDefaults() RateLimits {
+	if r.FailuresPerMinute == 0 {
+		r.FailuresPerMinute = DefaultFailuresPerMinute
+	}
+	if r.FailureBurst == 0 {
+		r.FailureBurst = DefaultFailureBurst
+	}
+	return r
+}
+
+func (r RateLimits) off() bool { return r.FailureBurst < 0 || r.FailuresPerMinute < 0 }
+
+// Authenticator is the one way handlers and the endpoint resolve identities: it limits failed
+// token attempts per IP key and writes one audit line per attempt (§6.6 of core.md).
+type Authenticator struct {
+	p      IdentityProvider
+	limits func() RateLimits
+	log    *slog.Logger
+	now    func() time.Time
+
+	mu  sync.Mutex
+	lru *list.List                    // of *ipState, most recent first
+	ips map[netkey.Key]*list.Element // bounded by maxLimiterKeys
+}
+
+type ipState struct {
+	key        netkey.Key
+	lim        *rate.Limiter
+	limits     RateLimits
+	lastLogged time.Time // last "blocked" audit line
+}
+
+var _ IdentityProvider = (*Authenticator)(nil)
+
+// AuthenticatorOption configures an Authenticator.
+type AuthenticatorOption func(*Authenticator)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) AuthenticatorOption {
+	return func(a *Authenticator) { a.now = now }
+}
+
+// NewAuthenticator wraps p. limits is read at each use, so reloaded limits apply at once;
+// nil means defaults. log nil means slog.Default().
+func NewAuthenticator(p IdentityProvider, limits func() RateLimits, log *slog.Logger, opts ...AuthenticatorOption) *Authenticator {
+	if limits == nil {
+		limits = func() RateLimits { return RateLimits{} }
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Authenticator{p: p, limits: limits, log: log, now: time.Now, lru: list.New(), ips: make(map[netkey.Key]*list.Element)}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Fingerprint resolves a connection's client-certificate fingerprint. A resolved fingerprint
+// is an attempt (audited as accept); an unknown one is not.
+func (a *Authenticator) Fingerprint(ctx context.Context, ac AuthContext) (Identity, bool) {
+	if ac.Fingerprint == "" {
+		return Identity{}, false
+	}
+	id, ok := a.p.FromFingerprint(ctx, ac.Fingerprint)
+	if ok {
+		a.audit(ac, id.ID, "accept")
+	}
+	return id, ok
+}
+
+// Token resolves a per-request token. It returns ErrAuthBlocked without resolving while the
+// remote IP is blocked, and ErrAuthFailed (spending one failure) when the token does not resolve.
+func (a *Authenticator) Token(ctx context.Context, ac AuthContext, token string) (Identity, error) {
+	key := netkey.FromAddr(ac.RemoteAddr)
+	lim := a.limits().WithDefaults()
+	if a.Blocked(ac.RemoteAddr) {
+		a.ReportBlocked(ac)
+		return Identity{}, ErrAuthBlocked
+	}
+	id, ok := a.p.FromToken(ctx, token)
+	if ok {
+		a.audit(ac, id.ID, "accept")
+		return id, nil
+	}
+	if key.Valid() && !lim.off() {
+		a.mu.Lock()
+		st := a.stateLocked(key, lim)
+		st.lim.AllowN(a.now(), 1)
+		a.mu.Unlock()
+	}
+	a.audit(ac, "", "reject")
+	return Identity{}, ErrAuthFailed
+}
+
+// Blocked reports whether addr's IP key has used up its failure budget.
+func (a *Authenticator) Blocked(addr net.Addr) bool {
+	key := netkey.FromAddr(addr)
+	lim := a.limits().WithDefaults()
+	if !key.Valid() || lim.off() {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	el, ok := a.ips[key]
+	if !ok {
+		return false
+	}
+	st := el.Value.(*ipState)
+	a.applyLimits(st, lim)
+	return st.lim.TokensAt(a.now()) < 1
+}
+
+// ReportBlocked writes the "blocked" audit line for ac, at most once a minute per IP key.
+func (a *Authenticator) ReportBlocked(ac AuthContext) {
+	key := netkey.FromAddr(ac.RemoteAddr)
+	if !key.Valid() {
+		return
+	}
+	now := a.now()
+	a.mu.Lock()
+	st := a.stateLocked(key, a.limits().WithDefaults())
+	due := st.lastLogged.IsZero() || now.Sub(st.lastLogged) >= blockedLogInterval
+	if due {
+		st.lastLogged = now
+	}
+	a.mu.Unlock()
+	if due {
+		a.audit(ac, "", "blocked")
+	}
+}
+
+// FromFingerprint implements IdentityProvider with the AuthContext stored in ctx.
+func (a *Authenticator) FromFingerprint(ctx context.Context, fp string) (Identity, bool) {
+	ac, _ := FromContext(ctx)
+	ac.Fingerprint = fp
+	return a.Fingerprint(ctx, ac)
+}
+
+// FromToken implements IdentityProvider with the AuthContext stored in ctx.
+func (a *Authenticator) FromToken(ctx context.Context, token string) (Identity, bool) {
+	ac, _ := FromContext(ctx)
+	id, err := a.Token(ctx, ac, token)
+	return id, err == nil
+}
+
+// Revalidate forwards to the wrapped provider when it is a Revalidator.
+func (a *Authenticator) Revalidate(ctx context.Context, id Identity) bool {
+	r, ok := a.p.(Revalidator)
+	return ok && r.Revalidate(ctx, id)
+}
+
+// stateLocked returns the limiter state of key, creating it (and evicting the least recently
+// used one beyond maxLimiterKeys). a.mu must be held.
+func (a *Authenticator) stateLocked(key netkey.Key, lim RateLimits) *ipState {
+	if el, ok := a.ips[key]; ok {
+		a.lru.MoveToFront(el)
+		st := el.Value.(*ipState)
+		a.applyLimits(st, lim)
+		return st
+	}
+	st := &ipState{key: key, limits: lim, lim: rate.NewLimiter(perSecond(lim), max(lim.FailureBurst, 0))}
+	a.ips[key] = a.lru.PushFront(st)
+	for len(a.ips) > maxLimiterKeys {
+		old := a.lru.Back()
+		a.lru.Remove(old)
+		delete(a.ips, old.Value.(*ipState).key)
+	}
+	return st
+}
+
+func (a *Authenticator) applyLimits(st *ipState, lim RateLimits) {
+	if st.limits == lim {
+		return
+	}
+	now := a.now()
+	st.lim.SetLimitAt(now, perSecond(lim))
+	st.lim.SetBurstAt(now, max(lim.FailureBurst, 0))
+	st.limits = lim
+}
+
+func perSecond(r RateLimits) rate.Limit { return rate.Limit(r.FailuresPerMinute / 60) }
+
+// audit writes the fail2ban line: exactly these keys, in this order. Never a token or hash.
+func (a *Authenticator) audit(ac AuthContext, peerID, result string) {
+	a.log.Info("auth",
+		"remote_addr", netkey.Host(ac.RemoteAddr),
+		"fingerprint", ac.Fingerprint,
+		"peer_id", peerID,
+		"alpn", ac.ALPN,
+		"result", result)
+}
