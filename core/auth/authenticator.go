@@ -57,7 +57,7 @@ type Authenticator struct {
 	now    func() time.Time
 
 	mu  sync.Mutex
-	lru *list.List                    // of *ipState, most recent first
+	lru *list.List                   // of *ipState, most recent first
 	ips map[netkey.Key]*list.Element // bounded by maxLimiterKeys
 }
 
