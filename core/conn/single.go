@@ -143,6 +143,7 @@ func (s *singleStream) Read(p []byte) (int, error) {
 			return n, mapped(err, nil, ErrConnectionClosed, ErrStreamClosed)
 		}
 		s.eof.Store(true)
+		s.finishedBothWays()
 		return n, io.EOF
 	}
 	return n, s.fail(err)
@@ -180,7 +181,16 @@ func (s *singleStream) CloseWrite() error {
 	if err := s.c.bs.closeWrite(); err != nil {
 		return s.fail(err)
 	}
+	s.finishedBothWays()
 	return nil
+}
+
+// finishedBothWays ends the connection once its only stream is done in both directions:
+// nothing more can be sent or received on it.
+func (s *singleStream) finishedBothWays() {
+	if s.eof.Load() && s.writeClosed.Load() {
+		s.c.markClosed()
+	}
 }
 
 func (s *singleStream) Cancel(uint64) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/conn"
@@ -17,10 +18,11 @@ import (
 // whether the endpoint set it (from the fingerprint) or the handler did later.
 type tracked struct {
 	conn.Connection
-	mu     sync.Mutex
-	id     *auth.Identity
-	fromFP bool
-	cancel context.CancelFunc
+	mu      sync.Mutex
+	id      *auth.Identity
+	fromFP  bool
+	cancel  context.CancelFunc
+	revoked atomic.Bool // closed by a revocation sweep (logged once)
 }
 
 func (t *tracked) SetIdentity(id auth.Identity) error {

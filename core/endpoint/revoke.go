@@ -32,7 +32,7 @@ func (e *Endpoint) sweep() {
 		provider := e.store.Provider()
 		for _, t := range live {
 			held, fromFP, ok := t.heldIdentity()
-			if !ok {
+			if !ok || isDone(t.Done()) {
 				continue
 			}
 			var still bool
@@ -42,7 +42,7 @@ func (e *Endpoint) sweep() {
 			} else if r, isR := provider.(auth.Revalidator); isR {
 				still = r.Revalidate(ctx, held)
 			}
-			if still {
+			if still || !t.revoked.CompareAndSwap(false, true) {
 				continue
 			}
 			e.metrics.Revoked()
@@ -50,4 +50,13 @@ func (e *Endpoint) sweep() {
 			_ = t.Close(conn.CodeRevoked, conn.ReasonRevoked)
 		}
 	}()
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -1,0 +1,237 @@
+// Package testnode starts real endpoints on loopback for core's integration tests.
+package testnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+// Logs is a concurrency-safe log sink.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Count returns how many log lines contain s.
+func (l *Logs) Count(s string) int { return strings.Count(l.String(), s) }
+
+// Options configure a test node; zero values give a key-mode node serving Handlers on
+// QUIC and TCP+TLS at 127.0.0.1 ephemeral ports.
+type Options struct {
+	Handlers     []endpoint.ProtocolHandler
+	Key          *identity.NodeKey
+	TLS          tlsconf.ServerOptions
+	Limits       config.Limits
+	DrainTimeout time.Duration
+	Dynamic      *config.DynamicConfig
+	NoQUIC       bool
+	NoTCP        bool
+}
+
+// Node is a running endpoint.
+type Node struct {
+	Key    *identity.NodeKey
+	Server *tlsconf.Server
+	E      *endpoint.Endpoint
+	Store  *config.Store
+	Auth   *auth.Authenticator
+	QUIC   string // bound address, "" if none
+	TCP    string
+	Logs   *Logs
+	runErr chan error
+}
+
+// Start starts a node and stops it at test cleanup.
+func Start(t testing.TB, o Options) *Node {
+	t.Helper()
+	n := &Node{Key: o.Key, Logs: &Logs{}, runErr: make(chan error, 1)}
+	if n.Key == nil {
+		k, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Key = k
+	}
+	log := slog.New(slog.NewTextHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg, err := endpoint.NewRegistry(o.Handlers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := config.DynamicConfig{}
+	if o.Dynamic != nil {
+		dyn = *o.Dynamic
+	}
+	n.Store, err = config.NewStore(dyn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Auth = auth.NewAuthenticator(n.Store.Provider(), n.Store.RateLimits, log)
+	n.Server, err = tlsconf.NewServer(o.TLS, n.Key, reg.ALPNs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.E, err = endpoint.New(endpoint.Options{Registry: reg, Auth: n.Auth, Store: n.Store, Limits: o.Limits, DrainTimeout: o.DrainTimeout, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.NoQUIC {
+		a, err := n.E.ListenQUIC("127.0.0.1:0", n.Server.QUIC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.QUIC = a.String()
+	}
+	if !o.NoTCP {
+		a, err := n.E.ListenTCP("127.0.0.1:0", n.Server.TCP())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.TCP = a.String()
+	}
+	go func() { n.runErr <- n.E.Run(context.Background()) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.E.Shutdown(ctx)
+		_ = n.Wait(ctx)
+		_ = n.Server.Close()
+	})
+	return n
+}
+
+// Wait returns Run's result.
+func (n *Node) Wait(ctx context.Context) error {
+	select {
+	case err := <-n.runErr:
+		n.runErr <- err
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Pin returns credentials pinning this node, optionally presenting key.
+func (n *Node) Pin(key *identity.NodeKey) tlsconf.ConnectionCredentials {
+	return tlsconf.ConnectionCredentials{RemotePin: n.Server.Fingerprint(), LocalKey: key}
+}
+
+// Addr returns the node's address for a transport ("quic" or "tcp").
+func (n *Node) Addr(transport string) string {
+	if transport == "quic" {
+		return n.QUIC
+	}
+	return n.TCP
+}
+
+// Echo is a handler that echoes every stream it accepts and reports each connection's
+// AuthContext on Seen.
+type Echo struct {
+	Protocol string
+	Seen     chan auth.AuthContext
+	Conns    chan conn.Connection
+}
+
+// NewEcho returns an echo handler for alpn.
+func NewEcho(alpn string) *Echo {
+	return &Echo{Protocol: alpn, Seen: make(chan auth.AuthContext, 64), Conns: make(chan conn.Connection, 64)}
+}
+
+// ALPN implements endpoint.ProtocolHandler.
+func (h *Echo) ALPN() string { return h.Protocol }
+
+// Handle echoes each stream until the connection or ctx ends.
+func (h *Echo) Handle(ctx context.Context, c conn.Connection, ac auth.AuthContext) error {
+	select {
+	case h.Seen <- ac:
+	default:
+	}
+	select {
+	case h.Conns <- c:
+	default:
+	}
+	// Cooperative: when ctx ends, closing the connection unblocks the copies below.
+	stop := context.AfterFunc(ctx, func() { _ = c.Close(conn.CodeNormal, "") })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		s, err := c.AcceptStream(ctx)
+		if err != nil {
+			if errors.Is(err, conn.ErrConnectionClosed) || ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = io.Copy(s, s)
+			_ = s.CloseWrite()
+		}()
+	}
+}
+
+// RoundTrip writes msg on a new (or the single) stream, half-closes, and reads the echo.
+func RoundTrip(ctx context.Context, c conn.Connection, msg string) (string, error) {
+	var s conn.Stream
+	var err error
+	if c.MultiStream() {
+		s, err = c.OpenStream(ctx)
+	} else {
+		s, err = c.AcceptStream(ctx)
+	}
+	if err != nil {
+		return "", err
+	}
+	if _, err := s.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return "", err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = s.SetReadDeadline(dl)
+	}
+	b, err := io.ReadAll(s)
+	return string(b), err
+}
+
+// LoopbackAddr returns an address on loopback where nothing listens (TCP and UDP).
+func LoopbackAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	_ = l.Close()
+	return a
+}
