@@ -148,8 +148,12 @@ func TestDialErrors(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	for _, dial := range []func(context.Context, string, string, tlsconf.ConnectionCredentials) (any, error){
-		func(c context.Context, a, p string, cr tlsconf.ConnectionCredentials) (any, error) { return d.DialTCP(c, a, p, cr) },
-		func(c context.Context, a, p string, cr tlsconf.ConnectionCredentials) (any, error) { return d.DialQUIC(c, a, p, cr) },
+		func(c context.Context, a, p string, cr tlsconf.ConnectionCredentials) (any, error) {
+			return d.DialTCP(c, a, p, cr)
+		},
+		func(c context.Context, a, p string, cr tlsconf.ConnectionCredentials) (any, error) {
+			return d.DialQUIC(c, a, p, cr)
+		},
 	} {
 		_, err := dial(cctx, closed, alpn, tlsconf.ConnectionCredentials{RemotePin: k.Fingerprint()})
 		if !client.IsKind(err, client.DialCanceled) || !errors.Is(err, context.Canceled) {

@@ -40,9 +40,13 @@ func TestSupervise(t *testing.T) {
 	clk := &fakeClock{now: time.Unix(0, 0)}
 	var waits []time.Duration
 	s := supervisor{
-		now:   func() time.Time { return clk.now },
-		sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); clk.now = clk.now.Add(d); return nil },
-		rnd:   func() float64 { return 1 },
+		now: func() time.Time { return clk.now },
+		sleep: func(_ context.Context, d time.Duration) error {
+			waits = append(waits, d)
+			clk.now = clk.now.Add(d)
+			return nil
+		},
+		rnd: func() float64 { return 1 },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -52,7 +56,10 @@ func TestSupervise(t *testing.T) {
 		func() (conn.Connection, error) { return nil, &DialError{Kind: DialConnect} },
 		func() (conn.Connection, error) { a, _ := conn.Pipe("alknet/test"); return a, nil },
 		func() (conn.Connection, error) { return nil, &DialError{Kind: DialConnect} },
-		func() (conn.Connection, error) { cancel(); return nil, &DialError{Kind: DialCanceled, Err: context.Canceled} },
+		func() (conn.Connection, error) {
+			cancel()
+			return nil, &DialError{Kind: DialCanceled, Err: context.Canceled}
+		},
 	}
 	i := 0
 	dial := func(context.Context) (conn.Connection, error) { f := script[i]; i++; return f() }
