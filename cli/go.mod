@@ -1,12 +1,19 @@
 module github.com/alkdev/alknet/cli
 
-go 1.26
+go 1.26.0
+
+require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
+
+require go.uber.org/goleak v1.3.0
 
 require (
-	github.com/alkdev/alknet/agent v0.0.0-00010101000000-000000000000
-	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
-	github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
-	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/quic-go/quic-go v0.65.0 // indirect
+	github.com/urfave/cli/v3 v3.14.0
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+	golang.org/x/time v0.16.0 // indirect
 )
 
 replace (

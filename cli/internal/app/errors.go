@@ -1,0 +1,46 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Exit codes (cli.md "Output and exit codes").
+const (
+	ExitOK          = 0
+	ExitUsage       = 1
+	ExitConnection  = 2
+	ExitInterrupted = 130
+)
+
+// exitError carries an exit code and the CODE word printed as "error: CODE: message".
+type exitError struct {
+	code int
+	word string
+	err  error
+}
+
+func (e *exitError) Error() string { return fmt.Sprintf("%s: %v", e.word, e.err) }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: ExitUsage, word: "USAGE", err: fmt.Errorf(format, a...)}
+}
+
+func configErr(err error) error { return &exitError{code: ExitUsage, word: "CONFIG", err: err} }
+
+func connErr(word string, err error) error {
+	return &exitError{code: ExitConnection, word: word, err: err}
+}
+
+// exitCode maps an error returned by a command to the process exit code.
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return ExitUsage
+}
