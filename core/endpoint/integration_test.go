@@ -361,7 +361,8 @@ func TestPerIPLimit(t *testing.T) {
 	echo := testnode.NewEcho(alpn)
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo}, Limits: config.Limits{MaxConnectionsPerIP: 2}})
+			m := &countingMetrics{}
+			n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo}, Limits: config.Limits{MaxConnectionsPerIP: 2}, Metrics: m})
 			ctx := ctxT(t, 10*time.Second)
 			var held []conn.Connection
 			for range 2 {
@@ -381,6 +382,18 @@ func TestPerIPLimit(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatal("third connection accepted")
+			}
+			// A second refusal within the minute is counted but not logged again.
+			if tr == "quic" {
+				_, err = d.DialQUIC(ctx, n.QUIC, alpn, n.Pin(nil))
+			} else {
+				_, err = d.DialTCP(ctx, n.TCP, alpn, n.Pin(nil))
+			}
+			if err == nil {
+				t.Fatal("fourth connection accepted")
+			}
+			if m.refused.Load() < 2 || m.accepted.Load() != 2 {
+				t.Fatalf("metrics: %d refused, %d accepted", m.refused.Load(), m.accepted.Load())
 			}
 			if n.Logs.Count(`msg="connection refused" remote_addr=127.0.0.1 reason=limit_ip`) != 1 {
 				t.Fatalf("logs: %s", n.Logs.String())
@@ -405,12 +418,12 @@ func TestHandshakeTimeout(t *testing.T) {
 	echo := testnode.NewEcho(alpn)
 	n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo}, NoQUIC: true,
 		Limits: config.Limits{HandshakeTimeout: 300 * time.Millisecond, MaxConnectionsPerIP: 1}})
+	begin := time.Now() // before the server's accept, so the measured time cannot undercut its timer
 	raw, err := net.Dial("tcp", n.TCP)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	begin := time.Now()
 	_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := raw.Read(make([]byte, 1)); err == nil {
 		t.Fatal("read succeeded")
@@ -558,3 +571,15 @@ func expectRevoked(t *testing.T, ctx context.Context, c conn.Connection, begin t
 		t.Fatalf("close error %v", err)
 	}
 }
+
+type countingMetrics struct {
+	accepted, closed, refused, handshakeFailed, authAccept, panics, revoked atomic.Int32
+}
+
+func (m *countingMetrics) ConnAccepted(string, string) { m.accepted.Add(1) }
+func (m *countingMetrics) ConnClosed(string, string)   { m.closed.Add(1) }
+func (m *countingMetrics) ConnRefused(string)          { m.refused.Add(1) }
+func (m *countingMetrics) HandshakeFailed(string)      { m.handshakeFailed.Add(1) }
+func (m *countingMetrics) AuthResult(string)           { m.authAccept.Add(1) }
+func (m *countingMetrics) HandlerPanic(string)         { m.panics.Add(1) }
+func (m *countingMetrics) Revoked()                    { m.revoked.Add(1) }

@@ -48,3 +48,23 @@ func TestSlots(t *testing.T) {
 		}
 	}
 }
+
+// Checklist 17 (server half): no 0-RTT, no unidirectional streams, limits applied.
+func TestQUICServerConfig(t *testing.T) {
+	reg, err := NewRegistry(HandlerFunc{Protocol: "alknet/test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Registry: reg, Limits: config.Limits{MaxIncomingStreams: 7, KeepAlivePeriod: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qc := e.quicConfig()
+	if qc.Allow0RTT || qc.MaxIncomingUniStreams != -1 || qc.MaxIncomingStreams != 7 || qc.KeepAlivePeriod != 0 ||
+		qc.HandshakeIdleTimeout != config.DefaultHandshakeTimeout || qc.MaxIdleTimeout != config.DefaultIdleTimeout {
+		t.Fatalf("quic config %+v", qc)
+	}
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -54,6 +54,7 @@ type Options struct {
 	Dynamic      *config.DynamicConfig
 	NoQUIC       bool
 	NoTCP        bool
+	Metrics      endpoint.Metrics
 }
 
 // Node is a running endpoint.
@@ -98,7 +99,7 @@ func Start(t testing.TB, o Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.E, err = endpoint.New(endpoint.Options{Registry: reg, Auth: n.Auth, Store: n.Store, Limits: o.Limits, DrainTimeout: o.DrainTimeout, Logger: log})
+	n.E, err = endpoint.New(endpoint.Options{Registry: reg, Auth: n.Auth, Store: n.Store, Limits: o.Limits, DrainTimeout: o.DrainTimeout, Logger: log, Metrics: o.Metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
