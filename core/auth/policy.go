@@ -105,7 +105,7 @@ func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Po
 			}
 		}
 		checkScopes(path, pe.Scopes, bad)
-		p.peers = append(p.peers, clonePeer(pe))
+		p.peers = append(p.peers, pe.Clone())
 	}
 	for i, k := range keys {
 		path := fmt.Sprintf("api_keys[%d]", i)
@@ -118,7 +118,7 @@ func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Po
 			bad(path+".hash", "want \"sha256:\" and 64 lowercase hex digits")
 		}
 		checkScopes(path, k.Scopes, bad)
-		k.Scopes = slices.Clone(k.Scopes)
+		k = k.Clone()
 		if _, dup := p.keys[k.Prefix]; !dup {
 			p.keys[k.Prefix] = k
 		}
@@ -127,6 +127,12 @@ func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Po
 		return nil, fmt.Errorf("%w: %w", ErrInvalidPolicy, errors.Join(errs...))
 	}
 	return p, nil
+}
+
+// Clone returns a deep copy.
+func (k ApiKeyEntry) Clone() ApiKeyEntry {
+	k.Scopes = slices.Clone(k.Scopes)
+	return k
 }
 
 func checkScopes(path string, scopes []string, bad func(path, format string, a ...any)) {
@@ -147,7 +153,8 @@ func validPeerID(s string) bool {
 	return true
 }
 
-func clonePeer(pe PeerEntry) PeerEntry {
+// Clone returns a deep copy.
+func (pe PeerEntry) Clone() PeerEntry {
 	pe.Fingerprints = slices.Clone(pe.Fingerprints)
 	pe.Scopes = slices.Clone(pe.Scopes)
 	if pe.Resources != nil {

@@ -23,20 +23,10 @@ type DynamicConfig struct {
 func (d DynamicConfig) Clone() DynamicConfig {
 	out := DynamicConfig{RateLimits: d.RateLimits}
 	for _, p := range d.Peers {
-		p.Fingerprints = slices.Clone(p.Fingerprints)
-		p.Scopes = slices.Clone(p.Scopes)
-		if p.Resources != nil {
-			r := make(map[string][]string, len(p.Resources))
-			for k, v := range p.Resources {
-				r[k] = slices.Clone(v)
-			}
-			p.Resources = r
-		}
-		out.Peers = append(out.Peers, p)
+		out.Peers = append(out.Peers, p.Clone())
 	}
 	for _, k := range d.APIKeys {
-		k.Scopes = slices.Clone(k.Scopes)
-		out.APIKeys = append(out.APIKeys, k)
+		out.APIKeys = append(out.APIKeys, k.Clone())
 	}
 	return out
 }

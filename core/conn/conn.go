@@ -77,3 +77,12 @@ func truncateReason(r string) string {
 	}
 	return r
 }
+
+// Open returns a stream to send a request on: a new stream on a multi-stream connection, or
+// the connection's one stream on a single-stream connection (where both sides share it).
+func Open(ctx context.Context, c Connection) (Stream, error) {
+	if c.MultiStream() {
+		return c.OpenStream(ctx)
+	}
+	return c.AcceptStream(ctx)
+}

@@ -71,13 +71,7 @@ func answer(s conn.Stream) {
 
 // Ping sends one ping on c and waits for the pong.
 func Ping(ctx context.Context, c conn.Connection) error {
-	var s conn.Stream
-	var err error
-	if c.MultiStream() {
-		s, err = c.OpenStream(ctx)
-	} else {
-		s, err = c.AcceptStream(ctx)
-	}
+	s, err := conn.Open(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -202,13 +202,7 @@ func (h *Echo) Handle(ctx context.Context, c conn.Connection, ac auth.AuthContex
 
 // RoundTrip writes msg on a new (or the single) stream, half-closes, and reads the echo.
 func RoundTrip(ctx context.Context, c conn.Connection, msg string) (string, error) {
-	var s conn.Stream
-	var err error
-	if c.MultiStream() {
-		s, err = c.OpenStream(ctx)
-	} else {
-		s, err = c.AcceptStream(ctx)
-	}
+	s, err := conn.Open(ctx, c)
 	if err != nil {
 		return "", err
 	}
