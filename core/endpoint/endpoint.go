@@ -205,6 +205,12 @@ func (e *Endpoint) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: Run called twice", ErrState)
 	}
 	e.started = true
+	if e.shuttingDown.Load() {
+		// Shutdown came first: start nothing (its loops.Wait must not race our loops.Add).
+		e.mu.Unlock()
+		<-e.shutdownDone
+		return nil
+	}
 	if e.ephem {
 		e.log.Warn("ephemeral node key: the fingerprint changes every run")
 	}

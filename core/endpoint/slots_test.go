@@ -68,3 +68,24 @@ func TestQUICServerConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Shutdown before Run: Run starts nothing and returns nil.
+func TestShutdownBeforeRun(t *testing.T) {
+	reg, _ := NewRegistry(HandlerFunc{Protocol: "alknet/test"})
+	e, err := New(Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ListenTCP("127.0.0.1:0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(t.Context()); err != nil {
+		t.Fatalf("Run after Shutdown = %v", err)
+	}
+	if _, err := e.ListenTCP("127.0.0.1:0", nil); err == nil {
+		t.Fatal("ListenTCP after Shutdown succeeded")
+	}
+}
