@@ -1,0 +1,442 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/conn"
+)
+
+// pending is an outgoing request awaiting its terminal event (§15.2).
+type pending struct {
+	id     string
+	sub    bool
+	shared bool     // on a shared stream: a full buffer aborts instead of blocking
+	known  []string // domain codes the caller knows (WithKnownCodes)
+	items  chan json.RawMessage
+	done   chan struct{}
+	once   sync.Once
+	out    json.RawMessage
+	err    error // *CallError, or io.EOF for a completed subscription
+}
+
+// CallOption adjusts one request.
+type CallOption func(*callOpts)
+
+type callOpts struct {
+	id           string
+	token        string
+	hasToken     bool
+	forwardedFor *core.Identity
+	timeout      time.Duration
+	known        []string
+}
+
+// WithKnownCodes declares the domain error codes the caller knows for this operation (its
+// error_schemas); any other non-protocol code is reported as INTERNAL with OriginalCode set.
+func WithKnownCodes(codes ...string) CallOption {
+	return func(o *callOpts) { o.known = append(o.known, codes...) }
+}
+
+// WithRequestID sets the request id (default: a fresh UUID v4).
+func WithRequestID(id string) CallOption { return func(o *callOpts) { o.id = id } }
+
+// WithAuthToken sends token as this request's auth_token.
+func WithAuthToken(token string) CallOption {
+	return func(o *callOpts) { o.token, o.hasToken = token, true }
+}
+
+// WithForwardedFor sends the end caller's identity (forwarders only; never trusted for access).
+func WithForwardedFor(id *core.Identity) CallOption { return func(o *callOpts) { o.forwardedFor = id } }
+
+// WithTimeout overrides ConnOptions.CallTimeout for one call.
+func WithTimeout(d time.Duration) CallOption { return func(o *callOpts) { o.timeout = d } }
+
+func (c *Conn) options(opts []CallOption) callOpts {
+	o := callOpts{timeout: c.o.CallTimeout}
+	if c.o.AuthToken != "" {
+		o.token, o.hasToken = c.o.AuthToken, true
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.id == "" {
+		o.id = newUUID()
+	}
+	return o
+}
+
+// register adds a pending entry before its request is written.
+func (c *Conn) register(o callOpts, sub bool) (*pending, *CallError) {
+	id := o.id
+	p := &pending{id: id, sub: sub, shared: !c.c.MultiStream(), known: o.known, done: make(chan struct{})}
+	if sub {
+		p.items = make(chan json.RawMessage, c.o.SubscriptionBuffer)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return nil, errConnectionClosed(conn.ErrConnectionClosed)
+	case c.pending[id] != nil:
+		return nil, &CallError{Code: CodeInvalidInput, Message: msgDuplicateID}
+	case len(c.pending) >= c.o.MaxPending:
+		return nil, errRetryableInternal(msgTooManyPending)
+	}
+	c.pending[id] = p
+	return p, nil
+}
+
+// finishPending ends p once with (out, err) and forgets it; it reports whether this call ended it.
+func (c *Conn) finishPending(p *pending, out json.RawMessage, err error) bool {
+	ended := false
+	p.once.Do(func() {
+		p.out, p.err = out, err
+		close(p.done)
+		ended = true
+	})
+	c.mu.Lock()
+	if c.pending[p.id] == p {
+		delete(c.pending, p.id)
+	}
+	c.mu.Unlock()
+	return ended
+}
+
+func (c *Conn) lookupPending(id string) *pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pending[id]
+}
+
+// deliver routes a response event to its pending entry; events for unknown ids are ignored.
+// only, when set, restricts delivery to that entry (a caller-opened stream).
+func (c *Conn) deliver(e Envelope, only *pending) {
+	p := c.lookupPending(e.ID)
+	if p == nil || (only != nil && p != only) {
+		return
+	}
+	switch e.Type {
+	case EventResponded:
+		out, ok := decodeResponded(e.Payload)
+		if !ok {
+			return
+		}
+		if !p.sub {
+			c.finishPending(p, out, nil)
+			return
+		}
+		if p.shared {
+			select {
+			case p.items <- out:
+			default:
+				// Blocking would stall every call on the shared stream: abort instead (§15.4).
+				c.sendAbort(p.id)
+				c.finishPending(p, nil, errInternal(msgConsumerTooSlow, nil))
+			}
+			return
+		}
+		select { // dedicated stream: block, so flow control slows the callee
+		case p.items <- out:
+		case <-p.done:
+		}
+	case EventCompleted:
+		if p.sub {
+			c.finishPending(p, nil, io.EOF)
+		}
+	case EventError:
+		ce, ok := decodeError(e.Payload)
+		if !ok {
+			return // undecodable: the request stays pending until it ends otherwise
+		}
+		c.finishPending(p, nil, normalizeRemote(ce, p.known))
+	case EventAborted:
+		c.finishPending(p, nil, errCancelled(nil))
+	}
+}
+
+// normalizeRemote treats a code that is neither a protocol code nor one the caller declared
+// known (WithKnownCodes, from the op's error_schemas) as INTERNAL, not retryable, keeping the
+// original code in OriginalCode (§7.4).
+func normalizeRemote(ce *CallError, known []string) *CallError {
+	if IsProtocolCode(ce.Code) || slices.Contains(known, ce.Code) {
+		return ce
+	}
+	return &CallError{Code: CodeInternal, Message: ce.Message, Details: ce.Details, OriginalCode: ce.Code}
+}
+
+// Call runs a query or mutation on the peer; every error is a *CallError.
+func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
+	o := c.options(opts)
+	p, ce := c.register(o, false)
+	if ce != nil {
+		return nil, ce
+	}
+	if err := c.sendRequest(ctx, p, op, in, o); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(o.timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		if c.finishPending(p, nil, errTimedOut()) {
+			c.sendAbort(p.id)
+		}
+	case <-ctx.Done():
+		var fail *CallError
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			fail = errTimedOut()
+		} else {
+			fail = errCancelled(ctx.Err())
+		}
+		if c.finishPending(p, nil, fail) {
+			c.sendAbort(p.id)
+		}
+	}
+	<-p.done
+	if p.err != nil {
+		return nil, p.err
+	}
+	return p.out, nil
+}
+
+// sendRequest writes call.requested on a new stream (multi-stream) or the shared one.
+func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.RawMessage, o callOpts) error {
+	if len(in) == 0 {
+		in = json.RawMessage("null")
+	}
+	if !json.Valid(in) {
+		c.finishPending(p, nil, &CallError{Code: CodeInvalidInput, Message: "input is not valid JSON"})
+		return p.err
+	}
+	if op != "" && op[0] != '/' {
+		op = "/" + op
+	}
+	payload := RequestedPayload{OperationID: op, Input: in, ForwardedFor: o.forwardedFor}
+	if o.hasToken {
+		payload.AuthToken = o.token
+	}
+	env := Envelope{Type: EventRequested, ID: p.id, Payload: appendRequested(nil, payload)}
+	if c.c.MultiStream() {
+		st, err := c.c.OpenStream(ctx)
+		if err != nil {
+			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
+			return p.err
+		}
+		w := c.newWire(st)
+		if err := w.send(env); err != nil {
+			st.Cancel(0)
+			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
+			return p.err
+		}
+		_ = st.CloseWrite()
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.readOwnStream(w, p)
+		}()
+		return nil
+	}
+	select {
+	case <-c.ready:
+	case <-ctx.Done():
+		c.finishPending(p, nil, errCancelled(ctx.Err()))
+		return p.err
+	}
+	if c.shared == nil {
+		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
+		return p.err
+	}
+	if err := c.shared.send(env); err != nil {
+		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
+		return p.err
+	}
+	return nil
+}
+
+// readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).
+func (c *Conn) readOwnStream(w *wire, p *pending) {
+	defer w.s.Close() // CancelRead(0) once terminal
+	stop := context.AfterFunc(c.ctx, func() { w.s.Cancel(0) })
+	defer stop()
+	go func() { // a request ended locally (timeout, abort) stops the reader
+		select {
+		case <-p.done:
+			w.s.Cancel(0)
+		case <-c.ctx.Done():
+		}
+	}()
+	for {
+		body, err := w.r.ReadFrame()
+		if err != nil {
+			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
+			return
+		}
+		e, err := DecodeEnvelope(body)
+		if err != nil {
+			w.s.Cancel(1)
+			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
+			return
+		}
+		switch e.Type {
+		case EventResponded, EventCompleted, EventError, EventAborted:
+			c.deliver(e, p)
+		default:
+			continue // wrong direction or unknown: ignored
+		}
+		select {
+		case <-p.done:
+			return
+		default:
+		}
+	}
+}
+
+// sendAbort tells the peer to abort id: a fresh stream on multi-stream connections (given
+// up after 5 s), the shared stream otherwise.
+func (c *Conn) sendAbort(id string) {
+	env := Envelope{Type: EventAborted, ID: id, Payload: emptyObject}
+	if !c.c.MultiStream() {
+		if c.shared != nil {
+			_ = c.shared.send(env)
+		}
+		return
+	}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, abortSendTimeout)
+		defer cancel()
+		st, err := c.c.OpenStream(ctx)
+		if err != nil {
+			c.log.Debug("abort not sent", "id", id, "err", err)
+			return
+		}
+		_ = st.SetWriteDeadline(time.Now().Add(abortSendTimeout))
+		if err := c.newWire(st).send(env); err != nil {
+			c.log.Debug("abort not sent", "id", id, "err", err)
+			st.Cancel(0)
+			return
+		}
+		_ = st.Close()
+	}()
+}
+
+// Abort sends call.aborted for a pending request and ends it locally at once.
+func (c *Conn) Abort(id string) error {
+	p := c.lookupPending(id)
+	if p == nil {
+		return NewError(CodeNotFound, "no pending request %s", id)
+	}
+	if c.finishPending(p, nil, errCancelled(nil)) {
+		c.sendAbort(id)
+	}
+	return nil
+}
+
+// Subscription is an open subscription; Recv returns its items, then io.EOF or the error.
+type Subscription struct {
+	c *Conn
+	p *pending
+}
+
+// ID is the request id.
+func (s *Subscription) ID() string { return s.p.id }
+
+// Recv returns the next item; io.EOF after call.completed; otherwise a *CallError. Buffered
+// items always come before the terminal error.
+func (s *Subscription) Recv() (json.RawMessage, error) {
+	select {
+	case it := <-s.p.items:
+		return it, nil
+	default:
+	}
+	select {
+	case it := <-s.p.items:
+		return it, nil
+	case <-s.p.done:
+		select {
+		case it := <-s.p.items:
+			return it, nil
+		default:
+			return nil, s.p.err
+		}
+	}
+}
+
+// Close aborts the subscription if it is not yet terminal.
+func (s *Subscription) Close() error {
+	if s.c.finishPending(s.p, nil, errCancelled(nil)) {
+		s.c.sendAbort(s.p.id)
+	}
+	return nil
+}
+
+// Subscribe starts a subscription. ctx bounds the whole subscription: cancelling it aborts.
+func (c *Conn) Subscribe(ctx context.Context, op string, in json.RawMessage, opts ...CallOption) (*Subscription, error) {
+	o := c.options(opts)
+	p, ce := c.register(o, true)
+	if ce != nil {
+		return nil, ce
+	}
+	if err := c.sendRequest(ctx, p, op, in, o); err != nil {
+		return nil, err
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			if c.finishPending(p, nil, errCancelled(ctx.Err())) {
+				c.sendAbort(p.id)
+			}
+		}
+	}()
+	return &Subscription{c: c, p: p}, nil
+}
+
+// BatchItem is one call of a batch.
+type BatchItem struct {
+	Op    string
+	Input json.RawMessage
+	Opts  []CallOption
+}
+
+// BatchResult is one result of a batch, in input order.
+type BatchResult struct {
+	Output json.RawMessage
+	Err    error
+}
+
+// Batch runs items concurrently; results come back in input order and fail independently.
+func (c *Conn) Batch(ctx context.Context, items []BatchItem) []BatchResult {
+	out := make([]BatchResult, len(items))
+	var wg sync.WaitGroup
+	for i, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := c.Call(ctx, it.Op, it.Input, it.Opts...)
+			out[i] = BatchResult{Output: o, Err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}

@@ -1,0 +1,317 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/conn"
+)
+
+// ConnOptions configure the client side of a Conn (§15.1).
+type ConnOptions struct {
+	AuthToken          string        // default per-request token; never from the environment
+	CallTimeout        time.Duration // default 30 s
+	MaxPending         int           // outgoing requests in flight; default 1024
+	SubscriptionBuffer int           // items buffered per subscription; default 32
+	Logger             *slog.Logger
+}
+
+// Defaults of ConnOptions.
+const (
+	DefaultCallTimeout        = 30 * time.Second
+	DefaultMaxPending         = 1024
+	DefaultSubscriptionBuffer = 32
+	abortSendTimeout          = 5 * time.Second
+)
+
+func (o ConnOptions) withDefaults() ConnOptions {
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = DefaultCallTimeout
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.SubscriptionBuffer <= 0 {
+		o.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	return o
+}
+
+// Conn speaks alknet/call over one connection, in both directions: it serves inbound
+// requests against the dispatcher and issues outbound calls (§15.1).
+type Conn struct {
+	c   core.Connection
+	d   *Dispatcher
+	o   ConnOptions
+	log *slog.Logger
+
+	ctx    context.Context // ends when the connection ends
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	inbound map[string]*inbound
+	pending map[string]*pending
+	closed  bool
+	overlay *Overlay
+
+	shared    *wire         // single-stream: the one stream (nil on multi-stream)
+	ready     chan struct{} // closed once Run has the shared stream (or knows there is none)
+	readyOnce sync.Once
+	runOnce   sync.Once
+	wg        sync.WaitGroup // inbound handlers, stream readers, abort senders
+}
+
+// NewConn wraps c. Call Run to serve; outbound calls work once Run is running.
+func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
+	if d == nil {
+		d = defaultDispatcher()
+	}
+	o = o.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Conn{
+		c: c, d: d, o: o, log: logger(o.Logger).With("alpn", c.ALPN()),
+		ctx: ctx, cancel: cancel,
+		inbound: map[string]*inbound{}, pending: map[string]*pending{},
+		overlay: NewOverlay(), ready: make(chan struct{}),
+	}
+}
+
+// Connection returns the underlying connection.
+func (c *Conn) Connection() core.Connection { return c.c }
+
+// Import adds imported registrations to this connection's overlay (replacing by name).
+func (c *Conn) Import(regs []HandlerRegistration) error { return c.overlay.Add(regs) }
+
+// Done is closed when the connection has ended and Run has cleaned up.
+func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
+
+// Run serves the connection until it ends or ctx is cancelled, then fails every pending
+// call with "connection closed" and aborts every inbound handler. It returns nil when the
+// connection closed, else the error that ended it.
+func (c *Conn) Run(ctx context.Context) error {
+	err := errors.New("call: Run called twice")
+	c.runOnce.Do(func() { err = c.run(ctx) })
+	return err
+}
+
+func (c *Conn) run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, c.cancel)
+	defer stop()
+	go func() {
+		select {
+		case <-c.c.Done():
+			c.cancel()
+		case <-c.ctx.Done():
+		}
+	}()
+	var err error
+	if c.c.MultiStream() {
+		c.readyOnce.Do(func() { close(c.ready) })
+		err = c.acceptLoop()
+	} else {
+		err = c.serveShared()
+	}
+	c.teardown()
+	c.wg.Wait()
+	if errors.Is(err, conn.ErrConnectionClosed) || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// teardown fails pending calls and aborts inbound handlers; idempotent.
+func (c *Conn) teardown() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	pend := make([]*pending, 0, len(c.pending))
+	for _, p := range c.pending {
+		pend = append(pend, p)
+	}
+	in := make([]*inbound, 0, len(c.inbound))
+	for _, i := range c.inbound {
+		in = append(in, i)
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.readyOnce.Do(func() { close(c.ready) })
+	for _, p := range pend {
+		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
+	}
+	for _, i := range in {
+		c.abortInbound(i.id)
+	}
+}
+
+func (c *Conn) acceptLoop() error {
+	for {
+		st, err := c.c.AcceptStream(c.ctx)
+		if err != nil {
+			return err
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.serveStream(st)
+		}()
+	}
+}
+
+// wire is one stream with its frame reader and writer.
+type wire struct {
+	s conn.Stream
+	r *FrameReader
+	w *FrameWriter
+}
+
+func (c *Conn) newWire(s conn.Stream) *wire {
+	return &wire{s: s, r: NewFrameReader(s, c.d.cfg.MaxFrameSize), w: NewFrameWriter(s, c.d.cfg.MaxFrameSize)}
+}
+
+func (w *wire) send(e Envelope) error {
+	return w.w.WriteFrame(AppendEnvelope(nil, e))
+}
+
+// servedStream tracks a stream the peer opened: FIN once clean EOF was read and every
+// request read from it is terminal.
+type servedStream struct {
+	w        *wire
+	mu       sync.Mutex
+	inflight int
+	eof      bool
+	finDone  bool
+	ids      map[string]bool // requests read from this stream and in flight
+}
+
+func (s *servedStream) requestDone(id string) {
+	s.mu.Lock()
+	if s.ids[id] {
+		delete(s.ids, id)
+		s.inflight--
+	}
+	fin := s.eof && s.inflight == 0 && !s.finDone
+	if fin {
+		s.finDone = true
+	}
+	s.mu.Unlock()
+	if fin {
+		_ = s.w.s.CloseWrite()
+	}
+}
+
+// serveStream reads frames from a stream the peer opened (§4.1.3).
+func (c *Conn) serveStream(st conn.Stream) {
+	ss := &servedStream{w: c.newWire(st), ids: map[string]bool{}}
+	idle := c.d.cfg.StreamIdleTimeout
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(idle))
+		body, err := ss.w.r.ReadFrame()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				ss.mu.Lock()
+				busy := ss.inflight > 0
+				ss.mu.Unlock()
+				if busy {
+					continue
+				}
+				_ = st.Close() // idle: FIN and stop reading
+				return
+			}
+			if err == io.EOF {
+				ss.mu.Lock()
+				ss.eof = true
+				fin := ss.inflight == 0 && !ss.finDone
+				if fin {
+					ss.finDone = true
+				}
+				ss.mu.Unlock()
+				if fin {
+					_ = st.CloseWrite()
+				}
+				return
+			}
+			c.brokenStream(ss, err)
+			return
+		}
+		e, err := DecodeEnvelope(body)
+		if err != nil {
+			c.brokenStream(ss, err)
+			return
+		}
+		switch e.Type {
+		case EventRequested:
+			c.acceptRequest(e, ss.w, ss)
+		case EventAborted:
+			c.abortInbound(e.ID)
+		case EventResponded, EventCompleted, EventError:
+			c.log.Debug("ignoring a response event on a stream the peer opened", "type", e.Type)
+		default:
+			c.log.Debug("ignoring unknown event type", "type", e.Type)
+		}
+	}
+}
+
+// brokenStream handles a malformed or truncated frame or a read error on a served stream:
+// abort what was read from it, reset both directions (code 1 = protocol error).
+func (c *Conn) brokenStream(ss *servedStream, err error) {
+	if !errors.Is(err, conn.ErrConnectionClosed) {
+		c.log.Debug("closing stream", "err", err)
+	}
+	ss.mu.Lock()
+	ids := make([]string, 0, len(ss.ids))
+	for id := range ss.ids {
+		ids = append(ids, id)
+	}
+	ss.mu.Unlock()
+	for _, id := range ids {
+		c.abortInbound(id)
+	}
+	ss.w.s.Cancel(1)
+}
+
+// serveShared runs the single stream: one reader routes events of both directions (§4.3).
+func (c *Conn) serveShared() error {
+	st, err := c.c.AcceptStream(c.ctx)
+	if err != nil {
+		return err
+	}
+	c.shared = c.newWire(st)
+	c.readyOnce.Do(func() { close(c.ready) })
+	for {
+		body, err := c.shared.r.ReadFrame()
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, conn.ErrConnectionClosed) {
+				c.log.Debug("closing connection", "err", err)
+			}
+			_ = c.c.Close(conn.CodeNormal, "")
+			return err
+		}
+		e, err := DecodeEnvelope(body)
+		if err != nil {
+			c.log.Debug("malformed frame: closing connection", "err", err)
+			_ = c.c.Close(conn.CodeNormal, "")
+			return err
+		}
+		switch e.Type {
+		case EventRequested:
+			c.acceptRequest(e, c.shared, nil)
+		case EventResponded, EventCompleted, EventError:
+			c.deliver(e, nil)
+		case EventAborted:
+			if !c.abortInbound(e.ID) {
+				c.deliver(e, nil)
+			}
+		default:
+			c.log.Debug("ignoring unknown event type", "type", e.Type)
+		}
+	}
+}

@@ -1,0 +1,217 @@
+// Package demo holds the demo operations of a dev node (cli.md "Built-in operations"). They
+// double as fixtures for tests, the benchmark and the Node binding.
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+)
+
+// Options adjust the demo operations.
+type Options struct {
+	// OnComposeDone, if set, is called when a demo/compose level's context is done (level 1 is
+	// the outermost), so tests and the benchmark can observe the abort cascade.
+	OnComposeDone func(level int, requestID string, cause error)
+}
+
+// Names of the demo operations.
+const (
+	Echo    = "demo/echo"
+	Add     = "demo/add"
+	Ticker  = "demo/ticker"
+	Sleep   = "demo/sleep"
+	Compose = "demo/compose"
+)
+
+// Registrations returns every demo operation.
+func Registrations(o Options) []call.HandlerRegistration {
+	return []call.HandlerRegistration{echo(), add(), ticker(), sleep(), compose(o)}
+}
+
+func raw(s string) json.RawMessage { return json.RawMessage(s) }
+
+func echo() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: Echo, Type: call.OpQuery, Visibility: call.External,
+			Description:  "Return the text it is given.",
+			InputSchema:  raw(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
+			OutputSchema: raw(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
+		},
+		Handler: func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+			var req struct {
+				Text json.RawMessage `json:"text"`
+			}
+			if err := json.Unmarshal(in, &req); err != nil {
+				return nil, err
+			}
+			// The text is copied as raw JSON: byte for byte what the caller sent.
+			return append(append([]byte(`{"text":`), req.Text...), '}'), nil
+		},
+	}
+}
+
+func add() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: Add, Type: call.OpQuery, Visibility: call.External,
+			Description:  "Add two numbers (as float64).",
+			InputSchema:  raw(`{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"],"additionalProperties":false}`),
+			OutputSchema: raw(`{"type":"object","properties":{"sum":{"type":"number"}},"required":["sum"],"additionalProperties":false}`),
+		},
+		Handler: func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+			var req struct{ A, B float64 }
+			if err := json.Unmarshal(in, &req); err != nil {
+				return nil, err
+			}
+			return json.Marshal(map[string]float64{"sum": req.A + req.B})
+		},
+	}
+}
+
+func ticker() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: Ticker, Type: call.OpSubscription, Visibility: call.External,
+			Description: "Emit {\"tick\": i} count times (0 = until aborted) every interval_ms.",
+			InputSchema: raw(`{"type":"object","properties":{` +
+				`"count":{"type":"integer","minimum":0,"maximum":100000},` +
+				`"interval_ms":{"type":"integer","minimum":0,"maximum":60000},` +
+				`"pad":{"type":"integer","minimum":0,"maximum":65536}},"additionalProperties":false}`),
+			OutputSchema: raw(`{"type":"object","properties":{"tick":{"type":"integer"},"pad":{"type":"string"}},"required":["tick"],"additionalProperties":false}`),
+		},
+		Stream: func(ctx context.Context, _ *call.OperationContext, in json.RawMessage, emit func(json.RawMessage) error) error {
+			req := struct {
+				Count      *int `json:"count"`
+				IntervalMS *int `json:"interval_ms"`
+				Pad        int  `json:"pad"`
+			}{}
+			if len(in) > 0 && string(in) != "null" {
+				if err := json.Unmarshal(in, &req); err != nil {
+					return err
+				}
+			}
+			count, interval := 3, 100
+			if req.Count != nil {
+				count = *req.Count
+			}
+			if req.IntervalMS != nil {
+				interval = *req.IntervalMS
+			}
+			pad := ""
+			if req.Pad > 0 {
+				pad = strings.Repeat("x", req.Pad)
+			}
+			var t *time.Ticker
+			if interval > 0 {
+				t = time.NewTicker(time.Duration(interval) * time.Millisecond)
+				defer t.Stop()
+			}
+			for i := 0; count == 0 || i < count; i++ {
+				if i > 0 && t != nil {
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				item := map[string]any{"tick": i}
+				if pad != "" {
+					item["pad"] = pad
+				}
+				out, _ := json.Marshal(item)
+				if err := emit(out); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func sleep() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: Sleep, Type: call.OpQuery, Visibility: call.External,
+			Description:  "Wait ms milliseconds (absent: until the call's context ends).",
+			InputSchema:  raw(`{"type":"object","properties":{"ms":{"type":"integer","minimum":0}},"additionalProperties":false}`),
+			OutputSchema: raw(`{"type":"object","properties":{"slept_ms":{"type":"integer"}},"required":["slept_ms"],"additionalProperties":false}`),
+		},
+		Handler: func(ctx context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+			var req struct {
+				MS *int64 `json:"ms"`
+			}
+			if len(in) > 0 && string(in) != "null" {
+				if err := json.Unmarshal(in, &req); err != nil {
+					return nil, err
+				}
+			}
+			start := time.Now()
+			if req.MS == nil {
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			t := time.NewTimer(time.Duration(*req.MS) * time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return json.Marshal(map[string]int64{"slept_ms": time.Since(start).Milliseconds()})
+		},
+	}
+}
+
+func compose(o Options) call.HandlerRegistration {
+	scope := call.NewScopedEnv(Compose)
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: Compose, Type: call.OpQuery, Visibility: call.External,
+			Description:  "Invoke itself depth-1 more times through the env; with block the deepest level waits until its context ends.",
+			InputSchema:  raw(`{"type":"object","properties":{"depth":{"type":"integer","minimum":1,"maximum":8},"block":{"type":"boolean"}},"required":["depth"],"additionalProperties":false}`),
+			OutputSchema: raw(`{"type":"object","properties":{"levels":{"type":"integer"}},"required":["levels"],"additionalProperties":false}`),
+		},
+		Authority: &call.CompositionAuthority{Label: Compose},
+		ScopedEnv: &scope,
+		Handler: func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+			var req struct {
+				Depth int  `json:"depth"`
+				Block bool `json:"block"`
+			}
+			if err := json.Unmarshal(in, &req); err != nil {
+				return nil, err
+			}
+			level := oc.Depth() + 1
+			if o.OnComposeDone != nil {
+				stop := context.AfterFunc(ctx, func() { o.OnComposeDone(level, oc.RequestID, context.Cause(ctx)) })
+				defer func() {
+					if stop() { // ended normally: report that too
+						o.OnComposeDone(level, oc.RequestID, nil)
+					}
+				}()
+			}
+			if req.Depth <= 1 {
+				if req.Block {
+					<-ctx.Done()
+					return nil, ctx.Err()
+				}
+				return raw(`{"levels":1}`), nil
+			}
+			next, _ := json.Marshal(map[string]any{"depth": req.Depth - 1, "block": req.Block})
+			out, err := oc.Env.Invoke(ctx, oc, Compose, next)
+			if err != nil {
+				return nil, err
+			}
+			var inner struct{ Levels int }
+			if err := json.Unmarshal(out, &inner); err != nil {
+				return nil, err
+			}
+			return json.Marshal(map[string]int{"levels": inner.Levels + 1})
+		},
+	}
+}

@@ -1,0 +1,286 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Config holds the dispatcher's limits (§17); zero fields take the defaults.
+type Config struct {
+	DefaultTimeout      time.Duration // root query/mutation deadline; default 30 s
+	StreamIdleTimeout   time.Duration // default 10 s
+	MaxFrameSize        int           // default 16 MiB, 1 KiB … 64 MiB
+	MaxInFlight         int           // inbound per connection; default 1024
+	MaxCompositionDepth int           // default 32
+	ValidateOutputs     bool          // check outputs and domain details against their schemas
+	SlowHandlerLog      time.Duration // debug-log handlers slower than this; 0 = off
+}
+
+// Defaults of Config.
+const (
+	DefaultTimeout             = 30 * time.Second
+	DefaultStreamIdleTimeout   = 10 * time.Second
+	DefaultMaxInFlight         = 1024
+	DefaultMaxCompositionDepth = 32
+)
+
+// ErrConfig matches every configuration error.
+var ErrConfig = errors.New("call: invalid configuration")
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.DefaultTimeout == 0 {
+		c.DefaultTimeout = DefaultTimeout
+	}
+	if c.StreamIdleTimeout == 0 {
+		c.StreamIdleTimeout = DefaultStreamIdleTimeout
+	}
+	if c.MaxFrameSize == 0 {
+		c.MaxFrameSize = DefaultMaxFrameSize
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.MaxCompositionDepth == 0 {
+		c.MaxCompositionDepth = DefaultMaxCompositionDepth
+	}
+	return c
+}
+
+// Validate checks the limits after defaults.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	if c.MaxFrameSize < MinMaxFrameSize || c.MaxFrameSize > MaxFrameSizeCap {
+		errs = append(errs, fmt.Errorf("max_frame_size: %d is outside %d-%d bytes", c.MaxFrameSize, MinMaxFrameSize, MaxFrameSizeCap))
+	}
+	if c.DefaultTimeout < 0 || c.StreamIdleTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if c.MaxInFlight < 0 || c.MaxCompositionDepth < 0 {
+		errs = append(errs, errors.New("max_in_flight and max_composition_depth must not be negative"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Dispatcher runs operations of a registry for every front end: wire connections (through
+// Conn) and in-process ingresses (HTTP, MCP, the Node binding, tests).
+type Dispatcher struct {
+	reg       *Registry
+	cfg       Config
+	ids       core.IdentityProvider
+	log       *slog.Logger
+	ownership OwnershipProvider
+	sessions  SessionOverlaySource
+}
+
+// DispatcherOption configures a Dispatcher.
+type DispatcherOption func(*Dispatcher)
+
+// WithOwnership sets the ownership provider of access control (§9.3).
+func WithOwnership(p OwnershipProvider) DispatcherOption {
+	return func(d *Dispatcher) { d.ownership = p }
+}
+
+// WithSessions sets the session overlay source (agent module).
+func WithSessions(s SessionOverlaySource) DispatcherOption {
+	return func(d *Dispatcher) { d.sessions = s }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) DispatcherOption {
+	return func(d *Dispatcher) { d.log = l }
+}
+
+// NewDispatcher returns a dispatcher over r (nil: an empty registry, for pure clients). ids
+// resolves per-request tokens; pass the core Authenticator so attempts are limited and audited.
+func NewDispatcher(r *Registry, cfg Config, ids core.IdentityProvider, opts ...DispatcherOption) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if r == nil {
+		r = &Registry{regs: map[string]*Registration{}}
+	}
+	d := &Dispatcher{reg: r, cfg: cfg.WithDefaults(), ids: ids}
+	for _, o := range opts {
+		o(d)
+	}
+	d.log = logger(d.log)
+	return d, nil
+}
+
+var defaultDispatcher = sync.OnceValue(func() *Dispatcher {
+	d, _ := NewDispatcher(nil, Config{}, nil)
+	return d
+})
+
+// Config returns the dispatcher's effective configuration.
+func (d *Dispatcher) Config() Config { return d.cfg }
+
+// Registry returns the core registry.
+func (d *Dispatcher) Registry() *Registry { return d.reg }
+
+// Resolve applies the per-request token rule (§15.6): a token that resolves replaces the
+// connection identity for one request; one that does not falls back silently.
+func (d *Dispatcher) Resolve(ctx context.Context, conn *core.Identity, token string) *core.Identity {
+	if d.ids != nil {
+		if id, ok := d.ids.FromToken(ctx, token); ok {
+			return &id
+		}
+	}
+	return conn
+}
+
+// resolveRequest is Resolve for a request that may carry no token at all.
+func (d *Dispatcher) resolveRequest(ctx context.Context, conn *core.Identity, token string, has bool) *core.Identity {
+	if !has {
+		return conn
+	}
+	return d.Resolve(ctx, conn, token)
+}
+
+// Visible lists the External core operations whose access control admits id (no resource
+// id), sorted by name (§6.1).
+func (d *Dispatcher) Visible(ctx context.Context, id *core.Identity) []OperationSpec {
+	var out []OperationSpec
+	for _, n := range d.reg.names {
+		reg := d.reg.regs[n]
+		if reg.Spec.Visibility != External {
+			continue
+		}
+		if checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) != nil {
+			continue
+		}
+		out = append(out, reg.Spec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// rootInput is one root request, from the wire or an ingress.
+type rootInput struct {
+	id           string
+	op           string
+	input        json.RawMessage
+	identity     *core.Identity // resolved
+	forwardedFor *core.Identity
+	peers        []peerLayer
+}
+
+// root is a root request ready to run.
+type root struct {
+	reg    *Registration
+	oc     *OperationContext
+	input  json.RawMessage
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// lookupRoot finds a wire-reachable registration: only External core operations (§11.4.5).
+func (d *Dispatcher) lookupRoot(op string) (*Registration, *CallError) {
+	name := stripSlash(op)
+	reg, ok := d.reg.lookup(name)
+	if !ok || reg.Spec.Visibility != External {
+		return nil, errNotFound(name)
+	}
+	return reg, nil
+}
+
+// startRoot runs the checks before a root handler (visibility → access → input) and builds
+// its context (§10.2) with the deadline of §13.
+func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *CallError) {
+	reg, ce := d.lookupRoot(in.op)
+	if ce != nil {
+		return nil, ce
+	}
+	if len(in.input) == 0 {
+		in.input = json.RawMessage("null")
+	}
+	if ce := checkAccess(parent, &reg.Spec, in.identity, d.ownership, in.input, d.log.Warn); ce != nil {
+		return nil, ce
+	}
+	if ce := validateInput(reg, in.input); ce != nil {
+		return nil, ce
+	}
+	origin := in.identity
+	if in.forwardedFor != nil {
+		origin = in.forwardedFor
+	}
+	oc := &OperationContext{
+		RequestID:    in.id,
+		Identity:     in.identity,
+		Authority:    reg.Authority,
+		ForwardedFor: in.forwardedFor,
+		Origin:       origin,
+		Capabilities: reg.Capabilities,
+		Metadata:     map[string]any{},
+		Env:          &composite{d: d, peers: in.peers},
+		AbortPolicy:  AbortDependents,
+		Ownership:    d.ownership,
+		node:         &reqNode{},
+	}
+	if reg.ScopedEnv != nil {
+		oc.ScopedEnv = *reg.ScopedEnv
+	}
+	r := &root{reg: reg, oc: oc, input: in.input}
+	if reg.Spec.Type == OpSubscription {
+		r.ctx, r.cancel = context.WithCancel(parent)
+	} else {
+		r.ctx, r.cancel = context.WithTimeout(parent, d.cfg.DefaultTimeout)
+	}
+	return r, nil
+}
+
+// runStream calls a subscription handler with panic recovery; emit is wrapped so it fails
+// once ctx is done or the handler has returned.
+func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage, emit func(json.RawMessage) error) (ce *CallError) {
+	var mu sync.Mutex
+	returned := false
+	guarded := func(out json.RawMessage) error {
+		mu.Lock()
+		r := returned
+		mu.Unlock()
+		if r {
+			return errInternal("emit after the handler returned", nil)
+		}
+		if err := ctx.Err(); err != nil {
+			return errCancelled(err)
+		}
+		if len(out) == 0 {
+			out = json.RawMessage("null")
+		}
+		if !json.Valid(out) {
+			return errInternal(msgInternal, errors.New("output is not valid JSON"))
+		}
+		if d.cfg.ValidateOutputs {
+			if err := reg.output.validate(out); err != nil {
+				return errInternal(msgOutputMismatch, err)
+			}
+		}
+		return emit(out)
+	}
+	defer func() {
+		mu.Lock()
+		returned = true
+		mu.Unlock()
+		if v := recover(); v != nil {
+			d.log.Error("handler panic", "op", reg.Spec.Name, "request_id", oc.RequestID, "value", fmt.Sprint(v))
+			ce = errInternal(msgInternal, fmt.Errorf("panic: %v", v))
+		}
+	}()
+	if err := reg.Stream(ctx, oc, input, guarded); err != nil {
+		return d.mapError(reg, oc, err)
+	}
+	return nil
+}

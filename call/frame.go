@@ -1,0 +1,107 @@
+package call
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Frame size limits (call-protocol.md §2).
+const (
+	MaxFrameSizeCap     = 64 << 20 // hard cap, that size included
+	DefaultMaxFrameSize = 16 << 20
+	MinMaxFrameSize     = 1 << 10
+	framePrefixLen      = 4
+)
+
+// Frame errors. A malformed or truncated frame breaks its stream (multi-stream) or the
+// connection (single-stream); neither is ever delivered.
+var (
+	ErrMalformedFrame = errors.New("call: malformed frame")
+	ErrTruncatedFrame = errors.New("call: truncated frame")
+	ErrFrameTooLarge  = errors.New("call: frame exceeds maximum frame size")
+)
+
+// FrameReader reads length-prefixed frames from one stream.
+type FrameReader struct {
+	r      io.Reader
+	max    int
+	prefix [framePrefixLen]byte
+}
+
+// NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	return &FrameReader{r: r, max: max}
+}
+
+// ReadFrame returns the next frame body. io.EOF before any prefix byte is a clean end;
+// EOF later is ErrTruncatedFrame; a zero or oversized length is ErrMalformedFrame.
+// The returned slice is owned by the caller.
+func (f *FrameReader) ReadFrame() ([]byte, error) {
+	n, err := io.ReadFull(f.r, f.prefix[:])
+	if err != nil {
+		if n == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
+		}
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(f.prefix[:])
+	if size == 0 {
+		return nil, fmt.Errorf("%w: zero length", ErrMalformedFrame)
+	}
+	if uint64(size) > uint64(f.max) {
+		return nil, fmt.Errorf("%w: length %d exceeds the maximum frame size %d", ErrMalformedFrame, size, f.max)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(f.r, body); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// FrameWriter writes frames to one stream; safe for concurrent use (prefix and body are
+// written as one unit under its mutex).
+type FrameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	max int
+	buf []byte
+}
+
+// NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
+func NewFrameWriter(w io.Writer, max int) *FrameWriter {
+	if max <= 0 {
+		max = DefaultMaxFrameSize
+	}
+	return &FrameWriter{w: w, max: max}
+}
+
+// WriteFrame writes one frame. A body over the limit is ErrFrameTooLarge and nothing is written.
+func (f *FrameWriter) WriteFrame(body []byte) error {
+	if len(body) == 0 {
+		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
+	}
+	if len(body) > f.max {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(body), f.max)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf = binary.BigEndian.AppendUint32(f.buf[:0], uint32(len(body)))
+	f.buf = append(f.buf, body...)
+	_, err := f.w.Write(f.buf)
+	if cap(f.buf) > 64<<10 {
+		f.buf = nil // do not pin a large frame's buffer
+	}
+	return err
+}

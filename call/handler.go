@@ -1,0 +1,28 @@
+package call
+
+import (
+	"context"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// ALPN is the protocol id of alknet/call.
+const ALPN = "alknet/call"
+
+// ProtocolHandler serves alknet/call connections for the core endpoint.
+type ProtocolHandler struct {
+	D       *Dispatcher
+	Options func() ConnOptions // read per connection, so reloaded limits apply to new ones; nil = defaults
+}
+
+// ALPN implements the core ProtocolHandler.
+func (ProtocolHandler) ALPN() string { return ALPN }
+
+// Handle runs a Conn for the connection until it ends or ctx is cancelled.
+func (h ProtocolHandler) Handle(ctx context.Context, c core.Connection, _ core.AuthContext) error {
+	var o ConnOptions
+	if h.Options != nil {
+		o = h.Options()
+	}
+	return NewConn(c, h.D, o).Run(ctx)
+}

@@ -1,0 +1,147 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
+	"github.com/alkdev/alknet/call/demo"
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+// node is a real endpoint serving alknet/call on loopback.
+type node struct {
+	key   *identity.NodeKey
+	srv   *tlsconf.Server
+	e     *endpoint.Endpoint
+	d     *call.Dispatcher
+	store *config.Store
+	quic  string
+	tcp   string
+}
+
+type nodeOpts struct {
+	regs    []call.HandlerRegistration
+	cfg     call.Config
+	dynamic config.DynamicConfig
+	dopts   []call.DispatcherOption
+}
+
+func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.Dispatcher {
+	t.Helper()
+	var d *call.Dispatcher
+	b := call.NewRegistryBuilder()
+	regs := append([]call.HandlerRegistration{}, o.regs...)
+	regs = append(regs, call.DiscoveryRegistrations(func() *call.Dispatcher { return d })...)
+	for _, r := range regs {
+		if err := b.Register(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = call.NewDispatcher(reg, o.cfg, ids, append([]call.DispatcherOption{call.WithLogger(slog.New(slog.DiscardHandler))}, o.dopts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func startNode(t testing.TB, o nodeOpts) *node {
+	t.Helper()
+	n := &node{}
+	var err error
+	if n.key, err = identity.Generate(); err != nil {
+		t.Fatal(err)
+	}
+	if n.store, err = config.NewStore(o.dynamic); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	authn := auth.NewAuthenticator(n.store.Provider(), n.store.RateLimits, log)
+	n.d = buildDispatcher(t, o, authn)
+	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: n.d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.srv, err = tlsconf.NewServer(tlsconf.ServerOptions{}, n.key, reg.ALPNs()); err != nil {
+		t.Fatal(err)
+	}
+	if n.e, err = endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Store: n.store, Logger: log, DrainTimeout: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	qa, err := n.e.ListenQUIC("127.0.0.1:0", n.srv.QUIC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta, err := n.e.ListenTCP("127.0.0.1:0", n.srv.TCP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.quic, n.tcp = qa.String(), ta.String()
+	done := make(chan error, 1)
+	go func() { done <- n.e.Run(context.Background()) }()
+	t.Cleanup(func() {
+		_ = n.e.Shutdown(context.Background())
+		<-done
+	})
+	return n
+}
+
+// dial connects to n over transport and runs a client Conn (serving d, which may be nil).
+func (n *node) dial(t testing.TB, transport string, key *identity.NodeKey, d *call.Dispatcher, o call.ConnOptions) *call.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dl := &client.Dialer{}
+	creds := tlsconf.ConnectionCredentials{RemotePin: n.key.Fingerprint(), LocalKey: key}
+	var c conn.Connection
+	var err error
+	if transport == "quic" {
+		c, err = dl.DialQUIC(ctx, n.quic, call.ALPN, creds)
+	} else {
+		c, err = dl.DialTCP(ctx, n.tcp, call.ALPN, creds)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := call.NewConn(c, d, o)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = cc.Run(context.Background())
+	}()
+	t.Cleanup(func() {
+		_ = c.Close(0, "")
+		<-done
+	})
+	return cc
+}
+
+var transports = []string{"quic", "tcp"}
+
+func demoRegs() []call.HandlerRegistration {
+	regs := demo.Registrations(demo.Options{})
+	return append(regs, builtin.Registrations(builtin.NodeInfo{Version: "test", Started: time.Now()})...)
+}
+
+func tctx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func js(s string) json.RawMessage { return json.RawMessage(s) }

@@ -1,0 +1,177 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// inbound is a request the peer sent us, in flight until it is terminal on the wire.
+type inbound struct {
+	id     string
+	node   *reqNode
+	cancel context.CancelFunc
+	out    *wire
+	stream *servedStream // multi-stream only
+
+	mu       sync.Mutex // serialises events of this request with its terminal state
+	terminal bool
+}
+
+// send writes a non-terminal event unless the request is already terminal.
+func (in *inbound) send(e Envelope) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.terminal {
+		return errCancelled(nil)
+	}
+	return in.out.send(e)
+}
+
+// acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17).
+func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
+	reject := func(ce *CallError) {
+		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
+	c.mu.Lock()
+	switch {
+	case c.closed:
+		c.mu.Unlock()
+		cancel()
+		return
+	case c.inbound[e.ID] != nil:
+		c.mu.Unlock()
+		cancel()
+		reject(&CallError{Code: CodeInvalidInput, Message: msgDuplicateID})
+		return
+	case len(c.inbound) >= c.d.cfg.MaxInFlight:
+		c.mu.Unlock()
+		cancel()
+		reject(errRetryableInternal(msgTooManyInFlight))
+		return
+	}
+	c.inbound[e.ID] = in
+	c.wg.Add(1)
+	c.mu.Unlock()
+	if ss != nil {
+		ss.mu.Lock()
+		ss.inflight++
+		ss.ids[e.ID] = true
+		ss.mu.Unlock()
+	}
+	go func() {
+		defer c.wg.Done()
+		c.runInbound(ctx, in, decodeRequested(e.Payload))
+	}()
+}
+
+// finishInbound writes the terminal event (nil: none) once and forgets the request.
+func (c *Conn) finishInbound(in *inbound, e *Envelope) {
+	in.mu.Lock()
+	if in.terminal {
+		in.mu.Unlock()
+		return
+	}
+	in.terminal = true
+	var err error
+	if e != nil {
+		err = in.out.send(*e)
+	}
+	in.mu.Unlock()
+	if err != nil && in.stream != nil {
+		// Writing failed: the stream is gone; abort everything read from it.
+		c.brokenStream(in.stream, err)
+	}
+	c.forgetInbound(in)
+}
+
+func (c *Conn) forgetInbound(in *inbound) {
+	in.cancel()
+	c.mu.Lock()
+	if c.inbound[in.id] == in {
+		delete(c.inbound, in.id)
+	}
+	c.mu.Unlock()
+	if in.stream != nil {
+		in.stream.requestDone(in.id)
+	}
+}
+
+// abortInbound ends an inbound request in flight: cancel its ctx (cascading to AbortDependents
+// children), write nothing more for its id. It reports whether the id was in flight.
+func (c *Conn) abortInbound(id string) bool {
+	c.mu.Lock()
+	in := c.inbound[id]
+	c.mu.Unlock()
+	if in == nil {
+		return false
+	}
+	in.node.aborted.Store(true)
+	c.finishInbound(in, nil)
+	return true
+}
+
+func errorEnvelope(id string, ce *CallError) *Envelope {
+	return &Envelope{Type: EventError, ID: id, Payload: appendError(nil, ce)}
+}
+
+// runInbound runs one root request to its terminal event.
+func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
+	var connID *core.Identity
+	if id, ok := c.c.Identity(); ok {
+		connID = &id
+	}
+	identity := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
+	var peers []peerLayer
+	if connID != nil {
+		peers = []peerLayer{{id: connID.ID, ov: c.overlay}}
+	}
+	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, forwardedFor: p.ForwardedFor, peers: peers})
+	if ce != nil {
+		c.finishInbound(in, errorEnvelope(in.id, ce))
+		return
+	}
+	defer rt.cancel()
+	rt.oc.node = in.node
+	// A deadline that passes first is answered at once; a later result is discarded (§13.3).
+	stopTimer := context.AfterFunc(rt.ctx, func() {
+		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
+			in.node.aborted.Store(true)
+			c.finishInbound(in, errorEnvelope(in.id, errDeadline()))
+		}
+	})
+	defer stopTimer()
+	if rt.reg.Spec.Type == OpSubscription {
+		emit := func(out json.RawMessage) error {
+			body := appendResponded(nil, out)
+			if err := in.send(Envelope{Type: EventResponded, ID: in.id, Payload: body}); err != nil {
+				if errors.Is(err, ErrFrameTooLarge) {
+					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
+				}
+				return err
+			}
+			return nil
+		}
+		if ce := c.d.runStream(rt.ctx, rt.oc, rt.reg, rt.input, emit); ce != nil {
+			c.finishInbound(in, errorEnvelope(in.id, ce))
+			return
+		}
+		c.finishInbound(in, &Envelope{Type: EventCompleted, ID: in.id, Payload: emptyObject})
+		return
+	}
+	out, ce := c.d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
+	if ce != nil {
+		c.finishInbound(in, errorEnvelope(in.id, ce))
+		return
+	}
+	env := Envelope{Type: EventResponded, ID: in.id, Payload: appendResponded(nil, out)}
+	if len(AppendEnvelope(nil, env)) > c.d.cfg.MaxFrameSize {
+		env = *errorEnvelope(in.id, errInternal(msgResponseTooLarge, ErrFrameTooLarge))
+	}
+	c.finishInbound(in, &env)
+}

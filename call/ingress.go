@@ -1,0 +1,94 @@
+package call
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Ingress is how front ends that are not alknet/call connections (HTTP, MCP, the Node
+// binding, tests) enter the same pipeline as a wire call.requested (§15.7).
+type Ingress interface {
+	Resolve(ctx context.Context, conn *core.Identity, token string) *core.Identity
+	Visible(ctx context.Context, id *core.Identity) []OperationSpec
+	Call(ctx context.Context, r RootRequest) (json.RawMessage, error)
+	Subscribe(ctx context.Context, r RootRequest, emit func(json.RawMessage) error) error
+}
+
+// RootRequest is one request from an in-process front end.
+type RootRequest struct {
+	ID, Operation string // ID "" → fresh UUID v4
+	Input         json.RawMessage
+	ConnIdentity  *core.Identity // e.g. from a TLS client certificate
+	AuthToken     string         // resolved as auth_token (§15.6)
+	Ingress       string         // "http", "mcp", "napi", …: audit logs only
+}
+
+var _ Ingress = (*Dispatcher)(nil)
+
+func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *CallError) {
+	if r.ID == "" {
+		r.ID = newUUID()
+	}
+	id := d.resolveRequest(ctx, r.ConnIdentity, r.AuthToken, r.AuthToken != "")
+	return d.startRoot(ctx, rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id})
+}
+
+// Call runs a query or mutation root. Cancelling ctx aborts it with cascade; errors are *CallError.
+func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, error) {
+	rt, ce := d.ingressRoot(ctx, r)
+	if ce != nil {
+		return nil, ce
+	}
+	defer rt.cancel()
+	if rt.reg.Spec.Type == OpSubscription {
+		return nil, &CallError{Code: CodeInvalidOperationType, Message: "operation is a subscription: use Subscribe"}
+	}
+	type result struct {
+		out json.RawMessage
+		err *CallError
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, ce := d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
+		done <- result{out, ce}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			return nil, res.err
+		}
+		return res.out, nil
+	case <-rt.ctx.Done():
+		rt.oc.node.aborted.Store(true)
+		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, errDeadline()
+		}
+		return nil, errCancelled(ctx.Err())
+	}
+}
+
+// Subscribe runs a subscription root; emit blocks (back-pressure). nil means completed.
+func (d *Dispatcher) Subscribe(ctx context.Context, r RootRequest, emit func(json.RawMessage) error) error {
+	rt, ce := d.ingressRoot(ctx, r)
+	if ce != nil {
+		return ce
+	}
+	defer rt.cancel()
+	if rt.reg.Spec.Type != OpSubscription {
+		return &CallError{Code: CodeInvalidOperationType, Message: "operation is not a subscription: use Call"}
+	}
+	if ce := d.runStream(rt.ctx, rt.oc, rt.reg, rt.input, emit); ce != nil {
+		if ctx.Err() != nil {
+			rt.oc.node.aborted.Store(true)
+			return errCancelled(ctx.Err())
+		}
+		return ce
+	}
+	if ctx.Err() != nil {
+		return errCancelled(ctx.Err())
+	}
+	return nil
+}
