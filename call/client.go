@@ -314,6 +314,7 @@ func (c *Conn) sendAbort(id string) {
 	closed := c.closed
 	if !closed {
 		c.wg.Add(1)
+		c.aborts.Add(1)
 	}
 	c.mu.Unlock()
 	if closed {
@@ -321,6 +322,7 @@ func (c *Conn) sendAbort(id string) {
 	}
 	go func() {
 		defer c.wg.Done()
+		defer c.aborts.Done()
 		ctx, cancel := context.WithTimeout(c.ctx, abortSendTimeout)
 		defer cancel()
 		st, err := c.c.OpenStream(ctx)
@@ -439,4 +441,20 @@ func (c *Conn) Batch(ctx context.Context, items []BatchItem) []BatchResult {
 	}
 	wg.Wait()
 	return out
+}
+
+// FlushAborts waits until every call.aborted being sent has been written (or given up), or
+// ctx ends. Clients that exit right after an abort (Ctrl-C) call it before closing.
+func (c *Conn) FlushAborts(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		c.aborts.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

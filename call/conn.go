@@ -65,6 +65,7 @@ type Conn struct {
 	readyOnce sync.Once
 	runOnce   sync.Once
 	wg        sync.WaitGroup // inbound handlers, stream readers, abort senders
+	aborts    sync.WaitGroup // abort senders only (FlushAborts)
 }
 
 // NewConn wraps c. Call Run to serve; outbound calls work once Run is running.

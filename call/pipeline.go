@@ -129,7 +129,11 @@ func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *
 func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error) *CallError {
 	var ce *CallError
 	if !errors.As(err, &ce) {
-		d.log.Error("handler error", "op", reg.Spec.Name, "request_id", oc.RequestID, "err", err)
+		level := slog.LevelError
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			level = slog.LevelDebug // aborted or timed out: the result is discarded anyway
+		}
+		d.log.Log(context.Background(), level, "handler error", "op", reg.Spec.Name, "request_id", oc.RequestID, "err", err)
 		return errInternal(msgInternal, err)
 	}
 	if IsProtocolCode(ce.Code) {

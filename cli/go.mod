@@ -4,7 +4,12 @@ go 1.26.0
 
 require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 
-require go.uber.org/goleak v1.3.0
+require (
+	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
+)
+
+require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 
 require (
 	github.com/quic-go/quic-go v0.65.0 // indirect

@@ -9,5 +9,5 @@ import (
 )
 
 func main() {
-	os.Exit(app.Main(context.Background(), os.Args, os.Stdout, os.Stderr))
+	os.Exit(app.Main(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,15 +99,70 @@ func TestServeDevAndPing(t *testing.T) {
 	if err != nil || string(saved) != lines["ticket"]+"\n" {
 		t.Fatalf("node.ticket = %q, %v", saved, err)
 	}
+	// The README's first steps, with no flags but the state directory.
 	for _, tr := range []string{"auto", "quic", "tcp"} {
-		out, errOut, code := run(t, "--state-dir", state, "ping", "--transport", tr)
-		if code != 0 || !strings.Contains(out, "pong from "+lines["fingerprint"]) {
-			t.Fatalf("ping %s: code %d\n%s%s", tr, code, out, errOut)
+		out, errOut, code := run(t, "--state-dir", state, "call", "--transport", tr, "demo/echo", `{"text":"hi"}`)
+		if code != 0 || out != `{"text":"hi"}`+"\n" {
+			t.Fatalf("call over %s: code %d\n%q%s", tr, code, out, errOut)
 		}
 	}
-	out, _, code := run(t, "ping", "--to", lines["ticket"])
-	if code != 0 || !strings.Contains(out, "pong") {
-		t.Fatalf("ping --to: %d %s", code, out)
+	out, errOut, code := run(t, "--state-dir", state, "sub", "demo/ticker")
+	if code != 0 || out != "{\"tick\":0}\n{\"tick\":1}\n{\"tick\":2}\n" {
+		t.Fatalf("sub: %d %q %s", code, out, errOut)
+	}
+	out, _, code = run(t, "call", "--to", lines["ticket"], "node/info")
+	if code != 0 || !strings.Contains(out, lines["fingerprint"]) {
+		t.Fatalf("call --to: %d %s", code, out)
+	}
+	host := lines["tcp"]
+	out, _, code = run(t, "call", "--to", host, "--pin", lines["fingerprint"], "--transport", "tcp", "demo/add", `{"a":1,"b":2.5}`)
+	if code != 0 || out != `{"sum":3.5}`+"\n" {
+		t.Fatalf("call --to host:port --pin: %d %q", code, out)
+	}
+	out, _, code = run(t, "--state-dir", state, "ls")
+	if code != 0 || !strings.Contains(out, "demo/ticker      subscription") {
+		t.Fatalf("ls: %d %s", code, out)
+	}
+	out, _, code = run(t, "--state-dir", state, "ls", "--json")
+	if code != 0 || !strings.HasPrefix(out, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query"}`) {
+		t.Fatalf("ls --json: %d %s", code, out)
+	}
+	out, _, code = run(t, "--state-dir", state, "schema", "demo/echo")
+	if code != 0 || !strings.Contains(out, "access       anyone") {
+		t.Fatalf("schema: %d %s", code, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"call", "demo/nope"}, 3, "error: NOT_FOUND: operation not found: demo/nope"},
+		{[]string{"call", "demo/echo", `{"bad":1}`}, 5, "error: INVALID_INPUT: invalid input"},
+		{[]string{"call", "--timeout", "200ms", "demo/sleep", `{"ms":5000}`}, 6, "error: TIMEOUT: request timed out"},
+		{[]string{"schema", "services/nope"}, 3, "NOT_FOUND"},
+		{[]string{"call", "demo/echo", "{not json"}, 1, "input is not valid JSON"},
+	} {
+		_, errOut, code := run(t, append([]string{"--state-dir", state}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Fatalf("%v: code %d, stderr %q; want %d, %q", tc.args, code, errOut, tc.code, tc.want)
+		}
+	}
+	// Ctrl-C during sub sends call.aborted and exits 130.
+	sub := exec.Command(binary, "--state-dir", state, "sub", "demo/ticker", `{"count":0,"interval_ms":10}`)
+	subOut, _ := sub.StdoutPipe()
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := bufio.NewScanner(subOut)
+	if !first.Scan() || first.Text() != `{"tick":0}` {
+		t.Fatalf("sub first line %q", first.Text())
+	}
+	_ = sub.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, subOut) }()
+	err = sub.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("sub after SIGINT: %v", err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -136,11 +192,13 @@ func TestCLIErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"no ticket", []string{"--state-dir", t.TempDir(), "ping"}, 2, "error: NO_TARGET: no --to and no node ticket in "},
-		{"bad ticket", []string{"ping", "--to", "alk1zzzz"}, 1, "error: USAGE: --to: identity: invalid ticket"},
+		{"no ticket", []string{"--state-dir", t.TempDir(), "call", "node/health"}, 2, "error: NO_TARGET: no --to and no node ticket in "},
+		{"bad ticket", []string{"call", "--to", "alk1zzzz", "node/health"}, 1, "error: USAGE: --to: identity: invalid ticket"},
+		{"host without pin", []string{"call", "--to", "127.0.0.1:1", "node/health"}, 1, "needs --pin"},
+		{"unreachable", []string{"call", "--to", "127.0.0.1:1", "--pin", "ed25519:" + strings.Repeat("ab", 32), "--timeout", "2s", "node/health"}, 2, "error: UNREACHABLE"},
 		{"dev on a public address", []string{"--state-dir", t.TempDir(), "serve", "--dev", "--listen", "0.0.0.0:0"}, 1, "loopback only"},
 		{"serve without --dev", []string{"--state-dir", t.TempDir(), "serve"}, 1, "serve needs --dev"},
-		{"bad transport", []string{"ping", "--to", "alk1aeqnowuyagblccvx2vf75u6jmqdtudxbolz5vjrdewxqegti64dvcgqqcazdamzogaxdcmjtfy3tunbugmzrcdzsgazs4mbogeytglrxhi2dim5yjqhau", "--transport", "udp"}, 1, "--transport"},
+		{"bad transport", []string{"call", "--to", "alk1aeqnowuyagblccvx2vf75u6jmqdtudxbolz5vjrdewxqegti64dvcgqqcazdamzogaxdcmjtfy3tunbugmzrcdzsgazs4mbogeytglrxhi2dim5yjqhau", "--transport", "udp", "node/health"}, 1, "--transport"},
 		{"bad log level", []string{"--log-level", "loud", "version"}, 1, "--log-level"},
 	}
 	for _, tt := range tests {

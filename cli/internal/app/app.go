@@ -19,13 +19,14 @@ var Version = "dev"
 
 // env is what a command writes to.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
 }
 
 // Main runs the command line and returns the process exit code.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr}
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
 	cmd := newCommand(e)
 	err := cmd.Run(ctx, args)
 	if err != nil {
@@ -45,8 +46,9 @@ func newCommand(e *env) *cli.Command {
 		Name:  "alknet",
 		Usage: "run and talk to alknet nodes",
 		Description: "alknet is a secure node that lets machines call each other's operations by identity.\n" +
-			"Start a development node with 'alknet serve --dev'; in another terminal, 'alknet ping' reaches it\n" +
-			"through the ticket the node writes to its state directory.",
+			"Start a development node with 'alknet serve --dev'; in another terminal,\n" +
+			"'alknet call demo/echo '{\"text\":\"hi\"}'' reaches it through the ticket the node writes to its\n" +
+			"state directory. 'alknet ls' lists what you may call.",
 		EnableShellCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "state directory (default $ALKNET_STATE_DIR, $XDG_STATE_HOME/alknet or ~/.local/state/alknet)"},
@@ -61,7 +63,7 @@ func newCommand(e *env) *cli.Command {
 			e.log = log
 			return ctx, nil
 		},
-		Commands: []*cli.Command{serveCommand(e), pingCommand(e), versionCommand(e)},
+		Commands: []*cli.Command{serveCommand(e), callCommand(e), subCommand(e), lsCommand(e), schemaCommand(e), versionCommand(e)},
 	}
 }
 

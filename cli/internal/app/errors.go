@@ -3,6 +3,9 @@ package app
 import (
 	"errors"
 	"fmt"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 // Exit codes (cli.md "Output and exit codes").
@@ -44,3 +47,34 @@ func exitCode(err error) int {
 	}
 	return ExitUsage
 }
+
+// Exit codes of remote errors.
+const (
+	ExitNotFound     = 3
+	ExitForbidden    = 4
+	ExitInvalidInput = 5
+	ExitTimeout      = 6
+	ExitRemote       = 7
+)
+
+// remoteErr maps a call error to its exit code and "CODE: message" line.
+func remoteErr(err error) error {
+	var ce *call.CallError
+	if !errors.As(err, &ce) {
+		return &exitError{code: ExitRemote, word: call.CodeInternal, err: err}
+	}
+	code := ExitRemote
+	switch ce.Code {
+	case call.CodeNotFound:
+		code = ExitNotFound
+	case call.CodeForbidden:
+		code = ExitForbidden
+	case call.CodeInvalidInput:
+		code = ExitInvalidInput
+	case call.CodeTimeout:
+		code = ExitTimeout
+	}
+	return &exitError{code: code, word: ce.Code, err: errors.New(ce.Message)}
+}
+
+func isPinMismatch(err error) bool { return errors.Is(err, tlsconf.ErrPinMismatch) }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/alkdev/alknet/cli/internal/devping"
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
+	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/endpoint"
@@ -89,11 +91,17 @@ func serveDev(ctx context.Context, e *env, dir string, listen []string, drain ti
 	if err != nil {
 		return err
 	}
-	reg, err := endpoint.NewRegistry(devping.Handler{Log: e.log})
+	store, err := config.NewStore(config.DynamicConfig{})
 	if err != nil {
 		return err
 	}
-	store, err := config.NewStore(config.DynamicConfig{})
+	authn := auth.NewAuthenticator(store.Provider(), store.RateLimits, e.log)
+	alpns := []string{call.ALPN}
+	d, err := buildDispatcher(authn, e, builtin.NodeInfo{Fingerprint: key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: alpns}, true)
+	if err != nil {
+		return configErr(err)
+	}
+	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: d})
 	if err != nil {
 		return err
 	}
@@ -103,7 +111,7 @@ func serveDev(ctx context.Context, e *env, dir string, listen []string, drain ti
 	}
 	defer srv.Close()
 	ep, err := endpoint.New(endpoint.Options{
-		Registry: reg, Auth: auth.NewAuthenticator(store.Provider(), store.RateLimits, e.log), Store: store,
+		Registry: reg, Auth: authn, Store: store,
 		DrainTimeout: drain, Logger: e.log, EphemeralKey: true,
 	})
 	if err != nil {
@@ -183,4 +191,27 @@ func advertised(e *env, a net.Addr) string {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
 	return a.String()
+}
+
+// buildDispatcher assembles the core registry: built-in and discovery operations, plus the
+// demo operations on a dev node.
+func buildDispatcher(ids *auth.Authenticator, e *env, info builtin.NodeInfo, dev bool) (*call.Dispatcher, error) {
+	var d *call.Dispatcher
+	var registry *call.Registry
+	info.Operations = func() int { return registry.Len() } // known once built
+	b := call.NewRegistryBuilder()
+	regs := builtin.Registrations(info)
+	regs = append(regs, call.DiscoveryRegistrations(func() *call.Dispatcher { return d })...)
+	if dev {
+		regs = append(regs, demo.Registrations(demo.Options{})...)
+	}
+	for _, r := range regs {
+		_ = b.Register(r) // errors are collected by Build
+	}
+	registry, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	d, err = call.NewDispatcher(registry, call.Config{}, ids, call.WithLogger(e.log))
+	return d, err
 }
