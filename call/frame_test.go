@@ -1,0 +1,131 @@
+package call
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// Checklist 1, 3, 5.
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewFrameWriter(&buf, 0)
+	for _, body := range []string{`{"a":1}`, `{"b":2}`, strings.Repeat("x", 300)} {
+		if err := w.WriteFrame([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := binary.BigEndian.Uint32(buf.Bytes()[:4]); got != 7 {
+		t.Fatalf("prefix %d, want the body length 7 (big-endian)", got)
+	}
+	r := NewFrameReader(bytes.NewReader(buf.Bytes()), 0)
+	for _, want := range []string{`{"a":1}`, `{"b":2}`, strings.Repeat("x", 300)} {
+		got, err := r.ReadFrame()
+		if err != nil || string(got) != want {
+			t.Fatalf("ReadFrame = %.20q, %v; want %.20q", got, err, want)
+		}
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("clean end: %v", err)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+	}{
+		{"zero length", []byte{0, 0, 0, 0}, ErrMalformedFrame},
+		{"over max", []byte{0, 0, 4, 1}, ErrMalformedFrame}, // 1025 > 1024
+		{"EOF in prefix", []byte{0, 0}, ErrTruncatedFrame},
+		{"EOF in body", []byte{0, 0, 0, 5, 'a', 'b'}, ErrTruncatedFrame},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body, err := NewFrameReader(bytes.NewReader(tt.in), 1024).ReadFrame()
+			if !errors.Is(err, tt.want) || body != nil {
+				t.Fatalf("ReadFrame = %q, %v; want %v and no frame", body, err, tt.want)
+			}
+		})
+	}
+	if err := NewFrameWriter(io.Discard, 1024).WriteFrame(make([]byte, 1025)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized write: %v", err)
+	}
+	// At the 64 MiB cap, a 67,108,864-byte frame passes.
+	big := make([]byte, MaxFrameSizeCap)
+	var bb bytes.Buffer
+	if err := NewFrameWriter(&bb, MaxFrameSizeCap).WriteFrame(big); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := NewFrameReader(&bb, MaxFrameSizeCap).ReadFrame(); err != nil || len(got) != MaxFrameSizeCap {
+		t.Fatalf("64 MiB frame: %d %v", len(got), err)
+	}
+	for _, max := range []int{MaxFrameSizeCap + 1, MinMaxFrameSize - 1} {
+		if err := (Config{MaxFrameSize: max}).Validate(); !errors.Is(err, ErrConfig) {
+			t.Fatalf("MaxFrameSize %d accepted", max)
+		}
+	}
+	if err := (Config{MaxFrameSize: MaxFrameSizeCap}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Checklist 6, 7, 8.
+func TestEnvelope(t *testing.T) {
+	got := string(AppendEnvelope(nil, Envelope{Type: EventRequested, ID: "a<b>&c", Payload: appendRequested(nil,
+		RequestedPayload{OperationID: "/demo/echo", Input: []byte(`{"text":"<&>"}`), AuthToken: "tok"})}))
+	want := `{"type":"call.requested","id":"a<b>&c","payload":{"operationId":"/demo/echo","input":{"text":"<&>"},"auth_token":"tok"}}`
+	if got != want {
+		t.Fatalf("envelope\n got %s\nwant %s", got, want)
+	}
+	if got := string(AppendEnvelope(nil, Envelope{Type: EventCompleted, ID: "x", Payload: emptyObject})); got != `{"type":"call.completed","id":"x","payload":{}}` {
+		t.Fatal(got)
+	}
+	e, err := DecodeEnvelope([]byte(`{"extra":[1],"payload":null,"id":"7","type":"call.aborted"}`))
+	if err != nil || e.Type != EventAborted || e.ID != "7" || string(e.Payload) != "null" {
+		t.Fatalf("decode: %+v %v", e, err)
+	}
+	for name, body := range map[string]string{
+		"invalid UTF-8":     "{\"type\":\"call.aborted\",\"id\":\"\xff\",\"payload\":{}}",
+		"array":             `[1,2]`,
+		"string":            `"x"`,
+		"missing type":      `{"id":"1","payload":{}}`,
+		"missing id":        `{"type":"call.aborted","payload":{}}`,
+		"missing payload":   `{"type":"call.aborted","id":"1"}`,
+		"numeric id":        `{"type":"call.aborted","id":1,"payload":{}}`,
+		"duplicate type":    `{"type":"a","type":"b","id":"1","payload":{}}`,
+		"duplicate payload": `{"type":"a","id":"1","payload":{},"payload":{}}`,
+		"trailing data":     `{"type":"a","id":"1","payload":{}} {}`,
+		"truncated":         `{"type":"a","id":"1","payload":{`,
+	} {
+		if _, err := DecodeEnvelope([]byte(body)); !errors.Is(err, ErrMalformedFrame) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// call.error: absent details omitted, present kept verbatim, null read as absent.
+	if got := string(appendError(nil, &CallError{Code: "X", Message: "m"})); got != `{"code":"X","message":"m","retryable":false}` {
+		t.Fatal(got)
+	}
+	if got := string(appendError(nil, &CallError{Code: "X", Message: "m", Retryable: true, Details: []byte(`{"b":1, "a":[2]}`)})); got != `{"code":"X","message":"m","retryable":true,"details":{"b":1, "a":[2]}}` {
+		t.Fatal(got)
+	}
+	ce, ok := decodeError([]byte(`{"code":"X","message":"m","retryable":false,"details":null}`))
+	if !ok || ce.Details != nil {
+		t.Fatalf("details null: %+v", ce)
+	}
+	if _, ok := decodeError([]byte(`{"code":"X","message":"m"}`)); ok {
+		t.Fatal("call.error without retryable decoded")
+	}
+}
+
+func TestDecodeRequestedLenient(t *testing.T) {
+	p := decodeRequested([]byte(`{"operationId":5,"auth_token":7,"forwarded_for":{"scopes":["x"]}}`))
+	if p.OperationID != "" || string(p.Input) != "null" || p.HasAuthToken || p.ForwardedFor != nil {
+		t.Fatalf("%+v", p)
+	}
+	p = decodeRequested([]byte(`{"operationId":"/a/b","input":18446744073709551617,"forwarded_for":{"id":"alice"}}`))
+	if p.OperationID != "/a/b" || string(p.Input) != "18446744073709551617" || p.ForwardedFor == nil || p.ForwardedFor.ID != "alice" {
+		t.Fatalf("%+v", p)
+	}
+}

@@ -1,0 +1,100 @@
+package call_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core/conn"
+)
+
+// transcript is a golden wire exchange: frames sent to a node, frames expected back in order,
+// and nothing more within a short wait.
+type transcript struct {
+	comment      string
+	send, expect []string
+}
+
+func parseTranscript(t *testing.T, data string) transcript {
+	t.Helper()
+	var tr transcript
+	section := ""
+	for _, line := range strings.Split(data, "\n") {
+		if strings.HasPrefix(line, "-- ") && strings.HasSuffix(line, " --") {
+			section = strings.TrimSuffix(strings.TrimPrefix(line, "-- "), " --")
+			continue
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		switch section {
+		case "":
+			tr.comment += line + "\n"
+		case "send":
+			tr.send = append(tr.send, line)
+		case "expect":
+			tr.expect = append(tr.expect, line)
+		default:
+			t.Fatalf("unknown section %q", section)
+		}
+	}
+	if tr.comment == "" {
+		t.Fatal("a transcript must say which bug or rule it guards")
+	}
+	return tr
+}
+
+func TestTranscripts(t *testing.T) {
+	files, err := filepath.Glob("testdata/transcripts/*.txtar")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no transcripts: %v", err)
+	}
+	d := buildDispatcher(t, nodeOpts{regs: demoRegs()}, nil)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := parseTranscript(t, string(data))
+			a, b := conn.Pipe(call.ALPN)
+			srv := call.NewConn(a, d, call.ConnOptions{})
+			done := make(chan struct{})
+			go func() { defer close(done); _ = srv.Run(context.Background()) }()
+			defer func() { _ = b.Close(0, ""); <-done }()
+			st, err := b.AcceptStream(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := call.NewFrameWriter(st, 0)
+			for _, s := range tr.send {
+				if err := w.WriteFrame([]byte(s)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := call.NewFrameReader(st, 0)
+			for i, want := range tr.expect {
+				_ = st.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got, err := r.ReadFrame()
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if !bytes.Equal(got, []byte(want)) {
+					t.Fatalf("frame %d\n got %s\nwant %s", i, got, want)
+				}
+			}
+			_ = st.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+			if extra, err := r.ReadFrame(); err == nil {
+				t.Fatalf("unexpected frame %s", extra)
+			} else if !errors.Is(err, conn.ErrTimeout) {
+				t.Fatalf("after the transcript: %v", err)
+			}
+		})
+	}
+}
