@@ -36,7 +36,7 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
+	ctx, cancel := context.WithCancel(context.WithValue(c.ctx, connKey{}, c))
 	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	c.mu.Lock()
 	switch {
@@ -174,4 +174,13 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		env = *errorEnvelope(in.id, errInternal(msgResponseTooLarge, ErrFrameTooLarge))
 	}
 	c.finishInbound(in, &env)
+}
+
+type connKey struct{}
+
+// ConnFromContext returns the Conn an inbound request arrived on, so a handler can call the
+// peer back over the same connection.
+func ConnFromContext(ctx context.Context) (*Conn, bool) {
+	c, ok := ctx.Value(connKey{}).(*Conn)
+	return c, ok
 }

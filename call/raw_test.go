@@ -1,0 +1,138 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+// rawConn is a connection to a node without a call.Conn: tests write frames by hand.
+func (n *node) rawConn(t testing.TB, transport string) conn.Connection {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d := &client.Dialer{}
+	creds := tlsconf.ConnectionCredentials{RemotePin: n.key.Fingerprint()}
+	var c conn.Connection
+	var err error
+	if transport == "quic" {
+		c, err = d.DialQUIC(ctx, n.quic, call.ALPN, creds)
+	} else {
+		c, err = d.DialTCP(ctx, n.tcp, call.ALPN, creds)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(0, "") })
+	return c
+}
+
+// rawStream is one stream with frame helpers.
+type rawStream struct {
+	t testing.TB
+	s conn.Stream
+	r *call.FrameReader
+	w *call.FrameWriter
+}
+
+func openRaw(t testing.TB, c conn.Connection) *rawStream {
+	t.Helper()
+	s, err := conn.Open(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rawStream{t: t, s: s, r: call.NewFrameReader(s, 0), w: call.NewFrameWriter(s, 0)}
+}
+
+func (r *rawStream) send(typ, id string, payload any) {
+	r.t.Helper()
+	p, err := json.Marshal(payload)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := r.w.WriteFrame(call.AppendEnvelope(nil, call.Envelope{Type: typ, ID: id, Payload: p})); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawStream) request(id, op string, input any) {
+	r.t.Helper()
+	r.send(call.EventRequested, id, map[string]any{"operationId": op, "input": input})
+}
+
+// next reads the next envelope, failing the test after d.
+func (r *rawStream) next(d time.Duration) (call.Envelope, error) {
+	_ = r.s.SetReadDeadline(time.Now().Add(d))
+	body, err := r.r.ReadFrame()
+	if err != nil {
+		return call.Envelope{}, err
+	}
+	return call.DecodeEnvelope(body)
+}
+
+func (r *rawStream) mustNext() call.Envelope {
+	r.t.Helper()
+	e, err := r.next(5 * time.Second)
+	if err != nil {
+		r.t.Fatalf("reading a frame: %v", err)
+	}
+	return e
+}
+
+// holdHandler hands each accepted connection to the test and keeps it until ctx ends.
+type holdHandler struct{ conns chan conn.Connection }
+
+func (holdHandler) ALPN() string { return call.ALPN }
+func (h holdHandler) Handle(ctx context.Context, c conn.Connection, _ core.AuthContext) error {
+	h.conns <- c
+	select {
+	case <-ctx.Done():
+	case <-c.Done():
+	}
+	return nil
+}
+
+// quicPair returns a connected (dialer, acceptor) pair of QUIC connections with no call layer.
+func quicPair(t testing.TB) (conn.Connection, conn.Connection) {
+	t.Helper()
+	key, _ := identity.Generate()
+	h := holdHandler{conns: make(chan conn.Connection, 1)}
+	reg, _ := endpoint.NewRegistry(h)
+	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{}, key, reg.ALPNs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := endpoint.New(endpoint.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := e.ListenQUIC("127.0.0.1:0", srv.QUIC())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Run(context.Background()) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := (&client.Dialer{}).DialQUIC(ctx, addr.String(), call.ALPN, tlsconf.ConnectionCredentials{RemotePin: key.Fingerprint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-h.conns
+	t.Cleanup(func() {
+		_ = a.Close(0, "")
+		_ = e.Shutdown(context.Background())
+		<-done
+	})
+	return a, b
+}
