@@ -251,11 +251,12 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		c.finishPending(p, nil, errCancelled(ctx.Err()))
 		return p.err
 	}
-	if c.shared == nil {
+	shared := c.sharedWire()
+	if shared == nil {
 		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
 		return p.err
 	}
-	if err := c.shared.send(env); err != nil {
+	if err := shared.send(env); err != nil {
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
 		return p.err
 	}
@@ -305,8 +306,8 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 func (c *Conn) sendAbort(id string) {
 	env := Envelope{Type: EventAborted, ID: id, Payload: emptyObject}
 	if !c.c.MultiStream() {
-		if c.shared != nil {
-			_ = c.shared.send(env)
+		if w := c.sharedWire(); w != nil {
+			_ = w.send(env)
 		}
 		return
 	}
@@ -456,5 +457,15 @@ func (c *Conn) FlushAborts(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// sharedWire returns the single stream once Run has it (nil before, or on multi-stream).
+func (c *Conn) sharedWire() *wire {
+	select {
+	case <-c.ready:
+		return c.shared
+	default:
+		return nil
 	}
 }
