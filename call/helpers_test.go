@@ -145,3 +145,6 @@ func tctx(t testing.TB) context.Context {
 }
 
 func js(s string) json.RawMessage { return json.RawMessage(s) }
+
+// pipe returns an in-memory single-stream connection pair for alknet/call.
+func pipe() (conn.Connection, conn.Connection) { return conn.Pipe(call.ALPN) }

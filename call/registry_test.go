@@ -17,7 +17,9 @@ func queryOp(name string, fn call.Handler) call.HandlerRegistration {
 }
 
 func constOp(name, out string) call.HandlerRegistration {
-	return queryOp(name, func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { return js(out), nil })
+	return queryOp(name, func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return js(out), nil
+	})
 }
 
 // Checklist 31.
@@ -87,7 +89,9 @@ func TestErrorMapping(t *testing.T) {
 	internal := constOp("t/internal", `1`)
 	internal.Spec.Visibility = call.Internal
 	internal.Handler = count(internal.Handler)
-	strict := queryOp("t/strict", count(func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) { return in, nil }))
+	strict := queryOp("t/strict", count(func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+		return in, nil
+	}))
 	strict.Spec.InputSchema = js(`{"type":"integer"}`)
 	domain := queryOp("t/domain", func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 		var code string
@@ -99,7 +103,9 @@ func TestErrorMapping(t *testing.T) {
 	plain := queryOp("t/plain", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		return nil, errors.New("secret database password in this text")
 	})
-	badOut := queryOp("t/badout", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { return js(`"str"`), nil })
+	badOut := queryOp("t/badout", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return js(`"str"`), nil
+	})
 	badOut.Spec.OutputSchema = js(`{"type":"integer"}`)
 	admin := constOp("t/admin", `1`)
 	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
