@@ -190,8 +190,12 @@ func compose(o Options) call.HandlerRegistration {
 			if o.OnComposeDone != nil {
 				stop := context.AfterFunc(ctx, func() { o.OnComposeDone(level, oc.RequestID, context.Cause(ctx)) })
 				defer func() {
-					if stop() { // ended normally: report that too
-						o.OnComposeDone(level, oc.RequestID, nil)
+					if stop() { // the hook has not run: report how this level ended
+						var cause error
+						if ctx.Err() != nil {
+							cause = context.Cause(ctx)
+						}
+						o.OnComposeDone(level, oc.RequestID, cause)
 					}
 				}()
 			}
