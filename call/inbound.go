@@ -165,6 +165,9 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		return
 	}
 	out, ce := c.d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
+	if rt.ctx.Err() != nil && errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
+		ce = errDeadline() // the deadline passed first: whatever the handler returned (§7.3.6)
+	}
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return

@@ -57,6 +57,9 @@ func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, 
 	}()
 	select {
 	case res := <-done:
+		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, errDeadline() // the deadline passed first (§7.3.6)
+		}
 		if res.err != nil {
 			return nil, res.err
 		}

@@ -62,6 +62,9 @@ func RunRegistration(ctx context.Context, parent *OperationContext, reg *Registr
 	}()
 	select {
 	case r := <-done:
+		if errors.Is(childCtx.Err(), context.DeadlineExceeded) {
+			return nil, errDeadline() // the deadline passed first (§7.3.6)
+		}
 		if r.err != nil {
 			return nil, r.err
 		}
