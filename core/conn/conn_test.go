@@ -356,3 +356,20 @@ func TestPipe(t *testing.T) {
 		t.Fatal("pipe properties")
 	}
 }
+
+// Both ends of a pipe closing at once must not deadlock (each tells the other).
+func TestPipeConcurrentClose(t *testing.T) {
+	for range 200 {
+		a, b := conn.Pipe(alpn)
+		done := make(chan struct{}, 2)
+		go func() { _ = a.Close(0, ""); done <- struct{}{} }()
+		go func() { _ = b.Close(0, ""); done <- struct{}{} }()
+		for range 2 {
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("concurrent Close deadlocked")
+			}
+		}
+	}
+}

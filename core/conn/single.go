@@ -96,13 +96,16 @@ func (s *single) Done() <-chan struct{}                      { return s.done }
 // Close closes the connection; TCP+TLS carries no close code or reason.
 func (s *single) Close(uint64, string) error {
 	var err error
+	first := false
 	s.closeOnce.Do(func() {
+		first = true
 		close(s.done)
 		err = s.bs.Close()
-		if s.peerDone != nil {
-			s.peerDone()
-		}
 	})
+	// Outside our Once: the peer may be closing at the same time and tell us in turn.
+	if first && s.peerDone != nil {
+		s.peerDone()
+	}
 	if err != nil && errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
@@ -195,13 +198,15 @@ func (s *singleStream) finishedBothWays() {
 
 func (s *singleStream) Cancel(uint64) {
 	s.writeClosed.Store(true)
+	first := false
 	s.c.closeOnce.Do(func() {
+		first = true
 		close(s.c.done)
 		s.c.bs.abort()
-		if s.c.peerDone != nil {
-			s.c.peerDone()
-		}
 	})
+	if first && s.c.peerDone != nil {
+		s.c.peerDone()
+	}
 }
 
 func (s *singleStream) Close() error { return s.c.Close(CodeNormal, "") }
