@@ -239,12 +239,12 @@ func schemaCommand(e *env) *cli.Command {
 
 func printSchema(e *env, raw json.RawMessage) error {
 	var s struct {
-		Name          string          `json:"name"`
-		OpType        string          `json:"op_type"`
-		Description   *string         `json:"description"`
-		InputSchema   json.RawMessage `json:"input_schema"`
-		OutputSchema  json.RawMessage `json:"output_schema"`
-		ErrorSchemas  []struct {
+		Name         string          `json:"name"`
+		OpType       string          `json:"op_type"`
+		Description  *string         `json:"description"`
+		InputSchema  json.RawMessage `json:"input_schema"`
+		OutputSchema json.RawMessage `json:"output_schema"`
+		ErrorSchemas []struct {
 			Code        string `json:"code"`
 			Description string `json:"description"`
 		} `json:"error_schemas"`
