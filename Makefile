@@ -11,7 +11,9 @@ FUZZ_TARGETS := \
 	core/identity:FuzzParseTicket \
 	core/identity:FuzzParseFingerprint \
 	core/identity:FuzzFingerprintDER \
-	core/auth:FuzzNewPolicy
+	core/auth:FuzzNewPolicy \
+	call/.:FuzzFrameReader \
+	call/.:FuzzDecodeEnvelope
 
 .PHONY: all build run test lint fuzz bench clean
 

@@ -124,7 +124,7 @@ func TestCompositionContext(t *testing.T) {
 
 // Checklist 50, 51, 70: resolution order, overlays and capabilities of imported leaves.
 func TestLayers(t *testing.T) {
-	sessionEnv := &fakeSession{names: map[string]string{"x/shared": "session"}}
+	sessionEnv := &fakeSession{names: map[string]string{"x/peerdup": "session", "x/coreonly": "session"}}
 	composer := queryOp("l/compose", func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 		var req struct {
 			Op, Peer string
@@ -140,7 +140,7 @@ func TestLayers(t *testing.T) {
 		}
 		return json.Marshal(map[string]any{"out": json.RawMessage(out), "spec_desc": spec.Description})
 	})
-	scope := call.NewScopedEnv("x/shared", "x/coreonly", "x/imported")
+	scope := call.NewScopedEnv("x/shared", "x/coreonly", "x/imported", "x/peerdup")
 	scope.AllowSessionOps = true
 	composer.ScopedEnv = &scope
 	composer.Authority = &call.CompositionAuthority{Label: "composer"}
@@ -159,6 +159,9 @@ func TestLayers(t *testing.T) {
 	imported.Spec.Description = "imported"
 	imported.Provenance = call.FromCall
 	imported.Capabilities = core.NewCapabilities(map[string][]byte{"api_key:x": []byte("import-key")})
+	peerDup := constOp("x/peerdup", `"peer"`)
+	peerDup.Spec.Visibility = call.Internal
+	peerDup.Provenance = call.FromCall
 	importedShared := constOp("x/shared", `"peer"`)
 	importedShared.Spec.Visibility = call.Internal
 	importedShared.Provenance = call.FromCall
@@ -172,15 +175,21 @@ func TestLayers(t *testing.T) {
 		return string(out), ce
 	}
 	withID, server := connPair(t, d, &core.Identity{ID: "peer-1"})
-	if err := server.Import([]call.HandlerRegistration{imported, importedShared}); err != nil {
+	if err := server.Import([]call.HandlerRegistration{imported, importedShared, peerDup}); err != nil {
 		t.Fatal(err)
 	}
-	// session → peers → core: the session shadows the peer and the core.
-	sessionEnv.active = true
-	if out, ce := run(withID, `{"Op":"x/shared"}`); ce != nil || out != `{"out":"session","spec_desc":"peer"}` {
+	// session → peers → core: the session shadows a peer, but never a core name.
+	sessionEnv.setActive(true)
+	if out, ce := run(withID, `{"Op":"x/peerdup"}`); ce != nil || out != `{"out":"session","spec_desc":""}` {
 		t.Fatalf("session first: %s %v", out, ce)
 	}
-	sessionEnv.active = false
+	if out, ce := run(withID, `{"Op":"x/coreonly"}`); ce != nil || out != `{"out":"core","spec_desc":""}` {
+		t.Fatalf("a session shadowed a core name: %s %v", out, ce)
+	}
+	sessionEnv.setActive(false)
+	if out, ce := run(withID, `{"Op":"x/peerdup"}`); ce != nil || out != `{"out":"peer","spec_desc":""}` {
+		t.Fatalf("peer after the session: %s %v", out, ce)
+	}
 	if out, ce := run(withID, `{"Op":"x/shared"}`); ce != nil || out != `{"out":"peer","spec_desc":"peer"}` {
 		t.Fatalf("peer before core: %s %v", out, ce)
 	}
@@ -209,6 +218,12 @@ type fakeSession struct {
 	mu     sync.Mutex
 	active bool
 	names  map[string]string
+}
+
+func (f *fakeSession) setActive(v bool) {
+	f.mu.Lock()
+	f.active = v
+	f.mu.Unlock()
 }
 
 func (f *fakeSession) OverlayFor(context.Context, *call.OperationContext) call.OperationEnv {

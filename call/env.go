@@ -184,8 +184,9 @@ func (e *composite) InvokeWithPolicy(ctx context.Context, parent *OperationConte
 func (e *composite) InvokePeer(ctx context.Context, parent *OperationContext, peer PeerRef, name string, input json.RawMessage, p AbortPolicy) (json.RawMessage, error) {
 	name = stripSlash(name)
 	sess := e.session(ctx, parent)
+	_, inCore := e.d.reg.lookup(name)
 	reachable := parent.ScopedEnv.AllowsVia(peer, name) ||
-		(peer.Peer == "" && parent.ScopedEnv.AllowSessionOps && sess != nil && sess.Contains(name))
+		(peer.Peer == "" && !inCore && parent.ScopedEnv.AllowSessionOps && sess != nil && sess.Contains(name))
 	if !reachable {
 		return nil, errNotFound(name)
 	}
@@ -199,7 +200,7 @@ func (e *composite) InvokePeer(ctx context.Context, parent *OperationContext, pe
 		}
 		return nil, errNotFound(name)
 	}
-	if sess != nil && sess.Contains(name) {
+	if sess != nil && !inCore && sess.Contains(name) { // a session never shadows a core name
 		return sess.InvokeWithPolicy(ctx, parent, name, input, p)
 	}
 	for _, l := range e.peers {

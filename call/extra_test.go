@@ -1,0 +1,152 @@
+package call_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/core/conn"
+)
+
+// Checklist 4: a 64 KiB string input round-trips byte for byte through an echo op.
+func TestLargeEcho(t *testing.T) {
+	n := startNode(t, nodeOpts{regs: demoRegs()})
+	// Every byte value that JSON allows unescaped, plus escapes the encoder must keep as sent.
+	var b strings.Builder
+	for b.Len() < 64<<10 {
+		b.WriteString(`abc<>&é\u00e9\n\"` + "\u2028")
+	}
+	in := `{"text":"` + b.String() + `"}`
+	for _, tr := range transports {
+		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+		out, err := c.Call(tctx(t), "demo/echo", json.RawMessage(in))
+		if err != nil || string(out) != in {
+			t.Fatalf("%s: %d bytes back, %v", tr, len(out), err)
+		}
+	}
+}
+
+// Checklist 5: a truncated response frame fails the Go caller at once with "stream closed before response".
+func TestTruncatedResponse(t *testing.T) {
+	a, b := quicPair(t)
+	cc := call.NewConn(a, nil, call.ConnOptions{CallTimeout: 10 * time.Second})
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = cc.Run(context.Background()) }()
+	ctx := tctx(t)
+	go func() {
+		s, err := b.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		_, _ = call.NewFrameReader(s, 0).ReadFrame()
+		_, _ = s.Write([]byte{0, 0, 0, 50, '{', '"'}) // a prefix promising 50 bytes, then FIN
+		_ = s.CloseWrite()
+	}()
+	begin := time.Now()
+	_, err := cc.Call(ctx, "x/y", nil)
+	var ce *call.CallError
+	if !errors.As(err, &ce) || ce.Message != "stream closed before response" || time.Since(begin) > 2*time.Second {
+		t.Fatalf("truncated response: %v after %v", err, time.Since(begin))
+	}
+	_ = a.Close(0, "")
+	<-runDone
+}
+
+// Checklist 12 (input): a request without input reaches the handler as null. Checklist 33 over
+// the wire: a panic gives INTERNAL "internal error" and the connection keeps serving.
+func TestNullInputAndPanic(t *testing.T) {
+	got := queryOp("n/input", func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+		return json.Marshal(string(in))
+	})
+	boom := queryOp("n/panic", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { panic("boom") })
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{got, boom}})
+	st := openRaw(t, n.rawConn(t, "quic"))
+	st.send(call.EventRequested, "1", map[string]any{"operationId": "/n/input"})
+	if e := st.mustNext(); string(e.Payload) != `{"output":"null"}` {
+		t.Fatalf("missing input: %s", e.Payload)
+	}
+	for _, tr := range transports {
+		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+		_, err := c.Call(tctx(t), "n/panic", nil)
+		var ce *call.CallError
+		if !errors.As(err, &ce) || ce.Code != "INTERNAL" || ce.Message != "internal error" {
+			t.Fatalf("%s panic: %v", tr, err)
+		}
+		if _, err := c.Call(tctx(t), "n/input", js(`1`)); err != nil {
+			t.Fatalf("%s after a panic: %v", tr, err)
+		}
+	}
+}
+
+// Checklist 60 (callee side): closing the connection cancels inbound handler contexts.
+func TestCloseCancelsInbound(t *testing.T) {
+	cancelled := make(chan struct{}, 2)
+	started := make(chan struct{}, 2)
+	wait := queryOp("n/wait", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		cancelled <- struct{}{}
+		return nil, ctx.Err()
+	})
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{wait}})
+	for _, tr := range transports {
+		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+		go func() { _, _ = c.Call(context.Background(), "n/wait", nil) }()
+		<-started
+		_ = c.Connection().Close(conn.CodeNormal, "")
+		select {
+		case <-cancelled:
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: the inbound handler was not cancelled", tr)
+		}
+	}
+}
+
+// Checklist 56 (other requests): aborting r1 leaves a concurrent r2 running.
+func TestAbortLeavesOthers(t *testing.T) {
+	n := startNode(t, nodeOpts{regs: demoRegs()})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
+	ctx1, cancel1 := context.WithCancel(tctx(t))
+	ctx2, cancel2 := context.WithCancel(tctx(t))
+	r1, r2 := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := c.Call(ctx1, "demo/compose", js(`{"depth":3,"block":true}`)); r1 <- err }()
+	go func() { _, err := c.Call(ctx2, "demo/compose", js(`{"depth":3,"block":true}`)); r2 <- err }()
+	time.Sleep(150 * time.Millisecond)
+	cancel1()
+	if err := <-r1; !errors.Is(err, call.ErrAborted) {
+		t.Fatalf("r1: %v", err)
+	}
+	select {
+	case err := <-r2:
+		t.Fatalf("r2 ended with r1's abort: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel2()
+	<-r2
+}
+
+// Batch runs items concurrently, returns results in input order, and items fail independently.
+func TestBatch(t *testing.T) {
+	n := startNode(t, nodeOpts{regs: demoRegs()})
+	for _, tr := range transports {
+		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+		begin := time.Now()
+		res := c.Batch(tctx(t), []call.BatchItem{
+			{Op: "demo/sleep", Input: js(`{"ms":200}`)},
+			{Op: "demo/echo", Input: js(`{"text":"b"}`)},
+			{Op: "demo/nope", Input: js(`{}`)},
+			{Op: "demo/sleep", Input: js(`{"ms":200}`)},
+		})
+		if time.Since(begin) > 390*time.Millisecond {
+			t.Fatalf("%s: batch items did not run concurrently (%v)", tr, time.Since(begin))
+		}
+		var ce *call.CallError
+		if res[0].Err != nil || string(res[1].Output) != `{"text":"b"}` || !errors.As(res[2].Err, &ce) || ce.Code != "NOT_FOUND" || res[3].Err != nil {
+			t.Fatalf("%s: %+v", tr, res)
+		}
+	}
+}
