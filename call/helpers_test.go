@@ -101,8 +101,8 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	return n
 }
 
-// dial connects to n over transport and runs a client Conn (serving d, which may be nil).
-func (n *node) dial(t testing.TB, transport string, key *identity.NodeKey, d *call.Dispatcher, o call.ConnOptions) *call.Conn {
+// connect dials n over transport, presenting key (nil: anonymous); closed at cleanup.
+func (n *node) connect(t testing.TB, transport string, key *identity.NodeKey) conn.Connection {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -118,6 +118,14 @@ func (n *node) dial(t testing.TB, transport string, key *identity.NodeKey, d *ca
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = c.Close(0, "") })
+	return c
+}
+
+// dial connects to n over transport and runs a client Conn (serving d, which may be nil).
+func (n *node) dial(t testing.TB, transport string, key *identity.NodeKey, d *call.Dispatcher, o call.ConnOptions) *call.Conn {
+	t.Helper()
+	c := n.connect(t, transport, key)
 	cc := call.NewConn(c, d, o)
 	done := make(chan struct{})
 	go func() {

@@ -19,22 +19,7 @@ import (
 // rawConn is a connection to a node without a call.Conn: tests write frames by hand.
 func (n *node) rawConn(t testing.TB, transport string) conn.Connection {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d := &client.Dialer{}
-	creds := tlsconf.ConnectionCredentials{RemotePin: n.key.Fingerprint()}
-	var c conn.Connection
-	var err error
-	if transport == "quic" {
-		c, err = d.DialQUIC(ctx, n.quic, call.ALPN, creds)
-	} else {
-		c, err = d.DialTCP(ctx, n.tcp, call.ALPN, creds)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close(0, "") })
-	return c
+	return n.connect(t, transport, nil)
 }
 
 // rawStream is one stream with frame helpers.
