@@ -13,7 +13,11 @@ FUZZ_TARGETS := \
 	core/identity:FuzzFingerprintDER \
 	core/auth:FuzzNewPolicy \
 	call/.:FuzzFrameReader \
-	call/.:FuzzDecodeEnvelope
+	call/.:FuzzDecodeEnvelope \
+	vault/.:FuzzParsePath \
+	vault/.:FuzzCanonicalMnemonic \
+	vault/.:FuzzDecryptEncryptedData \
+	vault/.:FuzzEthereumAddress
 
 .PHONY: all build run test lint fuzz bench clean
 
@@ -31,6 +35,7 @@ test:
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
 	done; \
+	echo "== vault with GOEXPERIMENT=runtimesecret"; (cd vault && GOEXPERIMENT=runtimesecret $(GO) test -race -count=1 ./...); \
 	echo "== $(BENCHMOD)"; (cd $(BENCHMOD) && GOWORK=off $(GO) test -race -count=1 ./...)
 
 ## lint: gofmt and go vet in every module

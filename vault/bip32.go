@@ -11,7 +11,7 @@ import (
 
 // bip32Secp256k1 derives a BIP-32 secp256k1 key along p; returns key, chain code and the
 // compressed public key. IL ≥ n, a zero master key or a zero child key fail (no skipping).
-func bip32Secp256k1(seed []byte, p Path) (k, c, pub []byte, err error) {
+func bip32Secp256k1(seed []byte, p Path, hook func(Path)) (k, c, pub []byte, err error) {
 	I := hmacSHA512([]byte("Bitcoin seed"), seed)
 	defer clear(I)
 	var key secp256k1.ModNScalar
@@ -24,8 +24,8 @@ func bip32Secp256k1(seed []byte, p Path) (k, c, pub []byte, err error) {
 	var data [37]byte
 	defer clear(data[:])
 	for i, idx := range p {
-		if deriveHook != nil {
-			deriveHook(p)
+		if hook != nil {
+			hook(p)
 		}
 		if idx >= hardenedOffset {
 			data[0] = 0
@@ -69,7 +69,7 @@ func DeriveSecp256k1FromSeed(seed []byte, path string) (*ExtendedKey, error) {
 		return nil, err
 	}
 	var k, c, pub []byte
-	runSecret(func() { k, c, pub, err = bip32Secp256k1(seed, p) })
+	runSecret(func() { k, c, pub, err = bip32Secp256k1(seed, p, nil) })
 	if err != nil {
 		return nil, err
 	}

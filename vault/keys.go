@@ -32,31 +32,39 @@ func (t KeyType) String() string {
 
 const redacted = "[REDACTED]"
 
-// secretBytes holds key material behind a pointer; printing it by reflection (%+v, %#v of an
-// enclosing struct) shows only the redaction.
-type secretBytes struct{ b []byte }
+// secretBytes holds key material behind two pointers: printing an enclosing struct by
+// reflection (%+v, %#v, or fmt's bad-verb path, which dereferences one level) shows only an
+// address, never the bytes.
+type secretBytes struct{ b *[]byte }
 
 func (s *secretBytes) String() string               { return redacted }
 func (s *secretBytes) GoString() string             { return redacted }
 func (s *secretBytes) Format(f fmt.State, _ rune)   { _, _ = f.Write([]byte(redacted)) }
 func (s *secretBytes) MarshalJSON() ([]byte, error) { return json.Marshal(redacted) }
 func (s *secretBytes) LogValue() slog.Value         { return slog.StringValue(redacted) }
-func newSecret(b []byte) *secretBytes               { return &secretBytes{b: append([]byte(nil), b...)} }
-func (s *secretBytes) bytes() []byte {
-	if s == nil {
-		return nil
-	}
-	return s.b
+
+func newSecret(b []byte) *secretBytes {
+	c := append([]byte(nil), b...)
+	return &secretBytes{b: &c}
 }
-func (s *secretBytes) copy() []byte {
+
+func (s *secretBytes) bytes() []byte {
 	if s == nil || s.b == nil {
 		return nil
 	}
-	return append([]byte(nil), s.b...)
+	return *s.b
 }
+
+func (s *secretBytes) copy() []byte {
+	if b := s.bytes(); b != nil {
+		return append([]byte(nil), b...)
+	}
+	return nil
+}
+
 func (s *secretBytes) wipe() {
-	if s != nil {
-		clear(s.b)
+	if s != nil && s.b != nil {
+		clear(*s.b)
 		s.b = nil
 	}
 }

@@ -16,9 +16,6 @@ func hmacSHA512(key []byte, parts ...[]byte) []byte {
 	return m.Sum(nil)
 }
 
-// deriveHook, when set by tests, runs inside every HMAC step of a derivation.
-var deriveHook func(path Path)
-
 func checkSeed(seed []byte) error {
 	if len(seed) < 16 || len(seed) > 64 {
 		return ErrInvalidSeed
@@ -27,7 +24,7 @@ func checkSeed(seed []byte) error {
 }
 
 // slip10Ed25519 derives (key, chain code) along a hardened-only path; buffers are the caller's to wipe.
-func slip10Ed25519(seed []byte, p Path) (k, c []byte, err error) {
+func slip10Ed25519(seed []byte, p Path, hook func(Path)) (k, c []byte, err error) {
 	for i, idx := range p {
 		if idx < hardenedOffset {
 			return nil, nil, hardenedOnlyError{position: i + 1}
@@ -38,8 +35,8 @@ func slip10Ed25519(seed []byte, p Path) (k, c []byte, err error) {
 	var data [37]byte
 	defer clear(data[:])
 	for _, idx := range p {
-		if deriveHook != nil {
-			deriveHook(p)
+		if hook != nil {
+			hook(p)
 		}
 		data[0] = 0
 		copy(data[1:33], k)
@@ -65,7 +62,7 @@ func DeriveEd25519FromSeed(seed []byte, path string) (*ExtendedKey, error) {
 		return nil, err
 	}
 	var k, c []byte
-	runSecret(func() { k, c, err = slip10Ed25519(seed, p) })
+	runSecret(func() { k, c, err = slip10Ed25519(seed, p, nil) })
 	if err != nil {
 		return nil, err
 	}

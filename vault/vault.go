@@ -14,6 +14,8 @@ type Vault struct {
 	// derivations counts key derivations (not cache hits), for white-box tests.
 	derivations int64
 	dmu         sync.Mutex
+	// hook, set only by white-box tests before use, runs inside every HMAC step.
+	hook func(Path)
 }
 
 // New returns a locked vault.
@@ -104,7 +106,7 @@ func (v *Vault) derive(path string, kt KeyType) (*ExtendedKey, error) {
 	switch kt {
 	case KeySecp256k1:
 		var k, c, pub []byte
-		runSecret(func() { k, c, pub, err = bip32Secp256k1(v.seed, p) })
+		runSecret(func() { k, c, pub, err = bip32Secp256k1(v.seed, p, v.hook) })
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +115,7 @@ func (v *Vault) derive(path string, kt KeyType) (*ExtendedKey, error) {
 		clear(c)
 	default:
 		var k, c []byte
-		runSecret(func() { k, c, err = slip10Ed25519(v.seed, p) })
+		runSecret(func() { k, c, err = slip10Ed25519(v.seed, p, v.hook) })
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,87 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+func FuzzParsePath(f *testing.F) {
+	for _, s := range []string{"m", "m/0'", "m/44'/60'/0'/0/0", "m/0h/1H", "m/2147483648'", "M/0", "m//0", "m/01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePath(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidPath) {
+				t.Fatalf("error %v is not ErrInvalidPath", err)
+			}
+			return
+		}
+		back, err := ParsePath(p.String())
+		if err != nil || back.String() != p.String() {
+			t.Fatalf("canonical form %q does not round-trip", p.String())
+		}
+	})
+}
+
+func FuzzCanonicalMnemonic(f *testing.F) {
+	f.Add([]byte("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"))
+	f.Add([]byte("  zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo zoo wrong "))
+	f.Add([]byte("\xff"))
+	f.Fuzz(func(t *testing.T, phrase []byte) {
+		c, err := CanonicalMnemonic(phrase)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidMnemonic) {
+				t.Fatalf("error %v", err)
+			}
+			return
+		}
+		again, err := CanonicalMnemonic(c)
+		if err != nil || string(again) != string(c) {
+			t.Fatal("canonical form is not stable")
+		}
+	})
+}
+
+func FuzzDecryptEncryptedData(f *testing.F) {
+	f.Add([]byte(`{"key_version":2,"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","iv":"AAAAAAAAAAAAAAAA","data":"if879HNYQW3taJ6Uy20TufQtgxLilKo/3Uwx"}`))
+	f.Add([]byte(`{"key_version":1,"salt":"","iv":"","data":""}`))
+	f.Add([]byte(`{"key_version":"2"}`))
+	v := abandonVault(f)
+	f.Fuzz(func(t *testing.T, blob []byte) {
+		var ed EncryptedData
+		if err := json.Unmarshal(blob, &ed); err != nil {
+			return
+		}
+		pt, err := v.Decrypt(&ed)
+		if err == nil {
+			clear(pt)
+			return
+		}
+		for _, s := range []error{ErrInvalidKeyVersion, ErrMalformedData, ErrDecryption} {
+			if errors.Is(err, s) {
+				return
+			}
+		}
+		t.Fatalf("unexpected error %v", err)
+	})
+}
+
+func FuzzEthereumAddress(f *testing.F) {
+	f.Add(make([]byte, 33))
+	f.Add(append([]byte{2}, make([]byte, 32)...))
+	f.Add(append([]byte{4}, make([]byte, 64)...))
+	f.Fuzz(func(t *testing.T, pub []byte) {
+		a, err := EthereumAddress(pub)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Fatal(err)
+			}
+			return
+		}
+		if len(a) != 42 || a[:2] != "0x" {
+			t.Fatalf("address %q", a)
+		}
+	})
+}
