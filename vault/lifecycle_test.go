@@ -14,13 +14,13 @@ func TestLifecycle(t *testing.T) {
 	v := New(CacheConfig{})
 	blob := &EncryptedData{KeyVersion: 2, Salt: "", IV: "AAAAAAAAAAAAAAAA", Data: "AAAAAAAAAAAAAAAAAAAAAA=="}
 	for name, err := range map[string]error{
-		"DeriveEd25519":         second(v.DeriveEd25519("not a path")),
-		"DeriveEncryptionKey":   second(v.DeriveEncryptionKey(PathEncryption)),
-		"ForVersion":            second(v.DeriveEncryptionKeyForVersion(0)),
-		"DeriveEthereumKey":     second(v.DeriveEthereumKey(PathEthereum)),
-		"Encrypt":               second(v.Encrypt([]byte("\xff"), 0)),
-		"Decrypt":               second(v.Decrypt(blob)),
-		"Rotate":                second(v.Rotate(blob, 0)),
+		"DeriveEd25519":       second(v.DeriveEd25519("not a path")),
+		"DeriveEncryptionKey": second(v.DeriveEncryptionKey(PathEncryption)),
+		"ForVersion":          second(v.DeriveEncryptionKeyForVersion(0)),
+		"DeriveEthereumKey":   second(v.DeriveEthereumKey(PathEthereum)),
+		"Encrypt":             second(v.Encrypt([]byte("\xff"), 0)),
+		"Decrypt":             second(v.Decrypt(blob)),
+		"Rotate":              second(v.Rotate(blob, 0)),
 	} {
 		if !errors.Is(err, ErrLocked) {
 			t.Fatalf("%s on a locked vault: %v", name, err)

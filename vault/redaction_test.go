@@ -88,12 +88,12 @@ func TestSentinelTexts(t *testing.T) {
 		ErrInvalidWordCount: "vault: word count must be 12, 15, 18, 21 or 24",
 		ErrInvalidEntropy:   "vault: entropy must be 16, 20, 24, 28 or 32 bytes",
 		ErrInvalidSeed:      "vault: seed must be 16 to 64 bytes", ErrInvalidPath: "vault: invalid derivation path",
-		ErrHardenedOnly:       "vault: ed25519 derivation supports hardened indices only",
-		ErrInvalidKeyVersion:  "vault: key version must be between 2 and 2147483649",
-		ErrInvalidKey:         "vault: invalid key", ErrUnsupportedKeyType: "vault: unsupported key type",
-		ErrMalformedData:      "vault: malformed encrypted data", ErrDecryption: "vault: decryption failed",
-		ErrInvalidPlaintext:   "vault: plaintext is not valid UTF-8",
-		ErrRedacted:           "vault: redacted key material cannot be unmarshalled",
+		ErrHardenedOnly:      "vault: ed25519 derivation supports hardened indices only",
+		ErrInvalidKeyVersion: "vault: key version must be between 2 and 2147483649",
+		ErrInvalidKey:        "vault: invalid key", ErrUnsupportedKeyType: "vault: unsupported key type",
+		ErrMalformedData: "vault: malformed encrypted data", ErrDecryption: "vault: decryption failed",
+		ErrInvalidPlaintext: "vault: plaintext is not valid UTF-8",
+		ErrRedacted:         "vault: redacted key material cannot be unmarshalled",
 	}
 	for e, s := range want {
 		if e.Error() != s {

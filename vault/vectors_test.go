@@ -64,7 +64,7 @@ type vectors struct {
 			Uncompressed                         string `json:"public_key_uncompressed"`
 		} `json:"ethereum"`
 	} `json:"bip32_secp256k1"`
-	AES struct{ Key, IV, Plaintext, CiphertextAndTag string } `json:"aes_256_gcm_kat"`
+	AES       struct{ Key, IV, Plaintext, CiphertextAndTag string } `json:"aes_256_gcm_kat"`
 	Encrypted struct {
 		Reference struct {
 			Data      EncryptedData `json:"encrypted_data"`
