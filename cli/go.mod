@@ -6,15 +6,21 @@ require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 
 require (
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
+	golang.org/x/term v0.48.0
 )
 
-require github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+require (
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	github.com/tyler-smith/go-bip39 v1.1.0 // indirect
+)
 
 require (
 	github.com/quic-go/quic-go v0.65.0 // indirect
 	github.com/urfave/cli/v3 v3.14.0
-	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect

@@ -197,7 +197,7 @@ func TestCLIErrors(t *testing.T) {
 		{"host without pin", []string{"call", "--to", "127.0.0.1:1", "node/health"}, 1, "needs --pin"},
 		{"unreachable", []string{"call", "--to", "127.0.0.1:1", "--pin", "ed25519:" + strings.Repeat("ab", 32), "--timeout", "2s", "node/health"}, 2, "error: UNREACHABLE"},
 		{"dev on a public address", []string{"--state-dir", t.TempDir(), "serve", "--dev", "--listen", "0.0.0.0:0"}, 1, "loopback only"},
-		{"serve without --dev", []string{"--state-dir", t.TempDir(), "serve"}, 1, "serve needs --dev"},
+		{"serve without a keystore", []string{"--state-dir", t.TempDir(), "serve"}, 1, "run 'alknet init' first"},
 		{"bad transport", []string{"call", "--to", "alk1aeqnowuyagblccvx2vf75u6jmqdtudxbolz5vjrdewxqegti64dvcgqqcazdamzogaxdcmjtfy3tunbugmzrcdzsgazs4mbogeytglrxhi2dim5yjqhau", "--transport", "udp", "node/health"}, 1, "--transport"},
 		{"bad log level", []string{"--log-level", "loud", "version"}, 1, "--log-level"},
 	}

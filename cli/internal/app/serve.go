@@ -24,37 +24,61 @@ import (
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
-const devListen = "127.0.0.1:7443"
+const (
+	devListen  = "127.0.0.1:7443"
+	nodeListen = "0.0.0.0:7443"
+)
 
 func serveCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a node",
 		UsageText: "alknet serve --dev                          # ephemeral key, loopback, 127.0.0.1:7443\n" +
-			"alknet serve --dev --listen 127.0.0.1:0       # pick free ports (shown on stdout and in the ticket)",
+			"alknet serve --dev --listen 127.0.0.1:0       # pick free ports (shown on stdout and in the ticket)\n" +
+			"alknet serve --passphrase-file P              # the vault's identity, 0.0.0.0:7443",
 		Description: "Starts QUIC and TCP+TLS listeners on each --listen address and serves until SIGINT or SIGTERM,\n" +
 			"then drains gracefully (a second signal exits at once with 130). On start it prints\n" +
 			"'fingerprint <fp>', 'quic <addr>', 'tcp <addr>' and 'ticket <ticket>', and writes the ticket to\n" +
-			"<state dir>/node.ticket so local clients find the node. Serving from the vault and a config file\n" +
-			"arrives with the vault and CLI issues; today only --dev is available.",
-		Flags: []cli.Flag{
+			"<state dir>/node.ticket so local clients find the node. Without --dev the node key is derived\n" +
+			"from the vault (run 'alknet init' first) at m/74'/0'/0'/0', so the fingerprint is the same on\n" +
+			"every start; only the built-in operations are served.",
+		Flags: append(vaultFlags(),
 			&cli.BoolFlag{Name: "dev", Usage: "development node: ephemeral key, demo protocol, loopback only, no vault"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; port 0 picks a free port"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long handlers get to finish on shutdown"},
-		},
+		),
 		Action: func(ctx context.Context, c *cli.Command) error {
-			if !c.Bool("dev") {
-				return usageErr("serve needs --dev for now: serving from the vault and a config file is not built yet")
-			}
+			dev := c.Bool("dev")
 			listen := c.StringSlice("listen")
 			if len(listen) == 0 {
-				listen = []string{devListen}
+				listen = []string{nodeListen}
+				if dev {
+					listen = []string{devListen}
+				}
 			}
 			dir, err := stateDir(c.Root().String("state-dir"))
 			if err != nil {
 				return configErr(err)
 			}
-			return serveDev(ctx, e, dir, listen, c.Duration("drain-timeout"))
+			var key *identity.NodeKey
+			if dev {
+				for _, a := range listen {
+					if err := checkDevListen(a); err != nil {
+						return err
+					}
+				}
+				if key, err = identity.Generate(); err != nil {
+					return err
+				}
+			} else {
+				u, err := unlock(e, c)
+				if err != nil {
+					return err
+				}
+				u.v.Lock() // the node key is all serve needs from the vault today
+				key = u.key
+			}
+			return serveNode(ctx, e, dir, listen, c.Duration("drain-timeout"), key, dev)
 		},
 	}
 }
@@ -78,18 +102,9 @@ func checkDevListen(addr string) error {
 	return nil
 }
 
-func serveDev(ctx context.Context, e *env, dir string, listen []string, drain time.Duration) error {
-	for _, a := range listen {
-		if err := checkDevListen(a); err != nil {
-			return err
-		}
-	}
+func serveNode(ctx context.Context, e *env, dir string, listen []string, drain time.Duration, key *identity.NodeKey, dev bool) error {
 	if err := ensureStateDir(dir); err != nil {
 		return configErr(err)
-	}
-	key, err := identity.Generate()
-	if err != nil {
-		return err
 	}
 	store, err := config.NewStore(config.DynamicConfig{})
 	if err != nil {
@@ -97,7 +112,7 @@ func serveDev(ctx context.Context, e *env, dir string, listen []string, drain ti
 	}
 	authn := auth.NewAuthenticator(store.Provider(), store.RateLimits, e.log)
 	alpns := []string{call.ALPN}
-	d, err := buildDispatcher(authn, e, builtin.NodeInfo{Fingerprint: key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: alpns}, true)
+	d, err := buildDispatcher(authn, e, builtin.NodeInfo{Fingerprint: key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: alpns}, dev)
 	if err != nil {
 		return configErr(err)
 	}
@@ -112,7 +127,7 @@ func serveDev(ctx context.Context, e *env, dir string, listen []string, drain ti
 	defer srv.Close()
 	ep, err := endpoint.New(endpoint.Options{
 		Registry: reg, Auth: authn, Store: store,
-		DrainTimeout: drain, Logger: e.log, EphemeralKey: true,
+		DrainTimeout: drain, Logger: e.log, EphemeralKey: dev,
 	})
 	if err != nil {
 		return configErr(err)
