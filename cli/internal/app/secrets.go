@@ -104,4 +104,3 @@ func confirm(e *env, question string) bool {
 	_, _ = fmt.Fscanln(e.stdin, &answer)
 	return answer == "y" || answer == "Y" || answer == "yes"
 }
-

@@ -301,4 +301,3 @@ func secretCommand(e *env) *cli.Command {
 		},
 	}
 }
-
