@@ -1,0 +1,60 @@
+package call_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/alkdev/alknet/call"
+)
+
+// BenchmarkUnaryCall is one demo/echo round trip, client and server in this process.
+func BenchmarkUnaryCall(b *testing.B) {
+	in := js(`{"text":"hello"}`)
+	run := func(b *testing.B, c *call.Conn) {
+		b.ReportAllocs()
+		ctx := tctx(b)
+		for b.Loop() {
+			if _, err := c.Call(ctx, "demo/echo", in); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("pipe", func(b *testing.B) {
+		d := buildDispatcher(b, nodeOpts{regs: demoRegs()}, nil)
+		a, p := pipe()
+		srv := call.NewConn(a, d, call.ConnOptions{})
+		cli := call.NewConn(p, nil, call.ConnOptions{})
+		done := make(chan struct{}, 2)
+		go func() { _ = srv.Run(b.Context()); done <- struct{}{} }()
+		go func() { _ = cli.Run(b.Context()); done <- struct{}{} }()
+		run(b, cli)
+		_ = a.Close(0, "")
+		<-done
+		<-done
+	})
+	n := startNode(b, nodeOpts{regs: demoRegs()})
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { run(b, n.dial(b, tr, nil, nil, call.ConnOptions{})) })
+	}
+}
+
+// BenchmarkFrameEncodeDecode is the envelope path of one request: encode, frame, read, decode.
+func BenchmarkFrameEncodeDecode(b *testing.B) {
+	b.ReportAllocs()
+	env := call.Envelope{Type: call.EventRequested, ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Payload: js(`{"operationId":"/demo/echo","input":{"text":"hello"}}`)}
+	var buf bytes.Buffer
+	w := call.NewFrameWriter(&buf, 0)
+	for b.Loop() {
+		buf.Reset()
+		if err := w.WriteFrame(call.AppendEnvelope(nil, env)); err != nil {
+			b.Fatal(err)
+		}
+		body, err := call.NewFrameReader(&buf, 0).ReadFrame()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := call.DecodeEnvelope(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
