@@ -265,6 +265,8 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 
 // readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).
 func (c *Conn) readOwnStream(w *wire, p *pending) {
+	c.d.streamOpened()
+	defer c.d.streamClosed()
 	defer w.s.Close() // CancelRead(0) once terminal
 	stop := context.AfterFunc(c.ctx, func() { w.s.Cancel(0) })
 	defer stop()

@@ -211,6 +211,8 @@ func (s *servedStream) requestDone(id string) {
 
 // serveStream reads frames from a stream the peer opened (§4.1.3).
 func (c *Conn) serveStream(st conn.Stream) {
+	c.d.streamOpened()
+	defer c.d.streamClosed()
 	ss := &servedStream{w: c.newWire(st), ids: map[string]bool{}}
 	idle := c.d.cfg.StreamIdleTimeout
 	for {

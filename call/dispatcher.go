@@ -83,6 +83,54 @@ type Dispatcher struct {
 	log       *slog.Logger
 	ownership OwnershipProvider
 	sessions  SessionOverlaySource
+	observer  Observer
+}
+
+// Observer receives call metrics (the CLI exports them to Prometheus). Implementations must
+// be safe for concurrent use and must not block.
+type Observer interface {
+	CallDone(op, code string, d time.Duration) // code "" = success
+	StreamOpened()
+	StreamClosed()
+}
+
+// WithObserver sets the metrics observer.
+func WithObserver(o Observer) DispatcherOption {
+	return func(d *Dispatcher) { d.observer = o }
+}
+
+// WithConfig returns a dispatcher over the same registry and options with another Config (for
+// reloads: new connections use the new limits).
+func (d *Dispatcher) WithConfig(cfg Config) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := *d
+	c.cfg = cfg.WithDefaults()
+	return &c, nil
+}
+
+func (d *Dispatcher) callDone(op string, ce *CallError, start time.Time) {
+	if d.observer == nil {
+		return
+	}
+	code := ""
+	if ce != nil {
+		code = ce.Code
+	}
+	d.observer.CallDone(op, code, time.Since(start))
+}
+
+func (d *Dispatcher) streamOpened() {
+	if d.observer != nil {
+		d.observer.StreamOpened()
+	}
+}
+
+func (d *Dispatcher) streamClosed() {
+	if d.observer != nil {
+		d.observer.StreamClosed()
+	}
 }
 
 // DispatcherOption configures a Dispatcher.

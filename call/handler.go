@@ -12,6 +12,7 @@ const ALPN = "alknet/call"
 // ProtocolHandler serves alknet/call connections for the core endpoint.
 type ProtocolHandler struct {
 	D       *Dispatcher
+	Current func() *Dispatcher // if set, read per connection (reloaded call limits apply to new ones)
 	Options func() ConnOptions // read per connection, so reloaded limits apply to new ones; nil = defaults
 }
 
@@ -24,5 +25,9 @@ func (h ProtocolHandler) Handle(ctx context.Context, c core.Connection, _ core.A
 	if h.Options != nil {
 		o = h.Options()
 	}
-	return NewConn(c, h.D, o).Run(ctx)
+	d := h.D
+	if h.Current != nil {
+		d = h.Current()
+	}
+	return NewConn(c, d, o).Run(ctx)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -19,6 +20,7 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
+	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }
 
 // send writes a non-terminal event unless the request is already terminal.
@@ -83,6 +85,16 @@ func (c *Conn) finishInbound(in *inbound, e *Envelope) {
 		err = in.out.send(*e)
 	}
 	in.mu.Unlock()
+	if in.observe != nil {
+		var ce *CallError
+		switch {
+		case e == nil:
+			ce = errCancelled(nil)
+		case e.Type == EventError:
+			ce, _ = decodeError(e.Payload)
+		}
+		in.observe(ce)
+	}
 	if err != nil && in.stream != nil {
 		// Writing failed: the stream is gone; abort everything read from it.
 		c.brokenStream(in.stream, err)
@@ -122,6 +134,8 @@ func errorEnvelope(id string, ce *CallError) *Envelope {
 
 // runInbound runs one root request to its terminal event.
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
+	start := time.Now()
+	in.observe = func(ce *CallError) { c.d.callDone(stripSlash(p.OperationID), ce, start) }
 	var connID *core.Identity
 	if id, ok := c.c.Identity(); ok {
 		connID = &id

@@ -7,6 +7,7 @@ require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 require (
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/pelletier/go-toml/v2 v2.4.3
 	go.uber.org/goleak v1.3.0
 	golang.org/x/term v0.48.0
 )
