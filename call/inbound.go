@@ -40,6 +40,11 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	}
 	ctx, cancel := context.WithCancel(context.WithValue(c.ctx, connKey{}, c))
 	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
+	p := decodeRequested(e.Payload)
+	if c.d.observer != nil {
+		start, op := time.Now(), stripSlash(p.OperationID)
+		in.observe = func(ce *CallError) { c.d.callDone(op, ce, start) }
+	}
 	c.mu.Lock()
 	switch {
 	case c.closed:
@@ -68,7 +73,7 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	}
 	go func() {
 		defer c.wg.Done()
-		c.runInbound(ctx, in, decodeRequested(e.Payload))
+		c.runInbound(ctx, in, p)
 	}()
 }
 
@@ -134,8 +139,6 @@ func errorEnvelope(id string, ce *CallError) *Envelope {
 
 // runInbound runs one root request to its terminal event.
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
-	start := time.Now()
-	in.observe = func(ce *CallError) { c.d.callDone(stripSlash(p.OperationID), ce, start) }
 	var connID *core.Identity
 	if id, ok := c.c.Identity(); ok {
 		connID = &id
