@@ -51,10 +51,11 @@ func (r RateLimits) off() bool { return r.FailureBurst < 0 || r.FailuresPerMinut
 // Authenticator is the one way handlers and the endpoint resolve identities: it limits failed
 // token attempts per IP key and writes one audit line per attempt (§6.6 of core.md).
 type Authenticator struct {
-	p      IdentityProvider
-	limits func() RateLimits
-	log    *slog.Logger
-	now    func() time.Time
+	p         IdentityProvider
+	limits    func() RateLimits
+	log       *slog.Logger
+	now       func() time.Time
+	onAttempt func(result string) // metrics hook: "accept", "reject" or "blocked"
 
 	mu  sync.Mutex
 	lru *list.List                   // of *ipState, most recent first
@@ -76,6 +77,11 @@ type AuthenticatorOption func(*Authenticator)
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) AuthenticatorOption {
 	return func(a *Authenticator) { a.now = now }
+}
+
+// WithAttemptHook calls fn with the result of every audited attempt (metrics).
+func WithAttemptHook(fn func(result string)) AuthenticatorOption {
+	return func(a *Authenticator) { a.onAttempt = fn }
 }
 
 // NewAuthenticator wraps p. limits is read at each use, so reloaded limits apply at once;
@@ -221,6 +227,9 @@ func perSecond(r RateLimits) rate.Limit { return rate.Limit(r.FailuresPerMinute 
 
 // audit writes the fail2ban line: exactly these keys, in this order. Never a token or hash.
 func (a *Authenticator) audit(ac AuthContext, peerID, result string) {
+	if a.onAttempt != nil {
+		a.onAttempt(result)
+	}
 	a.log.Info("auth",
 		"remote_addr", netkey.Host(ac.RemoteAddr),
 		"fingerprint", ac.Fingerprint,

@@ -63,7 +63,7 @@ func newCommand(e *env) *cli.Command {
 			e.log = log
 			return ctx, nil
 		},
-		Commands: []*cli.Command{initCommand(e), keyCommand(e), secretCommand(e), serveCommand(e), callCommand(e), subCommand(e), lsCommand(e), schemaCommand(e), versionCommand(e)},
+		Commands: []*cli.Command{initCommand(e), keyCommand(e), secretCommand(e), serveCommand(e), reloadCommand(e), peerCommand(e), apikeyCommand(e), callCommand(e), subCommand(e), lsCommand(e), schemaCommand(e), versionCommand(e)},
 	}
 }
 

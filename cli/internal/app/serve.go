@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,60 +15,103 @@ import (
 
 	"github.com/urfave/cli/v3"
 
-	"github.com/alkdev/alknet/call"
-	"github.com/alkdev/alknet/call/builtin"
-	"github.com/alkdev/alknet/call/demo"
-	"github.com/alkdev/alknet/core/auth"
-	"github.com/alkdev/alknet/core/config"
-	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/cli/internal/metrics"
+	"github.com/alkdev/alknet/cli/internal/nodeconfig"
+	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/identity"
-	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 const (
 	devListen  = "127.0.0.1:7443"
 	nodeListen = "0.0.0.0:7443"
+	configFile = "config.toml"
 )
+
+// configPath returns --config, else <state dir>/config.toml (absent = all defaults).
+func configPath(c *cli.Command) (path string, explicit bool, err error) {
+	if p := c.String("config"); p != "" {
+		return p, true, nil
+	}
+	dir, err := stateDir(c.Root().String("state-dir"))
+	if err != nil {
+		return "", false, configErr(err)
+	}
+	return filepath.Join(dir, configFile), false, nil
+}
+
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", Usage: "config file (default: <state dir>/config.toml; absent = all defaults)"}
+}
 
 func serveCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a node",
-		UsageText: "alknet serve --dev                          # ephemeral key, loopback, 127.0.0.1:7443\n" +
+		UsageText: "alknet serve --dev                          # ephemeral key, demo operations, loopback, 127.0.0.1:7443\n" +
 			"alknet serve --dev --listen 127.0.0.1:0       # pick free ports (shown on stdout and in the ticket)\n" +
-			"alknet serve --passphrase-file P              # the vault's identity, 0.0.0.0:7443",
-		Description: "Starts QUIC and TCP+TLS listeners on each --listen address and serves until SIGINT or SIGTERM,\n" +
-			"then drains gracefully (a second signal exits at once with 130). On start it prints\n" +
-			"'fingerprint <fp>', 'quic <addr>', 'tcp <addr>' and 'ticket <ticket>', and writes the ticket to\n" +
-			"<state dir>/node.ticket so local clients find the node. Without --dev the node key is derived\n" +
-			"from the vault (run 'alknet init' first) at m/74'/0'/0'/0', so the fingerprint is the same on\n" +
-			"every start; only the built-in operations are served.",
-		Flags: append(vaultFlags(),
-			&cli.BoolFlag{Name: "dev", Usage: "development node: ephemeral key, demo protocol, loopback only, no vault"},
-			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; port 0 picks a free port"},
-			&cli.DurationFlag{Name: "drain-timeout", Value: config.DefaultDrainTimeout, Usage: "how long handlers get to finish on shutdown"},
+			"alknet serve --passphrase-file P              # the vault's identity and <state dir>/config.toml\n" +
+			"alknet serve --config node.toml --check       # validate a config file and exit",
+		Description: "Starts QUIC and TCP+TLS listeners and serves until SIGINT or SIGTERM, then drains gracefully (a\n" +
+			"second signal exits at once with 130). On start it prints 'fingerprint <fp>', 'quic <addr>',\n" +
+			"'tcp <addr>' and 'ticket <ticket>', and writes the ticket to <state dir>/node.ticket so local\n" +
+			"clients find the node. Without --dev the node key is derived from the vault ('alknet init')\n" +
+			"at m/74'/0'/0'/0', so the fingerprint is the same on every start. SIGHUP, 'alknet reload' and\n" +
+			"the admin-scoped node/reload operation re-read the dynamic part of the config ([[peer]],\n" +
+			"[[apikey]], [auth], [call]); an invalid config is rejected and the old one stays in force.",
+		Flags: append(vaultFlags(), configFlag(),
+			&cli.BoolFlag{Name: "dev", Usage: "development node: ephemeral key, demo operations, loopback only, no vault or config"},
+			&cli.BoolFlag{Name: "check", Usage: "validate the config file and exit"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
+			&cli.DurationFlag{Name: "drain-timeout", Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
 		),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			dev := c.Bool("dev")
 			listen := c.StringSlice("listen")
-			if len(listen) == 0 {
-				listen = []string{nodeListen}
-				if dev {
-					listen = []string{devListen}
-				}
-			}
 			dir, err := stateDir(c.Root().String("state-dir"))
 			if err != nil {
 				return configErr(err)
 			}
-			var key *identity.NodeKey
+			file, path := &nodeconfig.File{}, ""
 			if dev {
+				if c.String("config") != "" || c.Bool("check") {
+					return usageErr("--dev runs without a config file")
+				}
+				if len(listen) == 0 {
+					listen = []string{devListen}
+				}
 				for _, a := range listen {
 					if err := checkDevListen(a); err != nil {
 						return err
 					}
 				}
-				if key, err = identity.Generate(); err != nil {
+			} else {
+				var explicit bool
+				if path, explicit, err = configPath(c); err != nil {
+					return err
+				}
+				if file, err = nodeconfig.Load(path, !explicit); err != nil {
+					return configErr(err)
+				}
+				if err := file.Validate(path, listen, nodeListen); err != nil {
+					return configErr(err)
+				}
+				if c.Bool("check") {
+					fmt.Fprintf(e.stdout, "config ok: %s\n", path)
+					return nil
+				}
+			}
+			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file}
+			if c.IsSet("drain-timeout") {
+				d := c.Duration("drain-timeout")
+				n.drain = &d
+			}
+			n.metricsAddr = file.Node.MetricsAddr
+			if a := c.String("metrics-addr"); a != "" {
+				n.metricsAddr = a
+			}
+			if dev {
+				if n.key, err = identity.Generate(); err != nil {
 					return err
 				}
 			} else {
@@ -75,12 +119,35 @@ func serveCommand(e *env) *cli.Command {
 				if err != nil {
 					return err
 				}
-				u.v.Lock() // the node key is all serve needs from the vault today
-				key = u.key
+				n.key = u.key
+				n.caps, err = decryptCapabilities(u, file)
+				u.v.Lock() // identity and capabilities are all the node needs from the vault
+				if err != nil {
+					return err
+				}
+				defer n.caps.Wipe()
 			}
-			return serveNode(ctx, e, dir, listen, c.Duration("drain-timeout"), key, dev)
+			return n.run(ctx)
 		},
 	}
+}
+
+// decryptCapabilities opens every [[capability]] blob into the node's capabilities.
+func decryptCapabilities(u *unlocked, f *nodeconfig.File) (core.Capabilities, error) {
+	vals := map[string][]byte{}
+	defer func() {
+		for _, v := range vals {
+			clear(v)
+		}
+	}()
+	for i, c := range f.Capability {
+		pt, err := u.v.Decrypt(c.Blob.EncryptedData())
+		if err != nil {
+			return core.Capabilities{}, configErr(fmt.Errorf("capability[%d] %q: %w", i, c.Name, err))
+		}
+		vals[c.Name] = pt
+	}
+	return core.NewCapabilities(vals), nil
 }
 
 // checkDevListen accepts only loopback addresses: a dev node has an ephemeral key and no access control.
@@ -102,131 +169,64 @@ func checkDevListen(addr string) error {
 	return nil
 }
 
-func serveNode(ctx context.Context, e *env, dir string, listen []string, drain time.Duration, key *identity.NodeKey, dev bool) error {
-	if err := ensureStateDir(dir); err != nil {
-		return configErr(err)
-	}
-	store, err := config.NewStore(config.DynamicConfig{})
-	if err != nil {
-		return err
-	}
-	authn := auth.NewAuthenticator(store.Provider(), store.RateLimits, e.log)
-	alpns := []string{call.ALPN}
-	d, err := buildDispatcher(authn, e, builtin.NodeInfo{Fingerprint: key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: alpns}, dev)
-	if err != nil {
-		return configErr(err)
-	}
-	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: d})
-	if err != nil {
-		return err
-	}
-	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{Mode: tlsconf.ModeKey}, key, reg.ALPNs())
-	if err != nil {
-		return configErr(err)
-	}
-	defer srv.Close()
-	ep, err := endpoint.New(endpoint.Options{
-		Registry: reg, Auth: authn, Store: store,
-		DrainTimeout: drain, Logger: e.log, EphemeralKey: dev,
-	})
-	if err != nil {
-		return configErr(err)
-	}
-	ticket := identity.Ticket{Fingerprint: srv.Fingerprint()}
-	var lines []string
-	for _, a := range listen {
-		qa, err := ep.ListenQUIC(a, srv.QUIC())
-		if err != nil {
-			return configErr(err)
-		}
-		ta, err := ep.ListenTCP(a, srv.TCP())
-		if err != nil {
-			return configErr(err)
-		}
-		lines = append(lines, "quic "+qa.String(), "tcp "+ta.String())
-		ticket.QUIC = append(ticket.QUIC, advertised(e, qa))
-		ticket.TCP = append(ticket.TCP, advertised(e, ta))
-	}
-	tk, err := ticket.Encode()
-	if err != nil {
-		return configErr(err)
-	}
-	// Written only after every listener is bound, and before the start-up lines, so whoever
-	// reads those finds the file; removed on clean exit.
-	if err := writeAtomic(dir, ticketFile, []byte(tk+"\n"), 0o644); err != nil {
-		return configErr(err)
-	}
-	defer os.Remove(filepath.Join(dir, ticketFile))
-	if err := writeAtomic(dir, pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-		return configErr(err)
-	}
-	defer os.Remove(filepath.Join(dir, pidFile))
-	fmt.Fprintf(e.stdout, "fingerprint %s\n", srv.Fingerprint())
-	for _, l := range lines {
-		fmt.Fprintln(e.stdout, l)
-	}
-	fmt.Fprintf(e.stdout, "ticket %s\n", tk)
-
-	e.log.Info("node started", "fingerprint", srv.Fingerprint(), "state_dir", dir)
-
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+// waitForSignals serves until SIGINT/SIGTERM, reloading on SIGHUP; a second stop signal
+// during the drain exits at once.
+func (n *node) waitForSignals(runDone <-chan error, shutdown func() error) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	runDone := make(chan error, 1)
-	go func() { runDone <- ep.Run(ctx) }()
-	select {
-	case err := <-runDone:
-		return err
-	case sig := <-sigs:
-		e.log.Info("shutting down", "signal", sig.String())
+	for {
+		select {
+		case err := <-runDone:
+			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				if n.dev {
+					n.e.log.Warn("SIGHUP ignored: a dev node has no config to reload")
+					continue
+				}
+				_, _ = n.reload()
+				continue
+			}
+			n.e.log.Info("shutting down", "signal", sig.String())
+		}
+		break
 	}
 	shutdownDone := make(chan error, 1)
-	go func() { shutdownDone <- ep.Shutdown(context.Background()) }()
-	select {
-	case err := <-shutdownDone:
-		<-runDone
-		if err != nil && !errors.Is(err, endpoint.ErrDrainTimeout) {
+	go func() { shutdownDone <- shutdown() }()
+	for {
+		select {
+		case err := <-shutdownDone:
+			<-runDone
 			return err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				continue
+			}
+			return &exitError{code: ExitInterrupted, word: "INTERRUPTED", err: errors.New("second signal: exiting without draining")}
 		}
-		if err != nil {
-			e.log.Warn("drain timeout", "err", err)
-		}
-		return nil
-	case <-sigs:
-		return &exitError{code: ExitInterrupted, word: "INTERRUPTED", err: errors.New("second signal: exiting without draining")}
 	}
 }
 
-// advertised returns the ticket address of a bound listener: its own, or 127.0.0.1 with its
-// port when it is bound to a wildcard address.
-func advertised(e *env, a net.Addr) string {
-	host, port, _ := net.SplitHostPort(a.String())
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		e.log.Warn("wildcard listener: the ticket advertises 127.0.0.1", "addr", a.String())
-		return net.JoinHostPort("127.0.0.1", port)
+// serveMetrics starts the /metrics listener, if configured.
+func (n *node) serveMetrics(reg *metrics.Registry) (stop func(), addr string, err error) {
+	if n.metricsAddr == "" {
+		return func() {}, "", nil
 	}
-	return a.String()
-}
-
-// buildDispatcher assembles the core registry: built-in and discovery operations, plus the
-// demo operations on a dev node.
-func buildDispatcher(ids *auth.Authenticator, e *env, info builtin.NodeInfo, dev bool) (*call.Dispatcher, error) {
-	var d *call.Dispatcher
-	var registry *call.Registry
-	info.Operations = func() int { return registry.Len() } // known once built
-	b := call.NewRegistryBuilder()
-	regs := builtin.Registrations(info)
-	regs = append(regs, call.DiscoveryRegistrations(func() *call.Dispatcher { return d })...)
-	if dev {
-		regs = append(regs, demo.Registrations(demo.Options{})...)
-	}
-	for _, r := range regs {
-		_ = b.Register(r) // errors are collected by Build
-	}
-	registry, err := b.Build()
+	ln, err := net.Listen("tcp", n.metricsAddr)
 	if err != nil {
-		return nil, err
+		return nil, "", configErr(fmt.Errorf("metrics listener %s: %w", n.metricsAddr, err))
 	}
-	d, err = call.NewDispatcher(registry, call.Config{}, ids, call.WithLogger(e.log))
-	return d, err
+	srv := &http.Server{Handler: reg.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}, ln.Addr().String(), nil
 }

@@ -27,6 +27,7 @@ func clientFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pin", Usage: "fingerprint to pin when --to is host:port (ed25519:<hex> or SHA256:<hex>)"},
 		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp or auto (QUIC, then TCP+TLS)"},
 		&cli.StringFlag{Name: "key-file", Usage: "present this node key file as the TLS client certificate"},
+		&cli.StringFlag{Name: "token-file", Usage: "send the token in this file as the request's auth_token (an alk_ API key or a peer token)"},
 		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "time limit for the call (a Go duration: 5s, 250ms)"},
 		&cli.BoolFlag{Name: "json", Usage: "machine output"},
 	}
@@ -133,8 +134,18 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 		}
 		return nil, connErr(word, err)
 	}
+	opts := call.ConnOptions{Logger: e.log, CallTimeout: c.Duration("timeout")}
+	if tf := c.String("token-file"); tf != "" {
+		tok, err := readSecretFile(tf, true)
+		if err != nil {
+			_ = raw.Close(conn.CodeNormal, "")
+			return nil, err
+		}
+		opts.AuthToken = string(tok) // bearer tokens may be strings where an API needs one
+		clear(tok)
+	}
 	s := &session{raw: raw, done: make(chan struct{})}
-	s.conn = call.NewConn(raw, nil, call.ConnOptions{Logger: e.log, CallTimeout: c.Duration("timeout")})
+	s.conn = call.NewConn(raw, nil, opts)
 	go func() {
 		defer close(s.done)
 		_ = s.conn.Run(context.Background())

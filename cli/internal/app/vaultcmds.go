@@ -191,7 +191,7 @@ func keyCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "key",
 		Usage: "the node's keys",
-		Commands: []*cli.Command{{
+		Commands: []*cli.Command{keyGenCommand(e), {
 			Name:      "show",
 			Usage:     "unlock the keystore and print the node's fingerprint, public key and ticket",
 			UsageText: "alknet key show\nalknet key show --passphrase-file P --json\nalknet key show --advertise node.example.com:7443",

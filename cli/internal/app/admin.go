@@ -1,0 +1,355 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v3"
+
+	"github.com/alkdev/alknet/cli/internal/nodeconfig"
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/identity"
+)
+
+// The config file is edited as text so comments and layout survive: a new entry is appended
+// as a block; removing one deletes its table block. The result is validated before it is
+// written (temp file + rename).
+
+func loadForEdit(c *cli.Command) (path string, text []byte, f *nodeconfig.File, err error) {
+	path, _, err = configPath(c)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	text, err = os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", nil, nil, configErr(err)
+	}
+	if f, err = nodeconfig.Parse(path, text); err != nil {
+		return "", nil, nil, configErr(err)
+	}
+	return path, text, f, nil
+}
+
+func saveEdited(path string, text []byte) error {
+	f, err := nodeconfig.Parse(path, text)
+	if err == nil {
+		err = f.Validate(path, nil, nodeListen)
+	}
+	if err != nil {
+		return configErr(fmt.Errorf("the edited config would be invalid, nothing written: %w", err))
+	}
+	dir := filepath.Dir(path)
+	if err := ensureStateDir(dir); err != nil {
+		return configErr(err)
+	}
+	return writeAtomic(dir, filepath.Base(path), text, 0o600)
+}
+
+func tomlStrings(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func appendBlock(text []byte, block string) []byte {
+	if len(text) > 0 && !bytes.HasSuffix(text, []byte("\n")) {
+		text = append(text, '\n')
+	}
+	return append(append(text, '\n'), block...)
+}
+
+// removeBlock deletes the [[table]] block whose key = value line matches.
+func removeBlock(text []byte, table, key, value string) ([]byte, bool) {
+	lines := strings.SplitAfter(string(text), "\n")
+	header := "[[" + table + "]]"
+	want := key + "=" + strconv.Quote(value) // compared with spaces removed
+	var out []string
+	removed := false
+	for i := 0; i < len(lines); {
+		if strings.TrimSpace(lines[i]) != header {
+			out = append(out, lines[i])
+			i++
+			continue
+		}
+		j := i + 1
+		match := false
+		for j < len(lines) && !strings.HasPrefix(strings.TrimSpace(lines[j]), "[") {
+			if strings.ReplaceAll(strings.TrimSpace(lines[j]), " ", "") == want {
+				match = true
+			}
+			j++
+		}
+		if match {
+			removed = true
+		} else {
+			out = append(out, lines[i:j]...)
+		}
+		i = j
+	}
+	return []byte(strings.Join(out, "")), removed
+}
+
+func peerCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "peer",
+		Usage: "manage the peers allowed to connect (edits [[peer]] in the config file; then 'alknet reload')",
+		Commands: []*cli.Command{
+			{
+				Name:      "add",
+				Usage:     "add a peer by its key fingerprint",
+				ArgsUsage: "PEER_ID",
+				UsageText: "alknet peer add alice --fingerprint ed25519:… --scope admin\nalknet reload",
+				Flags: []cli.Flag{configFlag(),
+					&cli.StringSliceFlag{Name: "fingerprint", Usage: "the peer's fingerprint (repeatable)"},
+					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the peer (repeatable)"},
+					&cli.StringFlag{Name: "display-name", Usage: "a human name"},
+				},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					if c.Args().Len() != 1 {
+						return usageErr("want PEER_ID")
+					}
+					id := c.Args().First()
+					path, text, f, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					for _, p := range f.Peers {
+						if p.PeerID == id {
+							return usageErr("peer %q already exists in %s", id, path)
+						}
+					}
+					fps := c.StringSlice("fingerprint")
+					if len(fps) == 0 {
+						return usageErr("--fingerprint is required")
+					}
+					block := fmt.Sprintf("[[peer]]\npeer_id = %q\n", id)
+					if dn := c.String("display-name"); dn != "" {
+						block += fmt.Sprintf("display_name = %q\n", dn)
+					}
+					block += "fingerprints = " + tomlStrings(fps) + "\nscopes = " + tomlStrings(c.StringSlice("scope")) + "\n"
+					if err := saveEdited(path, appendBlock(text, block)); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "peer %s added to %s; run 'alknet reload' to apply\n", id, path)
+					return nil
+				},
+			},
+			{
+				Name:      "rm",
+				Usage:     "remove a peer",
+				ArgsUsage: "PEER_ID",
+				Flags:     []cli.Flag{configFlag()},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					if c.Args().Len() != 1 {
+						return usageErr("want PEER_ID")
+					}
+					path, text, _, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					out, ok := removeBlock(text, "peer", "peer_id", c.Args().First())
+					if !ok {
+						return &exitError{code: ExitNotFound, word: "NOT_FOUND", err: fmt.Errorf("no peer %q in %s", c.Args().First(), path)}
+					}
+					if err := saveEdited(path, out); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "peer %s removed from %s; run 'alknet reload' to apply\n", c.Args().First(), path)
+					return nil
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list peers",
+				Flags: []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "machine output"}},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					_, _, f, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						out, _ := json.Marshal(f.Dynamic().Peers)
+						fmt.Fprintf(e.stdout, "%s\n", out)
+						return nil
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "PEER\tENABLED\tSCOPES\tFINGERPRINTS")
+					for _, p := range f.Dynamic().Peers {
+						fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.PeerID, p.Enabled, strings.Join(p.Scopes, ","), strings.Join(p.Fingerprints, ","))
+					}
+					return tw.Flush()
+				},
+			},
+		},
+	}
+}
+
+func apikeyCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "apikey",
+		Usage: "manage alk_ API keys (edits [[apikey]] in the config file; then 'alknet reload')",
+		Commands: []*cli.Command{
+			{
+				Name:      "create",
+				Usage:     "create an API key; the token is printed once and only its hash is stored",
+				UsageText: "alknet apikey create --scope admin --description ci > ci.token\nalknet reload",
+				Flags: []cli.Flag{configFlag(),
+					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the key (repeatable; at least one)"},
+					&cli.StringFlag{Name: "description", Usage: "what the key is for"},
+					&cli.DurationFlag{Name: "expires-in", Usage: "expire after this long (e.g. 720h); default never"},
+				},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					scopes := c.StringSlice("scope")
+					if len(scopes) == 0 {
+						return usageErr("--scope is required")
+					}
+					path, text, f, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					var exp time.Time
+					if d := c.Duration("expires-in"); d > 0 {
+						exp = time.Now().Add(d).UTC().Truncate(time.Second)
+					}
+					token, entry, err := auth.NewAPIKey(scopes, c.String("description"), exp, f.Dynamic().APIKeys)
+					if err != nil {
+						return err
+					}
+					block := fmt.Sprintf("[[apikey]]\nprefix = %q\nhash = %q\nscopes = %s\n", entry.Prefix, entry.Hash, tomlStrings(scopes))
+					if entry.Description != "" {
+						block += fmt.Sprintf("description = %q\n", entry.Description)
+					}
+					if !exp.IsZero() {
+						block += "expires_at = " + exp.Format(time.RFC3339) + "\n"
+					}
+					if err := saveEdited(path, appendBlock(text, block)); err != nil {
+						return err
+					}
+					fmt.Fprintln(e.stdout, token)
+					fmt.Fprintf(e.stderr, "api key %s added to %s; the token above is shown only once; run 'alknet reload' to apply\n", entry.Prefix, path)
+					return nil
+				},
+			},
+			{
+				Name:      "revoke",
+				Usage:     "revoke an API key by its prefix",
+				ArgsUsage: "PREFIX",
+				Flags:     []cli.Flag{configFlag()},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					if c.Args().Len() != 1 {
+						return usageErr("want PREFIX (the token's first 8 characters)")
+					}
+					path, text, _, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					out, ok := removeBlock(text, "apikey", "prefix", c.Args().First())
+					if !ok {
+						return &exitError{code: ExitNotFound, word: "NOT_FOUND", err: fmt.Errorf("no API key %q in %s", c.Args().First(), path)}
+					}
+					if err := saveEdited(path, out); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "api key %s revoked in %s; run 'alknet reload' to apply\n", c.Args().First(), path)
+					return nil
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list API keys (prefixes only)",
+				Flags: []cli.Flag{configFlag()},
+				Action: func(ctx context.Context, c *cli.Command) error {
+					_, _, f, err := loadForEdit(c)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "PREFIX\tSCOPES\tEXPIRES\tDESCRIPTION")
+					for _, k := range f.APIKeys {
+						exp := "never"
+						if !k.ExpiresAt.IsZero() {
+							exp = k.ExpiresAt.Format(time.RFC3339)
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Prefix, strings.Join(k.Scopes, ","), exp, k.Description)
+					}
+					return tw.Flush()
+				},
+			},
+		},
+	}
+}
+
+func reloadCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "reload",
+		Usage: "make a running node re-read its config (SIGHUP to the local node, or node/reload with --to)",
+		UsageText: "alknet reload                                 # the node of this state directory\n" +
+			"alknet reload --to alk1… --key-file admin.key  # a remote node (needs the admin scope)",
+		Flags: clientFlags(),
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.String("to") == "" {
+				dir, err := stateDir(c.Root().String("state-dir"))
+				if err != nil {
+					return configErr(err)
+				}
+				data, err := os.ReadFile(filepath.Join(dir, pidFile))
+				if err != nil {
+					return connErr("NO_TARGET", fmt.Errorf("no running node in %s (no %s)", dir, pidFile))
+				}
+				pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+				if err != nil || pid <= 0 {
+					return configErr(fmt.Errorf("%s: not a PID", pidFile))
+				}
+				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+					return connErr("NO_TARGET", fmt.Errorf("signal node %d: %w", pid, err))
+				}
+				fmt.Fprintf(e.stdout, "sent SIGHUP to node %d (the outcome is in its log)\n", pid)
+				return nil
+			}
+			s, err := connect(ctx, e, c)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			out, err := s.conn.Call(ctx, OpReload, json.RawMessage(`{}`))
+			if err != nil {
+				return remoteErr(err)
+			}
+			printJSON(e, out, c.Bool("json"))
+			return nil
+		},
+	}
+}
+
+// keyGenCommand writes a fresh key file, e.g. for a client that calls nodes as a peer.
+func keyGenCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:      "gen",
+		Usage:     "write a new Ed25519 key file (PKCS#8 PEM, 0600) for a client and print its fingerprint",
+		UsageText: "alknet key gen --out admin.key\nalknet peer add admin --fingerprint <printed fingerprint> --scope admin",
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "out", Usage: "key file to create (never overwritten)", Required: true}},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			k, err := identity.Generate()
+			if err != nil {
+				return err
+			}
+			if err := identity.WriteKeyFile(c.String("out"), k); err != nil {
+				return configErr(err)
+			}
+			fmt.Fprintf(e.stdout, "fingerprint %s\n", k.Fingerprint())
+			return nil
+		},
+	}
+}
