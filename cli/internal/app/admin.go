@@ -150,6 +150,7 @@ func peerCommand(e *env) *cli.Command {
 				Name:      "rm",
 				Usage:     "remove a peer",
 				ArgsUsage: "PEER_ID",
+				UsageText: "alknet peer rm alice\nalknet reload",
 				Flags:     []cli.Flag{configFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
@@ -171,9 +172,10 @@ func peerCommand(e *env) *cli.Command {
 				},
 			},
 			{
-				Name:  "ls",
-				Usage: "list peers",
-				Flags: []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "machine output"}},
+				Name:      "ls",
+				Usage:     "list peers",
+				UsageText: "alknet peer ls\nalknet peer ls --json --config node.toml",
+				Flags:     []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "machine output"}},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					_, _, f, err := loadForEdit(c)
 					if err != nil {
@@ -246,6 +248,7 @@ func apikeyCommand(e *env) *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke an API key by its prefix",
 				ArgsUsage: "PREFIX",
+				UsageText: "alknet apikey revoke alk_AbCd\nalknet reload",
 				Flags:     []cli.Flag{configFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
@@ -267,9 +270,10 @@ func apikeyCommand(e *env) *cli.Command {
 				},
 			},
 			{
-				Name:  "ls",
-				Usage: "list API keys (prefixes only)",
-				Flags: []cli.Flag{configFlag()},
+				Name:      "ls",
+				Usage:     "list API keys (prefixes only)",
+				UsageText: "alknet apikey ls",
+				Flags:     []cli.Flag{configFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					_, _, f, err := loadForEdit(c)
 					if err != nil {

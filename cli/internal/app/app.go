@@ -48,7 +48,8 @@ func newCommand(e *env) *cli.Command {
 		Description: "alknet is a secure node that lets machines call each other's operations by identity.\n" +
 			"Start a development node with 'alknet serve --dev'; in another terminal,\n" +
 			"'alknet call demo/echo '{\"text\":\"hi\"}'' reaches it through the ticket the node writes to its\n" +
-			"state directory. 'alknet ls' lists what you may call.",
+			"state directory. 'alknet ls' lists what you may call. Shell completion: 'alknet completion bash'\n" +
+			"(or zsh, fish); every command has --help with examples.",
 		EnableShellCompletion: true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "state directory (default $ALKNET_STATE_DIR, $XDG_STATE_HOME/alknet or ~/.local/state/alknet)"},
@@ -84,8 +85,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 
 func versionCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:  "version",
-		Usage: "print version, commit, Go version and module versions",
+		Name:      "version",
+		Usage:     "print version, commit, Go version and module versions",
+		UsageText: "alknet version",
 		Action: func(context.Context, *cli.Command) error {
 			fmt.Fprintf(e.stdout, "alknet %s\ngo %s\n", Version, runtime.Version())
 			if bi, ok := debug.ReadBuildInfo(); ok {
