@@ -29,7 +29,8 @@ func TestServerDeadline(t *testing.T) {
 		if e.Type != call.EventError || string(e.Payload) != `{"code":"TIMEOUT","message":"deadline exceeded","retryable":true}` {
 			t.Fatalf("%s: %+v %s", tr, e, e.Payload)
 		}
-		if took < 300*time.Millisecond || took > 400*time.Millisecond {
+		// Not before the deadline, and within deadline + 1 s (tighter figures are for make bench).
+		if took < 300*time.Millisecond || took > 1300*time.Millisecond {
 			t.Fatalf("%s: TIMEOUT after %v with a 300 ms deadline", tr, took)
 		}
 		if e, err := st.next(time.Second); err == nil && e.ID == "d1" {
@@ -93,7 +94,7 @@ func TestWireAbort(t *testing.T) {
 			st.send(call.EventAborted, "w-"+where, map[string]any{})
 		}
 		at := <-cancelled
-		if d := at.Sub(sent); d > 100*time.Millisecond {
+		if d := at.Sub(sent); d > time.Second { // the 100 ms design target is measured by make bench
 			t.Fatalf("%s: handler cancelled after %v", where, d)
 		}
 		if e, err := st.next(300 * time.Millisecond); err == nil {
