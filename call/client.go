@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -18,8 +19,9 @@ import (
 type pending struct {
 	id     string
 	sub    bool
-	shared bool     // on a shared stream: a full buffer aborts instead of blocking
-	known  []string // domain codes the caller knows (WithKnownCodes)
+	shared bool                        // on a shared stream: a full buffer aborts instead of blocking
+	known  []string                    // domain codes the caller knows (WithKnownCodes)
+	reuse  atomic.Pointer[reuseStream] // the long-lived stream it was sent on (StreamReuse)
 	items  chan json.RawMessage
 	done   chan struct{}
 	once   sync.Once
@@ -101,6 +103,9 @@ func (c *Conn) finishPending(p *pending, out json.RawMessage, err error) bool {
 		p.out, p.err = out, err
 		close(p.done)
 		ended = true
+		if rs := p.reuse.Load(); rs != nil {
+			rs.release(p.id)
+		}
 	})
 	c.mu.Lock()
 	if c.pending[p.id] == p {
@@ -225,6 +230,9 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		payload.AuthToken = o.token
 	}
 	env := Envelope{Type: EventRequested, ID: p.id, Payload: appendRequested(nil, payload)}
+	if c.c.MultiStream() && c.o.StreamReuse > 0 && !p.sub {
+		return c.sendReuse(ctx, p, env)
+	}
 	if c.c.MultiStream() {
 		st, err := c.c.OpenStream(ctx)
 		if err != nil {

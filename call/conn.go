@@ -19,7 +19,11 @@ type ConnOptions struct {
 	CallTimeout        time.Duration // default 30 s
 	MaxPending         int           // outgoing requests in flight; default 1024
 	SubscriptionBuffer int           // items buffered per subscription; default 32
-	Logger             *slog.Logger
+	// StreamReuse, on multi-stream connections to peers known to be Go alknet nodes: 0 = a new
+	// stream per call (the default, §4.1.2); N > 0 = queries and mutations pipelined over at
+	// most N long-lived streams. Subscriptions always get their own stream.
+	StreamReuse int
+	Logger      *slog.Logger
 }
 
 // Defaults of ConnOptions.
@@ -66,6 +70,9 @@ type Conn struct {
 	runOnce   sync.Once
 	wg        sync.WaitGroup // inbound handlers, stream readers, abort senders
 	aborts    sync.WaitGroup // abort senders only (FlushAborts)
+
+	reuseMu sync.Mutex
+	reuse   []*reuseStream // StreamReuse > 0
 }
 
 // NewConn wraps c. Call Run to serve; outbound calls work once Run is running.

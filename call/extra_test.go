@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,3 +163,58 @@ func TestBatch(t *testing.T) {
 		}
 	}
 }
+
+// ConnOptions.StreamReuse pipelines calls over at most N long-lived streams (§4.1.4); results,
+// errors, aborts and timeouts behave as with a stream per call, and idle streams are retired.
+func TestStreamReuse(t *testing.T) {
+	obs := &streamCounter{}
+	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Config{StreamIdleTimeout: 400 * time.Millisecond},
+		dopts: []call.DispatcherOption{call.WithObserver(obs)}})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 2, CallTimeout: 2 * time.Second})
+	ctx := tctx(t)
+	res := c.Batch(ctx, func() []call.BatchItem {
+		var items []call.BatchItem
+		for i := range 50 {
+			items = append(items, call.BatchItem{Op: "demo/echo", Input: js(`{"text":"` + jsonInt(i) + `"}`)})
+		}
+		return items
+	}())
+	for i, r := range res {
+		if r.Err != nil || string(r.Output) != `{"text":"`+jsonInt(i)+`"}` {
+			t.Fatalf("item %d: %s %v", i, r.Output, r.Err)
+		}
+	}
+	if got := obs.opened.Load(); got > 2 {
+		t.Fatalf("50 calls opened %d streams; StreamReuse is 2", got)
+	}
+	if _, err := c.Call(ctx, "demo/nope", nil); err == nil {
+		t.Fatal("NOT_FOUND expected")
+	}
+	_, err := c.Call(ctx, "demo/sleep", js(`{"ms":2000}`), call.WithTimeout(100*time.Millisecond))
+	var ce *call.CallError
+	if !errors.As(err, &ce) || ce.Code != "TIMEOUT" {
+		t.Fatalf("timeout over a reused stream: %v", err)
+	}
+	// Longer than the callee's idle close: the caller must have retired the stream first.
+	time.Sleep(600 * time.Millisecond)
+	for range 5 {
+		if out, err := c.Call(ctx, "demo/echo", js(`{"text":"after idle"}`)); err != nil || string(out) != `{"text":"after idle"}` {
+			t.Fatalf("after idle: %s %v", out, err)
+		}
+	}
+	sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":2,"interval_ms":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := sub.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type streamCounter struct{ opened atomic.Int64 }
+
+func (s *streamCounter) CallDone(string, string, time.Duration) {}
+func (s *streamCounter) StreamOpened()                          { s.opened.Add(1) }
+func (s *streamCounter) StreamClosed()                          {}

@@ -1,0 +1,229 @@
+package contestant
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
+	"github.com/alkdev/alknet/call/demo"
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+var benchLimits = config.Limits{MaxConnectionsPerIP: -1, MaxConnections: 4096, MaxIncomingStreams: 1024}
+
+func init() {
+	for _, tr := range []string{"quic", "tcp"} {
+		register(Contestant{
+			Name:   "alknet-" + tr,
+			Limits: "MaxConnectionsPerIP=-1 MaxConnections=4096 MaxIncomingStreams=1024; call defaults (MaxInFlight 1024)",
+			Serve:  func(addr string) (Server, error) { return serveAlknet(addr, tr) },
+			Dial: func(ctx context.Context, addr, pin string, o Options) (Client, error) {
+				return dialAlknet(ctx, addr, pin, tr, o)
+			},
+		})
+	}
+}
+
+type alknetServer struct {
+	e    *endpoint.Endpoint
+	addr string
+	pin  string
+	done chan error
+}
+
+func (s *alknetServer) Addr() string { return s.addr }
+func (s *alknetServer) Pin() string  { return s.pin }
+func (s *alknetServer) Close() error {
+	err := s.e.Shutdown(context.Background())
+	<-s.done
+	return err
+}
+
+// abortHook records, per composed tree, the time its levels' contexts ended.
+var abortHook struct {
+	mu    sync.Mutex
+	first map[int]time.Time
+	spans []time.Duration
+}
+
+// TakeAbortSpans returns and clears the measured abort cascade spans (level 1 → level 3).
+func TakeAbortSpans() []time.Duration {
+	abortHook.mu.Lock()
+	defer abortHook.mu.Unlock()
+	out := abortHook.spans
+	abortHook.spans = nil
+	return out
+}
+
+func serveAlknet(addr, tr string) (Server, error) {
+	log := slog.New(slog.DiscardHandler)
+	key, err := identity.Generate()
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var rootDone time.Time
+	regs := demo.Registrations(demo.Options{OnComposeDone: func(level int, _ string, cause error) {
+		if cause == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		now := time.Now()
+		switch level {
+		case 1:
+			rootDone = now
+		case 3:
+			if !rootDone.IsZero() {
+				abortHook.mu.Lock()
+				abortHook.spans = append(abortHook.spans, now.Sub(rootDone))
+				abortHook.mu.Unlock()
+				rootDone = time.Time{}
+			}
+		}
+	}})
+	var d *call.Dispatcher
+	regs = append(regs, builtin.Registrations(builtin.NodeInfo{Fingerprint: key.Fingerprint(), Started: time.Now()})...)
+	regs = append(regs, call.DiscoveryRegistrations(func() *call.Dispatcher { return d })...)
+	regs = append(regs, abortStatsOp())
+	b := call.NewRegistryBuilder()
+	for _, r := range regs {
+		_ = b.Register(r)
+	}
+	registry, err := b.Build()
+	if err != nil {
+		return nil, err
+	}
+	store, _ := config.NewStore(config.DynamicConfig{})
+	authn := auth.NewAuthenticator(store.Provider(), nil, log)
+	if d, err = call.NewDispatcher(registry, call.Config{}, authn, call.WithLogger(log)); err != nil {
+		return nil, err
+	}
+	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: d})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{}, key, reg.ALPNs())
+	if err != nil {
+		return nil, err
+	}
+	e, err := endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Limits: benchLimits, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	var bound fmt.Stringer
+	if tr == "quic" {
+		a, err := e.ListenQUIC(addr, srv.QUIC())
+		if err != nil {
+			return nil, err
+		}
+		bound = a
+	} else {
+		a, err := e.ListenTCP(addr, srv.TCP())
+		if err != nil {
+			return nil, err
+		}
+		bound = a
+	}
+	s := &alknetServer{e: e, addr: bound.String(), pin: key.Fingerprint(), done: make(chan error, 1)}
+	go func() { s.done <- e.Run(context.Background()) }()
+	return s, nil
+}
+
+// abortStatsOp lets the client process read the abort cascade spans measured in the server.
+func abortStatsOp() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{Name: "bench/abort-spans", Type: call.OpQuery, Visibility: call.External},
+		Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+			var ns []int64
+			for _, d := range TakeAbortSpans() {
+				ns = append(ns, d.Nanoseconds())
+			}
+			return json.Marshal(ns)
+		},
+	}
+}
+
+type alknetClient struct {
+	c    *call.Conn
+	raw  conn.Connection
+	done chan struct{}
+}
+
+func dialAlknet(ctx context.Context, addr, pin, tr string, o Options) (Client, error) {
+	d := &client.Dialer{}
+	creds := tlsconf.ConnectionCredentials{RemotePin: pin}
+	var raw conn.Connection
+	var err error
+	if tr == "quic" {
+		raw, err = d.DialQUIC(ctx, addr, call.ALPN, creds)
+	} else {
+		raw, err = d.DialTCP(ctx, addr, call.ALPN, creds)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &alknetClient{raw: raw, done: make(chan struct{})}
+	c.c = call.NewConn(raw, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 256})
+	go func() {
+		defer close(c.done)
+		_ = c.c.Run(context.Background())
+	}()
+	return c, nil
+}
+
+// Conn exposes the call connection (composition and abort workloads).
+func (c *alknetClient) Conn() *call.Conn { return c.c }
+
+func (c *alknetClient) Unary(ctx context.Context, payload []byte) ([]byte, error) {
+	in := make([]byte, 0, len(payload)+12)
+	in = append(append(append(in, `{"text":"`...), payload...), `"}`...)
+	out, err := c.c.Call(ctx, "demo/echo", in)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) != len(in) {
+		return nil, fmt.Errorf("echo returned %d bytes, sent %d", len(out), len(in))
+	}
+	return out, nil
+}
+
+func (c *alknetClient) Stream(ctx context.Context, n, size int, fn func([]byte)) error {
+	in := fmt.Sprintf(`{"count":%d,"interval_ms":0,"pad":%d}`, n, size)
+	sub, err := c.c.Subscribe(ctx, "demo/ticker", json.RawMessage(in))
+	if err != nil {
+		return err
+	}
+	for {
+		item, err := sub.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fn(item)
+	}
+}
+
+func (c *alknetClient) Close() error {
+	err := c.raw.Close(conn.CodeNormal, "")
+	<-c.done
+	return err
+}
+
+// Payload returns n bytes safe inside a JSON string.
+func Payload(n int) []byte { return []byte(strings.Repeat("x", n)) }

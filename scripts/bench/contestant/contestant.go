@@ -1,0 +1,70 @@
+// Package contestant holds the servers and clients the benchmark compares: the alknet call
+// protocol over QUIC and TCP+TLS, gRPC and Connect, and the raw-transport ceilings (a bare QUIC
+// stream and a bare TLS connection with length-prefixed frames). All use TLS 1.3 on loopback.
+package contestant
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"sort"
+)
+
+// Server is a running contestant server.
+type Server interface {
+	Addr() string
+	Pin() string // what clients pin ("" when they skip verification)
+	Close() error
+}
+
+// Client is one connection to a contestant server.
+type Client interface {
+	// Unary sends payload and returns the echo.
+	Unary(ctx context.Context, payload []byte) ([]byte, error)
+	// Stream asks for n items of size bytes and calls fn for each.
+	Stream(ctx context.Context, n, size int, fn func([]byte)) error
+	Close() error
+}
+
+// Options tune a client.
+type Options struct {
+	StreamReuse int // alknet-quic: pipeline over N long-lived streams (0 = a stream per call)
+}
+
+// Contestant is one system under test.
+type Contestant struct {
+	Name   string
+	Limits string // printed in the report
+	Serve  func(addr string) (Server, error)
+	Dial   func(ctx context.Context, addr, pin string, o Options) (Client, error)
+}
+
+var registry = map[string]Contestant{}
+
+func register(c Contestant) { registry[c.Name] = c }
+
+// Get returns a contestant by name.
+func Get(name string) (Contestant, error) {
+	c, ok := registry[name]
+	if !ok {
+		return Contestant{}, fmt.Errorf("unknown contestant %q (have %v)", name, Names())
+	}
+	return c, nil
+}
+
+// Names lists the contestants in report order.
+func Names() []string {
+	order := map[string]int{"alknet-quic": 0, "alknet-tcp": 1, "grpc": 2, "connect": 3, "quic-raw": 4, "tls-raw": 5}
+	var out []string
+	for n := range registry {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return order[out[i]] < order[out[j]] })
+	return out
+}
+
+// clientTLS skips chain verification: the benchmark's servers use throwaway self-signed
+// certificates, and the cost measured is the handshake, not the trust decision.
+func clientTLS(alpn ...string) *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: alpn}
+}
