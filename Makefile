@@ -19,7 +19,7 @@ FUZZ_TARGETS := \
 	vault/.:FuzzDecryptEncryptedData \
 	vault/.:FuzzEthereumAddress
 
-.PHONY: all build run test lint fuzz bench clean
+.PHONY: all build run test lint fuzz bench bench-full bench-go clean
 
 all: build
 
@@ -51,8 +51,19 @@ fuzz:
 		(cd $$mod && $(GO) test ./$${pkg#*/} -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME)); \
 	done
 
-## bench: the Go benchmarks of every module (the side-by-side harness arrives with the benchmark issue)
+## bench: alknet vs gRPC-go, connect-go and the raw transports, one quick run (bench.md);
+## writes bench-results/report.md and report.json
 bench:
+	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/bench ./cmd/bench
+	./bin/bench run --out bench-results
+
+## bench-full: the same with longer cases and medians of 5 runs
+bench-full:
+	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/bench ./cmd/bench
+	./bin/bench run --full --out bench-results
+
+## bench-go: the Go testing benchmarks of every module (allocs/op for review)
+bench-go:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
 
 clean:

@@ -55,7 +55,6 @@ func (s *alknetServer) Close() error {
 // abortHook records, per composed tree, the time its levels' contexts ended.
 var abortHook struct {
 	mu    sync.Mutex
-	first map[int]time.Time
 	spans []time.Duration
 }
 
@@ -74,25 +73,32 @@ func serveAlknet(addr, tr string) (Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// All three levels of a blocked demo/compose chain share the root's cancellation, so
+	// their hooks fire in any order: the span is from the first level's ctx done (the server
+	// processed call.aborted) to the last's.
 	var mu sync.Mutex
-	var rootDone time.Time
+	var seen []time.Time
 	regs := demo.Registrations(demo.Options{OnComposeDone: func(level int, _ string, cause error) {
 		if cause == nil {
 			return
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		now := time.Now()
-		switch level {
-		case 1:
-			rootDone = now
-		case 3:
-			if !rootDone.IsZero() {
-				abortHook.mu.Lock()
-				abortHook.spans = append(abortHook.spans, now.Sub(rootDone))
-				abortHook.mu.Unlock()
-				rootDone = time.Time{}
+		seen = append(seen, time.Now())
+		if len(seen) == 3 {
+			first, last := seen[0], seen[0]
+			for _, t := range seen {
+				if t.Before(first) {
+					first = t
+				}
+				if t.After(last) {
+					last = t
+				}
 			}
+			abortHook.mu.Lock()
+			abortHook.spans = append(abortHook.spans, last.Sub(first))
+			abortHook.mu.Unlock()
+			seen = seen[:0]
 		}
 	}})
 	var d *call.Dispatcher
@@ -177,7 +183,9 @@ func dialAlknet(ctx context.Context, addr, pin, tr string, o Options) (Client, e
 		return nil, err
 	}
 	c := &alknetClient{raw: raw, done: make(chan struct{})}
-	c.c = call.NewConn(raw, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 256})
+	// On TCP+TLS the subscription shares the connection's one stream, where a full buffer aborts
+	// (call-protocol.md §15.4): give the streaming workload room for a burst.
+	c.c = call.NewConn(raw, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384})
 	go func() {
 		defer close(c.done)
 		_ = c.c.Run(context.Background())

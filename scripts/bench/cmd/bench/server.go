@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/alkdev/alknet/scripts/bench/contestant"
+)
+
+// runServer serves one contestant on loopback until stdin closes (the harness's pipe).
+func runServer(args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: bench server NAME")
+	}
+	c, err := contestant.Get(args[0])
+	if err != nil {
+		return err
+	}
+	s, err := c.Serve("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	pin := s.Pin()
+	if pin == "" {
+		pin = "-"
+	}
+	fmt.Printf("ready %s %s %d\n", s.Addr(), pin, os.Getpid())
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // returns when the harness closes stdin
+	return s.Close()
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// target is one figure of bench.md's table, evaluated in this run.
+type target struct {
+	Figure string  `json:"figure"`
+	Want   string  `json:"want"`
+	Got    float64 `json:"got"`
+	Unit   string  `json:"unit"`
+	Met    bool    `json:"met"`
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func evaluate(r *report) []target {
+	cps := func(c, k string) float64 { return r.get(c, k, "calls_per_sec") }
+	p50 := func(c, k string) float64 { return r.get(c, k, "p50") }
+	ge := func(fig string, got, want float64) target {
+		return target{Figure: fig, Want: fmt.Sprintf("≥ %.2f", want), Got: got, Unit: "×", Met: got >= want}
+	}
+	le := func(fig string, got, want float64, unit string) target {
+		return target{Figure: fig, Want: fmt.Sprintf("≤ %.2f", want), Got: got, Unit: unit, Met: got > 0 && got <= want}
+	}
+	const c64, c1 = "unary 64 B c64", "unary 64 B c1"
+	stream := "stream 10,000 × 1 KiB"
+	alloc := "unary 64 B, in-process"
+	return []target{
+		ge("unary calls/s c64 64 B: alknet-quic ÷ grpc", ratio(cps("alknet-quic", c64), cps("grpc", c64)), 1.0),
+		ge("unary calls/s c64 64 B: alknet-tcp ÷ grpc", ratio(cps("alknet-tcp", c64), cps("grpc", c64)), 1.3),
+		ge("unary calls/s c64: alknet-quic ÷ quic-raw (stream per call)", ratio(cps("alknet-quic", c64), cps("quic-raw", c64)), 0.85),
+		le("unary p50 c1: alknet-quic with stream reuse ÷ grpc", ratio(p50("alknet-quic", "unary 64 B c1, stream reuse 4"), p50("grpc", c1)), 1.0, "×"),
+		le("unary p50 c1: alknet-quic (stream per call) ÷ grpc [reported beside]", ratio(p50("alknet-quic", c1), p50("grpc", c1)), 1.0, "×"),
+		le("unary p50 c1: alknet-quic ÷ quic-raw", ratio(p50("alknet-quic", c1), p50("quic-raw", c1)), 1.2, "×"),
+		ge("streaming msgs/s: alknet-tcp ÷ grpc", ratio(r.get("alknet-tcp", stream, "msgs_per_sec"), r.get("grpc", stream, "msgs_per_sec")), 1.0),
+		ge("streaming msgs/s: alknet-quic ÷ quic-raw", ratio(r.get("alknet-quic", stream, "msgs_per_sec"), r.get("quic-raw", stream, "msgs_per_sec")), 0.85),
+		le("allocs per unary call: alknet-quic ÷ grpc", ratio(r.get("alknet-quic", alloc, "allocs_per_call"), r.get("grpc", alloc, "allocs_per_call")), 1.0, "×"),
+		le("allocs per unary call: alknet-tcp ÷ grpc", ratio(r.get("alknet-tcp", alloc, "allocs_per_call"), r.get("grpc", alloc, "allocs_per_call")), 1.0, "×"),
+		le("CPU s per 100k calls c64: alknet-quic ÷ grpc", ratio(r.get("alknet-quic", "cpu at c64", "cpu_s_per_100k"), r.get("grpc", "cpu at c64", "cpu_s_per_100k")), 1.1, "×"),
+		le("abort cascade depth 3, local (alknet-quic)", p50("alknet-quic", "abort cascade depth 3")/1000, 1.0, "ms"),
+		le("server RSS per idle connection (alknet-quic)", r.get("alknet-quic", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
+		le("server RSS per idle connection (alknet-tcp)", r.get("alknet-tcp", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
+	}
+}
+
+func markdown(r *report, took time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# alknet benchmark — %s run\n\n%s · %s · took %s\n\n", r.Mode, r.Date, r.Machine, took.Round(time.Second))
+	b.WriteString("## Targets (ratios measured in this run)\n\n| figure | target | measured | |\n|---|---|---|---|\n")
+	for _, t := range r.Targets {
+		mark := "✗"
+		if t.Met {
+			mark = "✓"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.2f %s | %s |\n", t.Figure, t.Want, t.Got, t.Unit, mark)
+	}
+	b.WriteString("\n## Results (median")
+	if r.Mode == "full" {
+		b.WriteString(", min–max")
+	}
+	b.WriteString(")\n\n| contestant | case | metric | value |\n|---|---|---|---|\n")
+	for _, m := range r.Results {
+		v := fmt.Sprintf("%.1f %s", m.Median, m.Unit)
+		if len(m.Values) > 1 {
+			v += fmt.Sprintf(" (%.1f–%.1f)", m.Min, m.Max)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", m.Contestant, m.Case, m.Metric, v)
+	}
+	b.WriteString("\n## Limits\n\n")
+	for _, n := range sortedKeys(r.Limits) {
+		fmt.Fprintf(&b, "- %s: %s\n", n, r.Limits[n])
+	}
+	return b.String()
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
