@@ -78,25 +78,22 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 // non-string operationId reads as "", a missing input as null, a non-string auth_token and
 // an undecodable forwarded_for as absent.
 func decodeRequested(raw json.RawMessage) RequestedPayload {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return RequestedPayload{}
-	}
 	var p RequestedPayload
-	if v, ok := m["operationId"]; ok && len(v) > 0 && v[0] == '"' {
-		_ = json.Unmarshal(v, &p.OperationID)
-	}
-	p.Input = m["input"]
+	_ = members(raw, func(key string, val []byte) error {
+		switch key {
+		case "operationId":
+			p.OperationID, _ = stringValue(val)
+		case "input":
+			p.Input = val
+		case "auth_token":
+			p.AuthToken, p.HasAuthToken = stringValue(val)
+		case "forwarded_for":
+			p.ForwardedFor = decodeIdentity(val)
+		}
+		return nil
+	})
 	if len(p.Input) == 0 {
 		p.Input = json.RawMessage("null")
-	}
-	if v, ok := m["auth_token"]; ok && len(v) > 0 && v[0] == '"' {
-		if json.Unmarshal(v, &p.AuthToken) == nil {
-			p.HasAuthToken = true
-		}
-	}
-	if v, ok := m["forwarded_for"]; ok {
-		p.ForwardedFor = decodeIdentity(v)
 	}
 	return p
 }
@@ -122,16 +119,19 @@ func appendResponded(b []byte, output json.RawMessage) []byte {
 
 // decodeResponded reads the output of call.responded; a missing output reads as null.
 func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
-	var w struct {
-		Output json.RawMessage `json:"output"`
-	}
-	if json.Unmarshal(raw, &w) != nil {
+	var out json.RawMessage
+	if members(raw, func(key string, val []byte) error {
+		if key == "output" {
+			out = val
+		}
+		return nil
+	}) != nil {
 		return nil, false
 	}
-	if len(w.Output) == 0 {
+	if len(out) == 0 {
 		return json.RawMessage("null"), true
 	}
-	return w.Output, true
+	return out, true
 }
 
 // appendError encodes a call.error payload with keys in wire order.
@@ -154,18 +154,34 @@ func appendError(b []byte, e *CallError) []byte {
 
 // decodeError reads a call.error payload; code, message and retryable are required.
 func decodeError(raw json.RawMessage) (*CallError, bool) {
-	var w struct {
-		Code      *string         `json:"code"`
-		Message   *string         `json:"message"`
-		Retryable *bool           `json:"retryable"`
-		Details   json.RawMessage `json:"details"`
-	}
-	if json.Unmarshal(raw, &w) != nil || w.Code == nil || w.Message == nil || w.Retryable == nil {
+	e := &CallError{}
+	var haveCode, haveMsg, haveRetry, bad bool
+	if members(raw, func(key string, val []byte) error {
+		switch key {
+		case "code":
+			e.Code, haveCode = stringValue(val)
+			bad = bad || !haveCode
+		case "message":
+			e.Message, haveMsg = stringValue(val)
+			bad = bad || !haveMsg
+		case "retryable":
+			switch string(val) {
+			case "true":
+				e.Retryable, haveRetry = true, true
+			case "false":
+				e.Retryable, haveRetry = false, true
+			default:
+				bad = true
+			}
+		case "details":
+			e.Details = nil
+			if string(val) != "null" {
+				e.Details = val
+			}
+		}
+		return nil
+	}) != nil || bad || !haveCode || !haveMsg || !haveRetry {
 		return nil, false
-	}
-	e := &CallError{Code: *w.Code, Message: *w.Message, Retryable: *w.Retryable}
-	if len(w.Details) > 0 && string(w.Details) != "null" {
-		e.Details = w.Details
 	}
 	return e, true
 }

@@ -87,7 +87,11 @@ func (c *Conn) finishInbound(in *inbound, e *Envelope) {
 	in.terminal = true
 	var err error
 	if e != nil {
-		err = in.out.send(*e)
+		if err = in.out.send(*e); errors.Is(err, ErrFrameTooLarge) {
+			// Nothing was written: answer with the error instead (§17).
+			e = errorEnvelope(in.id, errInternal(msgResponseTooLarge, err))
+			err = in.out.send(*e)
+		}
 	}
 	in.mu.Unlock()
 	if in.observe != nil {
@@ -189,11 +193,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return
 	}
-	env := Envelope{Type: EventResponded, ID: in.id, Payload: appendResponded(nil, out)}
-	if len(AppendEnvelope(nil, env)) > c.d.cfg.MaxFrameSize {
-		env = *errorEnvelope(in.id, errInternal(msgResponseTooLarge, ErrFrameTooLarge))
-	}
-	c.finishInbound(in, &env)
+	c.finishInbound(in, &Envelope{Type: EventResponded, ID: in.id, Payload: appendResponded(nil, out)})
 }
 
 type connKey struct{}
