@@ -27,6 +27,9 @@ var emptyObject = json.RawMessage(`{}`)
 
 // AppendEnvelope encodes e with keys in wire order; payload must be valid JSON (nil = null).
 func AppendEnvelope(b []byte, e Envelope) []byte {
+	if b == nil {
+		b = make([]byte, 0, len(e.Type)+len(e.ID)+len(e.Payload)+40)
+	}
 	b = append(b, `{"type":`...)
 	b = appendString(b, e.Type)
 	b = append(b, `,"id":`...)
@@ -48,11 +51,11 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 	}
 	var e Envelope
 	var haveType, haveID, havePayload bool
-	err := members(body, func(key string, val []byte) error {
-		switch key {
+	err := members(body, func(key []byte, val []byte) error {
+		switch string(key) {
 		case "type", "id":
 			seen, dst := &haveType, &e.Type
-			if key == "id" {
+			if string(key) == "id" {
 				seen, dst = &haveID, &e.ID
 			}
 			if *seen {

@@ -19,6 +19,9 @@ type RequestedPayload struct {
 
 // appendRequested encodes the payload with keys in wire order.
 func appendRequested(b []byte, p RequestedPayload) []byte {
+	if b == nil {
+		b = make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48)
+	}
 	b = append(b, `{"operationId":`...)
 	b = appendString(b, p.OperationID)
 	b = append(b, `,"input":`...)
@@ -79,8 +82,8 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 // an undecodable forwarded_for as absent.
 func decodeRequested(raw json.RawMessage) RequestedPayload {
 	var p RequestedPayload
-	_ = members(raw, func(key string, val []byte) error {
-		switch key {
+	_ = members(raw, func(key []byte, val []byte) error {
+		switch string(key) {
 		case "operationId":
 			p.OperationID, _ = stringValue(val)
 		case "input":
@@ -112,6 +115,9 @@ func decodeIdentity(raw json.RawMessage) *core.Identity {
 
 // appendResponded encodes {"output": <raw>}.
 func appendResponded(b []byte, output json.RawMessage) []byte {
+	if b == nil {
+		b = make([]byte, 0, len(output)+12)
+	}
 	b = append(b, `{"output":`...)
 	b = appendRaw(b, output)
 	return append(b, '}')
@@ -120,8 +126,8 @@ func appendResponded(b []byte, output json.RawMessage) []byte {
 // decodeResponded reads the output of call.responded; a missing output reads as null.
 func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 	var out json.RawMessage
-	if members(raw, func(key string, val []byte) error {
-		if key == "output" {
+	if members(raw, func(key []byte, val []byte) error {
+		if string(key) == "output" {
 			out = val
 		}
 		return nil
@@ -156,8 +162,8 @@ func appendError(b []byte, e *CallError) []byte {
 func decodeError(raw json.RawMessage) (*CallError, bool) {
 	e := &CallError{}
 	var haveCode, haveMsg, haveRetry, bad bool
-	if members(raw, func(key string, val []byte) error {
-		switch key {
+	if members(raw, func(key []byte, val []byte) error {
+		switch string(key) {
 		case "code":
 			e.Code, haveCode = stringValue(val)
 			bad = bad || !haveCode

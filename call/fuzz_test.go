@@ -74,7 +74,7 @@ func FuzzScanner(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		err := members(b, func(string, []byte) error { return nil })
+		err := members(b, func([]byte, []byte) error { return nil })
 		i := skipWS(b, 0)
 		want := json.Valid(b) && i < len(b) && b[i] == '{'
 		if (err == nil) != want {

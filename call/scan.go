@@ -204,17 +204,21 @@ func scanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool,
 }
 
 // members scans a whole document that must be one object, calling member for each member.
-func members(b []byte, member func(key string, val []byte) error) error {
+// The key is only valid during the call (callers compare it with string(key), which does
+// not allocate).
+func members(b []byte, member func(key []byte, val []byte) error) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errSyntax
 	}
 	end, err := scanObject(b, i, 0, func(key []byte, esc bool, val []byte) error {
-		k := string(key[1 : len(key)-1])
+		k := key[1 : len(key)-1]
 		if esc {
-			if json.Unmarshal(key, &k) != nil {
+			var u string
+			if json.Unmarshal(key, &u) != nil {
 				return errSyntax
 			}
+			k = []byte(u)
 		}
 		return member(k, val)
 	})
@@ -227,12 +231,20 @@ func members(b []byte, member func(key string, val []byte) error) error {
 	return nil
 }
 
+// eventTypes are interned so decoding an envelope's type allocates nothing.
+var eventTypes = []string{EventRequested, EventResponded, EventCompleted, EventAborted, EventError}
+
 // stringValue decodes a raw JSON string value; ok is false for any other JSON type.
 func stringValue(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	inner := raw[1 : len(raw)-1]
+	for _, t := range eventTypes {
+		if string(inner) == t {
+			return t, true
+		}
+	}
 	for _, c := range inner {
 		if c == '\\' {
 			var s string
