@@ -218,7 +218,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if len(in) == 0 {
 		in = json.RawMessage("null")
 	}
-	if !json.Valid(in) {
+	if !validJSON(in) {
 		c.finishPending(p, nil, &CallError{Code: CodeInvalidInput, Message: "input is not valid JSON"})
 		return p.err
 	}

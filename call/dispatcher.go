@@ -308,7 +308,7 @@ func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *R
 		if len(out) == 0 {
 			out = json.RawMessage("null")
 		}
-		if !json.Valid(out) {
+		if !validJSON(out) {
 			return errInternal(msgInternal, errors.New("output is not valid JSON"))
 		}
 		if d.cfg.ValidateOutputs {

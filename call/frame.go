@@ -70,13 +70,23 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 	return body, nil
 }
 
-// FrameWriter writes frames to one stream; safe for concurrent use (prefix and body are
-// written as one unit under its mutex).
+// maxPendingWrite bounds the bytes queued in a FrameWriter; writers wait beyond it, so a slow
+// stream slows its producers instead of growing memory.
+const maxPendingWrite = 256 << 10
+
+// FrameWriter writes frames to one stream; safe for concurrent use. Frames are coalesced:
+// a writer that finds the stream idle writes every frame queued meanwhile in one Write, so
+// many small frames (subscription items, concurrent responses) cost one syscall, not one each.
+// A frame is never interleaved with another and frames keep their order.
 type FrameWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	max int
-	buf []byte
+	mu       sync.Mutex
+	cond     sync.Cond
+	w        io.Writer
+	max      int
+	buf      []byte // queued frames
+	spare    []byte
+	flushing bool
+	err      error // sticky: the stream is broken
 }
 
 // NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
@@ -84,10 +94,14 @@ func NewFrameWriter(w io.Writer, max int) *FrameWriter {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &FrameWriter{w: w, max: max}
+	f := &FrameWriter{w: w, max: max}
+	f.cond.L = &f.mu
+	return f
 }
 
-// WriteFrame writes one frame. A body over the limit is ErrFrameTooLarge and nothing is written.
+// WriteFrame queues one frame and returns once it is written or handed to the writer that is
+// writing. A body over the limit is ErrFrameTooLarge and nothing is written. After a write
+// error every later call returns it.
 func (f *FrameWriter) WriteFrame(body []byte) error {
 	if len(body) == 0 {
 		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
@@ -96,12 +110,39 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(body), f.max)
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.buf = binary.BigEndian.AppendUint32(f.buf[:0], uint32(len(body)))
-	f.buf = append(f.buf, body...)
-	_, err := f.w.Write(f.buf)
-	if cap(f.buf) > 64<<10 {
-		f.buf = nil // do not pin a large frame's buffer
+	for len(f.buf) > maxPendingWrite && f.err == nil {
+		f.cond.Wait()
 	}
+	if f.err != nil {
+		err := f.err
+		f.mu.Unlock()
+		return err
+	}
+	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(len(body)))
+	f.buf = append(f.buf, body...)
+	if f.flushing {
+		f.mu.Unlock()
+		return nil
+	}
+	f.flushing = true
+	for len(f.buf) > 0 && f.err == nil {
+		out := f.buf
+		f.buf = f.spare[:0]
+		f.mu.Unlock()
+		_, err := f.w.Write(out)
+		f.mu.Lock()
+		if cap(out) <= 64<<10 {
+			f.spare = out[:0] // keep a small buffer; do not pin a large frame's
+		} else {
+			f.spare = nil
+		}
+		if err != nil {
+			f.err = err
+		}
+		f.cond.Broadcast()
+	}
+	f.flushing = false
+	err := f.err
+	f.mu.Unlock()
 	return err
 }

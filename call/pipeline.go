@@ -111,7 +111,7 @@ func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *
 	if len(out) == 0 {
 		out = json.RawMessage("null")
 	}
-	if !json.Valid(out) {
+	if !validJSON(out) {
 		d.log.Error("handler returned invalid JSON", "op", reg.Spec.Name, "request_id", oc.RequestID)
 		return nil, errInternal(msgInternal, errors.New("output is not valid JSON"))
 	}

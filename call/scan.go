@@ -307,3 +307,10 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// validJSON reports whether b is exactly one JSON value (with surrounding white space).
+func validJSON(b []byte) bool {
+	i := skipWS(b, 0)
+	end, err := scanValue(b, i, 0)
+	return err == nil && skipWS(b, end) == len(b)
+}
