@@ -77,13 +77,11 @@ func RunRegistration(ctx context.Context, parent *OperationContext, reg *Registr
 	}
 }
 
-// dispatcherOf finds the dispatcher that built the root of oc's tree.
+// dispatcherOf finds the dispatcher that built the root of oc's tree (its limits and logger
+// apply to the children); contexts built outside a dispatcher get the defaults.
 func dispatcherOf(oc *OperationContext) *Dispatcher {
 	if c, ok := oc.Env.(*composite); ok {
 		return c.d
-	}
-	if d, ok := oc.Env.(interface{ dispatcher() *Dispatcher }); ok {
-		return d.dispatcher()
 	}
 	return defaultDispatcher()
 }
