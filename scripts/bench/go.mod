@@ -7,6 +7,7 @@ require (
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 	github.com/quic-go/quic-go v0.65.0
+	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.62.0
 	google.golang.org/grpc v1.85.0
 )
