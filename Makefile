@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	core/auth:FuzzNewPolicy \
 	call/.:FuzzFrameReader \
 	call/.:FuzzDecodeEnvelope \
+	call/.:FuzzScanner \
 	vault/.:FuzzParsePath \
 	vault/.:FuzzCanonicalMnemonic \
 	vault/.:FuzzDecryptEncryptedData \
