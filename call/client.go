@@ -22,6 +22,7 @@ type pending struct {
 	shared bool                        // on a shared stream: a full buffer aborts instead of blocking
 	known  []string                    // domain codes the caller knows (WithKnownCodes)
 	reuse  atomic.Pointer[reuseStream] // the long-lived stream it was sent on (StreamReuse)
+	stop   atomic.Pointer[func()]      // stops the reader of its own stream (ended locally)
 	items  chan json.RawMessage
 	done   chan struct{}
 	once   sync.Once
@@ -94,6 +95,18 @@ func (c *Conn) register(o callOpts, sub bool) (*pending, *CallError) {
 	}
 	c.pending[id] = p
 	return p, nil
+}
+
+// endLocally ends p from this side (timeout, cancellation, Abort, Close): the request's own
+// stream stops reading, and the peer is told with call.aborted.
+func (c *Conn) endLocally(p *pending, err *CallError) {
+	if !c.finishPending(p, nil, err) {
+		return
+	}
+	if stop := p.stop.Load(); stop != nil {
+		(*stop)()
+	}
+	c.sendAbort(p.id)
 }
 
 // finishPending ends p once with (out, err) and forgets it; it reports whether this call ended it.
@@ -192,18 +205,12 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	select {
 	case <-p.done:
 	case <-timer.C:
-		if c.finishPending(p, nil, errTimedOut()) {
-			c.sendAbort(p.id)
-		}
+		c.endLocally(p, errTimedOut())
 	case <-ctx.Done():
-		var fail *CallError
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			fail = errTimedOut()
+			c.endLocally(p, errTimedOut())
 		} else {
-			fail = errCancelled(ctx.Err())
-		}
-		if c.finishPending(p, nil, fail) {
-			c.sendAbort(p.id)
+			c.endLocally(p, errCancelled(ctx.Err()))
 		}
 	}
 	<-p.done
@@ -278,13 +285,13 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 	defer w.s.Close() // CancelRead(0) once terminal
 	stop := context.AfterFunc(c.ctx, func() { w.s.Cancel(0) })
 	defer stop()
-	go func() { // a request ended locally (timeout, abort) stops the reader
-		select {
-		case <-p.done:
-			w.s.Cancel(0)
-		case <-c.ctx.Done():
-		}
-	}()
+	stopRead := func() { w.s.Cancel(0) }
+	p.stop.Store(&stopRead)
+	select { // ended before the store: stop here
+	case <-p.done:
+		return
+	default:
+	}
 	for {
 		body, err := w.r.ReadFrame()
 		if err != nil {
@@ -357,9 +364,7 @@ func (c *Conn) Abort(id string) error {
 	if p == nil {
 		return NewError(CodeNotFound, "no pending request %s", id)
 	}
-	if c.finishPending(p, nil, errCancelled(nil)) {
-		c.sendAbort(id)
-	}
+	c.endLocally(p, errCancelled(nil))
 	return nil
 }
 
@@ -395,9 +400,7 @@ func (s *Subscription) Recv() (json.RawMessage, error) {
 
 // Close aborts the subscription if it is not yet terminal.
 func (s *Subscription) Close() error {
-	if s.c.finishPending(s.p, nil, errCancelled(nil)) {
-		s.c.sendAbort(s.p.id)
-	}
+	s.c.endLocally(s.p, errCancelled(nil))
 	return nil
 }
 
@@ -417,9 +420,7 @@ func (c *Conn) Subscribe(ctx context.Context, op string, in json.RawMessage, opt
 		select {
 		case <-p.done:
 		case <-ctx.Done():
-			if c.finishPending(p, nil, errCancelled(ctx.Err())) {
-				c.sendAbort(p.id)
-			}
+			c.endLocally(p, errCancelled(ctx.Err()))
 		}
 	}()
 	return &Subscription{c: c, p: p}, nil
