@@ -186,6 +186,9 @@ func (c *Conn) newWire(s conn.Stream) *wire {
 }
 
 func (w *wire) send(e Envelope) error {
+	if e.frame != nil {
+		return w.w.WriteFrame(e.frame)
+	}
 	return w.w.WriteFrame(AppendEnvelope(nil, e))
 }
 

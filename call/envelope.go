@@ -21,6 +21,23 @@ type Envelope struct {
 	Type    string
 	ID      string
 	Payload json.RawMessage
+
+	frame []byte // the encoded envelope, when built directly (hot paths)
+}
+
+// respondedEnvelope builds a call.responded envelope in one buffer, without encoding the
+// payload separately first.
+func respondedEnvelope(id string, output json.RawMessage) Envelope {
+	if len(output) == 0 {
+		output = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(id)+len(output)+64)
+	b = append(b, `{"type":"call.responded","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"payload":{"output":`...)
+	b = append(b, output...)
+	b = append(b, "}}"...)
+	return Envelope{Type: EventResponded, ID: id, frame: b}
 }
 
 var emptyObject = json.RawMessage(`{}`)

@@ -113,16 +113,6 @@ func decodeIdentity(raw json.RawMessage) *core.Identity {
 	return &core.Identity{ID: *w.ID, Scopes: w.Scopes, Resources: w.Resources}
 }
 
-// appendResponded encodes {"output": <raw>}.
-func appendResponded(b []byte, output json.RawMessage) []byte {
-	if b == nil {
-		b = make([]byte, 0, len(output)+12)
-	}
-	b = append(b, `{"output":`...)
-	b = appendRaw(b, output)
-	return append(b, '}')
-}
-
 // decodeResponded reads the output of call.responded; a missing output reads as null.
 func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 	var out json.RawMessage

@@ -169,8 +169,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	defer stopTimer()
 	if rt.reg.Spec.Type == OpSubscription {
 		emit := func(out json.RawMessage) error {
-			body := appendResponded(nil, out)
-			if err := in.send(Envelope{Type: EventResponded, ID: in.id, Payload: body}); err != nil {
+			if err := in.send(respondedEnvelope(in.id, out)); err != nil {
 				if errors.Is(err, ErrFrameTooLarge) {
 					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
 				}
@@ -193,7 +192,8 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return
 	}
-	c.finishInbound(in, &Envelope{Type: EventResponded, ID: in.id, Payload: appendResponded(nil, out)})
+	env := respondedEnvelope(in.id, out)
+	c.finishInbound(in, &env)
 }
 
 type connKey struct{}
