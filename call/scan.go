@@ -21,12 +21,27 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
+// plainString marks bytes that need no attention inside a JSON string (not '"', not '\\',
+// not a control character), so long runs are skipped in a tight loop.
+var plainString = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 // scanString returns the index after the string starting at b[i] == '"' and whether it held
 // an escape.
 func scanString(b []byte, i int) (int, bool, error) {
 	i++
 	escaped := false
 	for i < len(b) {
+		for i < len(b) && plainString[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':
