@@ -2,6 +2,7 @@ package call_test
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/alkdev/alknet/call"
@@ -56,5 +57,44 @@ func BenchmarkFrameEncodeDecode(b *testing.B) {
 		if _, err := call.DecodeEnvelope(body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDispatch is the callee pipeline alone: lookup, access, schema validation, handler
+// and error mapping through the in-process Ingress, no transport.
+func BenchmarkDispatch(b *testing.B) {
+	d := buildDispatcher(b, nodeOpts{regs: demoRegs()}, nil)
+	req := call.RootRequest{Operation: "demo/echo", Input: js(`{"text":"hello"}`)}
+	ctx := tctx(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := d.Call(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSubscription is one demo/ticker subscription of 10,000 × 1 KiB items per op.
+func BenchmarkSubscription(b *testing.B) {
+	n := startNode(b, nodeOpts{regs: demoRegs()})
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			c := n.dial(b, tr, nil, nil, call.ConnOptions{SubscriptionBuffer: 20000})
+			ctx := tctx(b)
+			b.ReportAllocs()
+			for b.Loop() {
+				sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":10000,"interval_ms":0,"pad":1000}`))
+				if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := sub.Recv(); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
 	}
 }
