@@ -120,7 +120,9 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
 	defer cancel()
+	stopSpin := e.spin("connecting to " + tk.Fingerprint[:20] + "…")
 	raw, err := client.DialTicket(dialCtx, &client.Dialer{Logger: e.log}, tk, call.ALPN, creds)
+	stopSpin()
 	if err != nil {
 		word := "UNREACHABLE"
 		if client.IsKind(err, client.DialHandshake) {

@@ -49,7 +49,9 @@ func unlock(e *env, c *cli.Command) (*unlocked, error) {
 	if err != nil {
 		return nil, err
 	}
+	stopSpin := e.spin("unlocking the keystore…")
 	phrase, err := ks.Open(pass)
+	stopSpin()
 	clear(pass)
 	if err != nil {
 		return nil, configErr(err)
@@ -167,7 +169,9 @@ func initCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			stopSpin := e.spin("encrypting the keystore…")
 			ks, err := keystore.Seal(phrase, pass, u.key.Fingerprint(), bip39 != nil, keystore.Params{})
+			stopSpin()
 			clear(pass)
 			if err != nil {
 				return err
