@@ -252,6 +252,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
 			return p.err
 		}
+		_ = w.w.Drain()
 		_ = st.CloseWrite()
 		c.wg.Add(1)
 		go func() {

@@ -185,6 +185,9 @@ func (c *Conn) newWire(s conn.Stream) *wire {
 	return &wire{s: s, r: NewFrameReader(s, c.d.cfg.MaxFrameSize), w: NewFrameWriter(s, c.d.cfg.MaxFrameSize)}
 }
 
+// sendItem writes a subscription item, letting it wait briefly to share a write with the next.
+func (w *wire) sendItem(e Envelope) error { return w.w.writeFrameBatched(e.frame) }
+
 func (w *wire) send(e Envelope) error {
 	if e.frame != nil {
 		return w.w.WriteFrame(e.frame)
@@ -215,6 +218,7 @@ func (s *servedStream) requestDone(id string) {
 	}
 	s.mu.Unlock()
 	if fin {
+		_ = s.w.w.Drain() // frames queued behind another writer go out before the FIN
 		_ = s.w.s.CloseWrite()
 	}
 }
@@ -248,6 +252,7 @@ func (c *Conn) serveStream(st conn.Stream) {
 				}
 				ss.mu.Unlock()
 				if fin {
+					_ = ss.w.w.Drain()
 					_ = st.CloseWrite()
 				}
 				return

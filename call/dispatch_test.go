@@ -290,3 +290,31 @@ func TestDuplicateID(t *testing.T) {
 		}
 	}
 }
+
+// Regression: frames queued behind another writer must be written before the callee's FIN
+// (found when subscription items were batched: the FIN overtook queued frames).
+func TestFINAfterQueuedFrames(t *testing.T) {
+	n := startNode(t, nodeOpts{regs: demoRegs()})
+	for range 5 {
+		st := openRaw(t, n.rawConn(t, "quic"))
+		for i := range 200 {
+			st.request(fmt.Sprintf("q%d", i), "/demo/echo", map[string]string{"text": strings.Repeat("y", 512)})
+		}
+		st.request("sub", "/demo/ticker", map[string]any{"count": 3000, "interval_ms": 0, "pad": 1000})
+		_ = st.s.CloseWrite()
+		got := 0
+		for {
+			_, err := st.next(10 * time.Second)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("after %d frames: %v", got, err)
+			}
+			got++
+		}
+		if got != 200+3000+1 {
+			t.Fatalf("%d frames before FIN, want 3201", got)
+		}
+	}
+}

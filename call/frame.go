@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // Frame size limits (call-protocol.md §2).
@@ -79,14 +80,15 @@ const maxPendingWrite = 256 << 10
 // many small frames (subscription items, concurrent responses) cost one syscall, not one each.
 // A frame is never interleaved with another and frames keep their order.
 type FrameWriter struct {
-	mu       sync.Mutex
-	cond     sync.Cond
-	w        io.Writer
-	max      int
-	buf      []byte // queued frames
-	spare    []byte
-	flushing bool
-	err      error // sticky: the stream is broken
+	mu        sync.Mutex
+	cond      sync.Cond
+	w         io.Writer
+	max       int
+	buf       []byte // queued frames
+	spare     []byte
+	flushing  bool
+	scheduled bool  // a batched flush is pending (writeFrameBatched)
+	err       error // sticky: the stream is broken
 }
 
 // NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
@@ -124,6 +126,11 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 		f.mu.Unlock()
 		return nil
 	}
+	return f.flushLocked()
+}
+
+// flushLocked writes the queue until it is empty, then unlocks. f.mu is held on entry.
+func (f *FrameWriter) flushLocked() error {
 	f.flushing = true
 	for len(f.buf) > 0 && f.err == nil {
 		out := f.buf
@@ -142,7 +149,78 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 		f.cond.Broadcast()
 	}
 	f.flushing = false
+	f.cond.Broadcast()
 	err := f.err
 	f.mu.Unlock()
 	return err
+}
+
+// Drain returns once every queued frame has been written (writing them itself if no one else
+// is), or the stream failed. Call it before ending the stream's sending side: a writer whose
+// frame was queued behind another's returns before its bytes are written.
+func (f *FrameWriter) Drain() error {
+	f.mu.Lock()
+	for f.err == nil && (f.flushing || len(f.buf) > 0) {
+		if !f.flushing {
+			if err := f.flushLocked(); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			continue
+		}
+		f.cond.Wait()
+	}
+	err := f.err
+	f.mu.Unlock()
+	return err
+}
+
+// batchDelay and batchBytes bound how long and how much a batched frame may wait.
+const (
+	batchDelay = 50 * time.Microsecond
+	batchBytes = 32 << 10
+)
+
+// writeFrameBatched queues a frame of a stream of frames (subscription items) and lets it wait
+// up to batchDelay for more before the write, so a single producer's items share syscalls.
+func (f *FrameWriter) writeFrameBatched(body []byte) error {
+	if len(body) == 0 {
+		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
+	}
+	if len(body) > f.max {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(body), f.max)
+	}
+	f.mu.Lock()
+	for len(f.buf) > maxPendingWrite && f.err == nil {
+		f.cond.Wait()
+	}
+	if f.err != nil {
+		err := f.err
+		f.mu.Unlock()
+		return err
+	}
+	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(len(body)))
+	f.buf = append(f.buf, body...)
+	switch {
+	case f.flushing:
+		f.mu.Unlock()
+		return nil
+	case len(f.buf) >= batchBytes:
+		return f.flushLocked()
+	case !f.scheduled:
+		f.scheduled = true
+		time.AfterFunc(batchDelay, f.flushScheduled)
+	}
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *FrameWriter) flushScheduled() {
+	f.mu.Lock()
+	f.scheduled = false
+	if f.flushing || len(f.buf) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	_ = f.flushLocked() // a write error is sticky: the next writer reports it
 }

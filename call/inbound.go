@@ -23,14 +23,14 @@ type inbound struct {
 	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }
 
-// send writes a non-terminal event unless the request is already terminal.
-func (in *inbound) send(e Envelope) error {
+// sendItem writes a subscription item unless the request is already terminal.
+func (in *inbound) sendItem(e Envelope) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.terminal {
 		return errCancelled(nil)
 	}
-	return in.out.send(e)
+	return in.out.sendItem(e)
 }
 
 // acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17).
@@ -169,7 +169,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	defer stopTimer()
 	if rt.reg.Spec.Type == OpSubscription {
 		emit := func(out json.RawMessage) error {
-			if err := in.send(respondedEnvelope(in.id, out)); err != nil {
+			if err := in.sendItem(respondedEnvelope(in.id, out)); err != nil {
 				if errors.Is(err, ErrFrameTooLarge) {
 					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
 				}

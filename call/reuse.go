@@ -29,6 +29,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 		rs.mu.Lock()
 		if !rs.retired && len(rs.pending) == 0 && time.Since(rs.last) >= idle {
 			rs.retired = true
+			_ = rs.w.w.Drain()
 			_ = rs.w.s.CloseWrite()
 		}
 		retired := rs.retired
