@@ -105,6 +105,19 @@ func NewFrameWriter(w io.Writer, max int) *FrameWriter {
 // writing. A body over the limit is ErrFrameTooLarge and nothing is written. After a write
 // error every later call returns it.
 func (f *FrameWriter) WriteFrame(body []byte) error {
+	if err := f.enqueue(body); err != nil {
+		return err
+	}
+	if f.flushing {
+		f.mu.Unlock()
+		return nil
+	}
+	return f.flushLocked()
+}
+
+// enqueue checks body, waits while the queue is over its bound, and appends the frame. On
+// success f.mu is held.
+func (f *FrameWriter) enqueue(body []byte) error {
 	if len(body) == 0 {
 		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
 	}
@@ -122,11 +135,7 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 	}
 	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(len(body)))
 	f.buf = append(f.buf, body...)
-	if f.flushing {
-		f.mu.Unlock()
-		return nil
-	}
-	return f.flushLocked()
+	return nil
 }
 
 // flushLocked writes the queue until it is empty, then unlocks. f.mu is held on entry.
@@ -184,23 +193,9 @@ const (
 // writeFrameBatched queues a frame of a stream of frames (subscription items) and lets it wait
 // up to batchDelay for more before the write, so a single producer's items share syscalls.
 func (f *FrameWriter) writeFrameBatched(body []byte) error {
-	if len(body) == 0 {
-		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
-	}
-	if len(body) > f.max {
-		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(body), f.max)
-	}
-	f.mu.Lock()
-	for len(f.buf) > maxPendingWrite && f.err == nil {
-		f.cond.Wait()
-	}
-	if f.err != nil {
-		err := f.err
-		f.mu.Unlock()
+	if err := f.enqueue(body); err != nil {
 		return err
 	}
-	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(len(body)))
-	f.buf = append(f.buf, body...)
 	switch {
 	case f.flushing:
 		f.mu.Unlock()
