@@ -64,7 +64,7 @@ func TestSubscriptionBackPressureDedicated(t *testing.T) {
 	var emitted atomic.Int64
 	flood := streamOp("test/flood", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
 		pad, _ := json.Marshal(string(make([]byte, 1024)))
-		for i := range 500 {
+		for i := range 2000 {
 			if err := emit(append(append(js(`{"i":`), []byte(jsonInt(i))...), append(js(`,"pad":`), append(pad, '}')...)...)); err != nil {
 				return err
 			}
@@ -79,10 +79,11 @@ func TestSubscriptionBackPressureDedicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // the consumer pauses
-	if e := emitted.Load(); e >= 500 {
+	t.Logf("%d of 2000 items emitted while the consumer paused", emitted.Load())
+	if e := emitted.Load(); e >= 2000 {
 		t.Fatalf("emit did not block: %d items emitted while the consumer paused", e)
 	}
-	for i := range 500 {
+	for i := range 2000 {
 		it, err := sub.Recv()
 		if err != nil {
 			t.Fatalf("item %d: %v", i, err)
