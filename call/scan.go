@@ -144,17 +144,10 @@ func scanValue(b []byte, i, depth int) (int, error) {
 			if i, err = scanValue(b, i, depth+1); err != nil {
 				return 0, err
 			}
-			i = skipWS(b, i)
-			if i >= len(b) {
-				return 0, errSyntax
+			var done bool
+			if i, done, err = afterElement(b, i, ']'); err != nil || done {
+				return i, err
 			}
-			if b[i] == ']' {
-				return i + 1, nil
-			}
-			if b[i] != ',' {
-				return 0, errSyntax
-			}
-			i = skipWS(b, i+1)
 		}
 	case c == 't':
 		return literal(b, i, "true")
@@ -204,18 +197,26 @@ func scanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool,
 				return 0, err
 			}
 		}
-		i = skipWS(b, i)
-		if i >= len(b) {
-			return 0, errSyntax
+		var done bool
+		if i, done, err = afterElement(b, i, '}'); err != nil || done {
+			return i, err
 		}
-		if b[i] == '}' {
-			return i + 1, nil
-		}
-		if b[i] != ',' {
-			return 0, errSyntax
-		}
-		i = skipWS(b, i+1)
 	}
+}
+
+// afterElement reads what follows an array element or object member: the closer (done, and
+// the index after it) or a comma (the index of the next element).
+func afterElement(b []byte, i int, closer byte) (int, bool, error) {
+	i = skipWS(b, i)
+	switch {
+	case i >= len(b):
+		return 0, false, errSyntax
+	case b[i] == closer:
+		return i + 1, true, nil
+	case b[i] != ',':
+		return 0, false, errSyntax
+	}
+	return skipWS(b, i+1), false, nil
 }
 
 // members scans a whole document that must be one object, calling member for each member.
