@@ -15,6 +15,8 @@ FUZZ_TARGETS := \
 	call/.:FuzzFrameReader \
 	call/.:FuzzDecodeEnvelope \
 	call/.:FuzzScanner \
+	call/.:FuzzDecodeTree \
+	call/.:FuzzFastSchema \
 	vault/.:FuzzParsePath \
 	vault/.:FuzzCanonicalMnemonic \
 	vault/.:FuzzDecryptEncryptedData \

@@ -17,7 +17,10 @@ import (
 var englishPrinter = sync.OnceValue(func() *message.Printer { return message.NewPrinter(language.English) })
 
 // compiledSchema validates instances; nil accepts everything.
-type compiledSchema struct{ s *jsonschema.Schema }
+type compiledSchema struct {
+	s    *jsonschema.Schema
+	fast *fastSchema // nil when the schema is outside the fast subset
+}
 
 // refuseLoader makes every external $ref fail: only in-document references resolve.
 type refuseLoader struct{}
@@ -49,15 +52,15 @@ func compileSchema(raw json.RawMessage) (*compiledSchema, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &compiledSchema{s: s}, nil
+	return &compiledSchema{s: s, fast: compileFast(doc, 0)}, nil
 }
 
 // validate checks raw against the schema; the error's text is the first failure.
 func (c *compiledSchema) validate(raw json.RawMessage) error {
-	if c == nil {
+	if c == nil || (c.fast != nil && c.fast.accepts(raw)) {
 		return nil
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	v, err := decodeTree(raw)
 	if err != nil {
 		return fmt.Errorf("not valid JSON: %w", err)
 	}
