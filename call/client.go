@@ -255,10 +255,10 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		_ = w.w.Drain()
 		_ = st.CloseWrite()
 		c.wg.Add(1)
-		go func() {
+		c.workers.run(func() {
 			defer c.wg.Done()
 			c.readOwnStream(w, p)
-		}()
+		})
 		return nil
 	}
 	select {

@@ -71,6 +71,8 @@ type Conn struct {
 	wg        sync.WaitGroup // inbound handlers, stream readers, abort senders
 	aborts    sync.WaitGroup // abort senders only (FlushAborts)
 
+	workers *workers // runs served streams, inbound requests and response readers
+
 	reuseMu sync.Mutex
 	reuse   []*reuseStream // StreamReuse > 0
 }
@@ -81,13 +83,16 @@ func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
 		d = defaultDispatcher()
 	}
 	o = o.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Conn{
+	cn := &Conn{
 		c: c, d: d, o: o, log: logger(o.Logger).With("alpn", c.ALPN()),
-		ctx: ctx, cancel: cancel,
 		inbound: map[string]*inbound{}, pending: map[string]*pending{},
 		overlay: NewOverlay(), ready: make(chan struct{}),
 	}
+	// The connection's context carries the Conn, so handlers find it (ConnFromContext)
+	// without a value context per request.
+	cn.ctx, cn.cancel = context.WithCancel(context.WithValue(context.Background(), connKey{}, cn))
+	cn.workers = newWorkers(&cn.wg, cn.ctx.Done())
+	return cn
 }
 
 // Connection returns the underlying connection.
@@ -167,10 +172,10 @@ func (c *Conn) acceptLoop() error {
 			return err
 		}
 		c.wg.Add(1)
-		go func() {
+		c.workers.run(func() {
 			defer c.wg.Done()
 			c.serveStream(st)
-		}()
+		})
 	}
 }
 

@@ -38,7 +38,7 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}
-	ctx, cancel := context.WithCancel(context.WithValue(c.ctx, connKey{}, c))
+	ctx, cancel := context.WithCancel(c.ctx)
 	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	p := decodeRequested(e.Payload)
 	if c.d.observer != nil {
@@ -71,10 +71,10 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 		ss.ids[e.ID] = true
 		ss.mu.Unlock()
 	}
-	go func() {
+	c.workers.run(func() {
 		defer c.wg.Done()
 		c.runInbound(ctx, in, p)
-	}()
+	})
 }
 
 // finishInbound writes the terminal event (nil: none) once and forgets the request.
