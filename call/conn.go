@@ -55,6 +55,7 @@ type Conn struct {
 	o   ConnOptions
 	log *slog.Logger
 
+	base   context.Context // never cancelled; carries the Conn (ConnFromContext)
 	ctx    context.Context // ends when the connection ends
 	cancel context.CancelFunc
 
@@ -90,7 +91,8 @@ func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
 	}
 	// The connection's context carries the Conn, so handlers find it (ConnFromContext)
 	// without a value context per request.
-	cn.ctx, cn.cancel = context.WithCancel(context.WithValue(context.Background(), connKey{}, cn))
+	cn.base = context.WithValue(context.Background(), connKey{}, cn)
+	cn.ctx, cn.cancel = context.WithCancel(cn.base)
 	cn.workers = newWorkers(&cn.wg, cn.ctx.Done())
 	return cn
 }

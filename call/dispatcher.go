@@ -224,6 +224,9 @@ type rootInput struct {
 	identity     *core.Identity // resolved
 	forwardedFor *core.Identity
 	peers        []peerLayer
+	// ownCtx: the parent context is this request's own, already cancellable and with the
+	// deadline of §13 (see requestContext); startRoot uses it as it is.
+	ownCtx bool
 }
 
 // root is a root request ready to run.
@@ -243,6 +246,16 @@ func (d *Dispatcher) lookupRoot(op string) (*Registration, *CallError) {
 		return nil, errNotFound(name)
 	}
 	return reg, nil
+}
+
+// requestContext returns the context of one root request for op: cancellable, and with the
+// deadline of §13 unless op is a subscription, in a single context (each derived layer would
+// cost allocations and a registration with its parent on every call).
+func (d *Dispatcher) requestContext(base context.Context, op string) (context.Context, context.CancelFunc) {
+	if reg, ok := d.reg.lookup(stripSlash(op)); ok && reg.Spec.Type == OpSubscription {
+		return context.WithCancel(base)
+	}
+	return context.WithTimeout(base, d.cfg.DefaultTimeout)
 }
 
 // startRoot runs the checks before a root handler (visibility → access → input) and builds
@@ -282,9 +295,12 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 		oc.ScopedEnv = *reg.ScopedEnv
 	}
 	r := &root{reg: reg, oc: oc, input: in.input}
-	if reg.Spec.Type == OpSubscription {
+	switch {
+	case in.ownCtx:
+		r.ctx, r.cancel = parent, func() {}
+	case reg.Spec.Type == OpSubscription:
 		r.ctx, r.cancel = context.WithCancel(parent)
-	} else {
+	default:
 		r.ctx, r.cancel = context.WithTimeout(parent, d.cfg.DefaultTimeout)
 	}
 	return r, nil

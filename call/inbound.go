@@ -38,9 +38,11 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	p := decodeRequested(e.Payload)
+	// Not a child of c.ctx: teardown aborts every inbound request itself, and a child would
+	// register with (and contend on) the connection's context on every call.
+	ctx, cancel := c.d.requestContext(c.base, p.OperationID)
+	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	if c.d.observer != nil {
 		start, op := time.Now(), stripSlash(p.OperationID)
 		in.observe = func(ce *CallError) { c.d.callDone(op, ce, start) }
@@ -152,7 +154,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	if connID != nil {
 		peers = []peerLayer{{id: connID.ID, ov: c.overlay}}
 	}
-	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, forwardedFor: p.ForwardedFor, peers: peers})
+	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return
