@@ -197,21 +197,26 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	if ce != nil {
 		return nil, ce
 	}
-	if err := c.sendRequest(ctx, p, op, in, o); err != nil {
+	own, err := c.sendRequest(ctx, p, op, in, o, true)
+	if err != nil {
 		return nil, err
 	}
-	timer := time.NewTimer(o.timeout)
+	// The timeout and ctx end the call from callbacks, so the caller's goroutine is free to
+	// read the response itself: no hand-off to a reader goroutine and back.
+	timer := time.AfterFunc(o.timeout, func() { c.endLocally(p, errTimedOut()) })
 	defer timer.Stop()
-	select {
-	case <-p.done:
-	case <-timer.C:
-		c.endLocally(p, errTimedOut())
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			c.endLocally(p, errTimedOut())
-		} else {
-			c.endLocally(p, errCancelled(ctx.Err()))
-		}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				c.endLocally(p, errTimedOut())
+			} else {
+				c.endLocally(p, errCancelled(ctx.Err()))
+			}
+		})
+		defer stop()
+	}
+	if own != nil {
+		c.readOwnStream(own, p)
 	}
 	<-p.done
 	if p.err != nil {
@@ -220,14 +225,16 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	return p.out, nil
 }
 
-// sendRequest writes call.requested on a new stream (multi-stream) or the shared one.
-func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.RawMessage, o callOpts) error {
+// sendRequest writes call.requested on a new stream (multi-stream) or the shared one. With
+// readInline, a new stream is returned for the caller to read (readOwnStream); otherwise a
+// worker reads it.
+func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.RawMessage, o callOpts, readInline bool) (*wire, error) {
 	if len(in) == 0 {
 		in = json.RawMessage("null")
 	}
 	if !validJSON(in) {
 		c.finishPending(p, nil, &CallError{Code: CodeInvalidInput, Message: "input is not valid JSON"})
-		return p.err
+		return nil, p.err
 	}
 	if op != "" && op[0] != '/' {
 		op = "/" + op
@@ -236,47 +243,50 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if o.hasToken {
 		payload.AuthToken = o.token
 	}
-	env := Envelope{Type: EventRequested, ID: p.id, Payload: appendRequested(nil, payload)}
+	env := Envelope{Type: EventRequested, ID: p.id, frame: requestedFrame(p.id, payload)}
 	if c.c.MultiStream() && c.o.StreamReuse > 0 && !p.sub {
-		return c.sendReuse(ctx, p, env)
+		return nil, c.sendReuse(ctx, p, env)
 	}
 	if c.c.MultiStream() {
 		st, err := c.c.OpenStream(ctx)
 		if err != nil {
 			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
-			return p.err
+			return nil, p.err
 		}
 		w := c.newWire(st)
 		if err := w.send(env); err != nil {
 			st.Cancel(0)
 			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
-			return p.err
+			return nil, p.err
 		}
 		_ = w.w.Drain()
 		_ = st.CloseWrite()
+		if readInline {
+			return w, nil
+		}
 		c.wg.Add(1)
 		c.workers.run(func() {
 			defer c.wg.Done()
 			c.readOwnStream(w, p)
 		})
-		return nil
+		return nil, nil
 	}
 	select {
 	case <-c.ready:
 	case <-ctx.Done():
 		c.finishPending(p, nil, errCancelled(ctx.Err()))
-		return p.err
+		return nil, p.err
 	}
 	shared := c.sharedWire()
 	if shared == nil {
 		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
-		return p.err
+		return nil, p.err
 	}
 	if err := shared.send(env); err != nil {
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
-		return p.err
+		return nil, p.err
 	}
-	return nil
+	return nil, nil
 }
 
 // readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).
@@ -284,8 +294,7 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
 	defer w.s.Close() // CancelRead(0) once terminal
-	stop := context.AfterFunc(c.ctx, func() { w.s.Cancel(0) })
-	defer stop()
+	// Ended locally (endLocally) or by teardown: stop reading.
 	stopRead := func() { w.s.Cancel(0) }
 	p.stop.Store(&stopRead)
 	select { // ended before the store: stop here
@@ -412,7 +421,7 @@ func (c *Conn) Subscribe(ctx context.Context, op string, in json.RawMessage, opt
 	if ce != nil {
 		return nil, ce
 	}
-	if err := c.sendRequest(ctx, p, op, in, o); err != nil {
+	if _, err := c.sendRequest(ctx, p, op, in, o, false); err != nil {
 		return nil, err
 	}
 	c.wg.Add(1)

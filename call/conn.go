@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -73,6 +75,7 @@ type Conn struct {
 	aborts    sync.WaitGroup // abort senders only (FlushAborts)
 
 	workers *workers // runs served streams, inbound requests and response readers
+	ident   atomic.Pointer[connIdentity]
 
 	reuseMu sync.Mutex
 	reuse   []*reuseStream // StreamReuse > 0
@@ -160,7 +163,11 @@ func (c *Conn) teardown() {
 	c.cancel()
 	c.readyOnce.Do(func() { close(c.ready) })
 	for _, p := range pend {
-		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
+		if c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed)) {
+			if stop := p.stop.Load(); stop != nil {
+				(*stop)() // a reader blocked on the request's own stream returns
+			}
+		}
 	}
 	for _, i := range in {
 		c.abortInbound(i.id)
@@ -181,42 +188,57 @@ func (c *Conn) acceptLoop() error {
 	}
 }
 
-// wire is one stream with its frame reader and writer.
+// wire is one stream with its frame reader and writer (one allocation for the three).
 type wire struct {
 	s conn.Stream
-	r *FrameReader
-	w *FrameWriter
+	r FrameReader
+	w FrameWriter
 }
 
 func (c *Conn) newWire(s conn.Stream) *wire {
-	return &wire{s: s, r: NewFrameReader(s, c.d.cfg.MaxFrameSize), w: NewFrameWriter(s, c.d.cfg.MaxFrameSize)}
+	w := &wire{}
+	c.initWire(w, s)
+	return w
+}
+
+func (c *Conn) initWire(w *wire, s conn.Stream) {
+	w.s = s
+	w.r.init(s, c.d.cfg.MaxFrameSize)
+	w.w.init(s, c.d.cfg.MaxFrameSize)
 }
 
 // sendItem writes a subscription item, letting it wait briefly to share a write with the next.
-func (w *wire) sendItem(e Envelope) error { return w.w.writeFrameBatched(e.frame) }
-
-func (w *wire) send(e Envelope) error {
-	if e.frame != nil {
-		return w.w.WriteFrame(e.frame)
-	}
-	return w.w.WriteFrame(AppendEnvelope(nil, e))
+func (w *wire) sendItem(e Envelope) error {
+	return w.w.writeFrameBatched(e.encodedFrame()[framePrefixLen:])
 }
+
+func (w *wire) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
 
 // servedStream tracks a stream the peer opened: FIN once clean EOF was read and every
 // request read from it is terminal.
 type servedStream struct {
 	w        *wire
+	wire     wire // w points here: stream, reader and writer in this one allocation
 	mu       sync.Mutex
 	inflight int
 	eof      bool
 	finDone  bool
-	ids      map[string]bool // requests read from this stream and in flight
+	ids      []string // requests read from this stream and in flight
+	idsBuf   [2]string
+}
+
+// requestStarted records a request read from this stream as in flight.
+func (s *servedStream) requestStarted(id string) {
+	s.mu.Lock()
+	s.ids = append(s.ids, id)
+	s.inflight++
+	s.mu.Unlock()
 }
 
 func (s *servedStream) requestDone(id string) {
 	s.mu.Lock()
-	if s.ids[id] {
-		delete(s.ids, id)
+	if i := slices.Index(s.ids, id); i >= 0 {
+		s.ids = slices.Delete(s.ids, i, i+1)
 		s.inflight--
 	}
 	fin := s.eof && s.inflight == 0 && !s.finDone
@@ -230,11 +252,30 @@ func (s *servedStream) requestDone(id string) {
 	}
 }
 
+// peerEnded records the clean end of the peer's sending side: FIN ours once every request read
+// from the stream is terminal (now, if none is in flight).
+func (s *servedStream) peerEnded() {
+	s.mu.Lock()
+	s.eof = true
+	fin := s.inflight == 0 && !s.finDone
+	if fin {
+		s.finDone = true
+	}
+	s.mu.Unlock()
+	if fin {
+		_ = s.w.w.Drain()
+		_ = s.w.s.CloseWrite()
+	}
+}
+
 // serveStream reads frames from a stream the peer opened (§4.1.3).
 func (c *Conn) serveStream(st conn.Stream) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
-	ss := &servedStream{w: c.newWire(st), ids: map[string]bool{}}
+	ss := &servedStream{}
+	ss.w = &ss.wire
+	ss.ids = ss.idsBuf[:0]
+	c.initWire(ss.w, st)
 	idle := c.d.cfg.StreamIdleTimeout
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(idle))
@@ -251,17 +292,7 @@ func (c *Conn) serveStream(st conn.Stream) {
 				return
 			}
 			if err == io.EOF {
-				ss.mu.Lock()
-				ss.eof = true
-				fin := ss.inflight == 0 && !ss.finDone
-				if fin {
-					ss.finDone = true
-				}
-				ss.mu.Unlock()
-				if fin {
-					_ = ss.w.w.Drain()
-					_ = st.CloseWrite()
-				}
+				ss.peerEnded()
 				return
 			}
 			c.brokenStream(ss, err)
@@ -274,7 +305,15 @@ func (c *Conn) serveStream(st conn.Stream) {
 		}
 		switch e.Type {
 		case EventRequested:
-			c.acceptRequest(e, ss.w, ss)
+			if ss.w.r.Ended() {
+				// The last frame this stream will carry (a stream per call, request and FIN
+				// together): nothing is left to read, so run it here instead of handing it to
+				// another goroutine.
+				c.acceptRequest(e, ss.w, ss, true)
+				ss.peerEnded()
+				return
+			}
+			c.acceptRequest(e, ss.w, ss, false)
 		case EventAborted:
 			c.abortInbound(e.ID)
 		case EventResponded, EventCompleted, EventError:
@@ -292,10 +331,7 @@ func (c *Conn) brokenStream(ss *servedStream, err error) {
 		c.log.Debug("closing stream", "err", err)
 	}
 	ss.mu.Lock()
-	ids := make([]string, 0, len(ss.ids))
-	for id := range ss.ids {
-		ids = append(ids, id)
-	}
+	ids := slices.Clone(ss.ids)
 	ss.mu.Unlock()
 	for _, id := range ids {
 		c.abortInbound(id)
@@ -328,7 +364,7 @@ func (c *Conn) serveShared() error {
 		}
 		switch e.Type {
 		case EventRequested:
-			c.acceptRequest(e, c.shared, nil)
+			c.acceptRequest(e, c.shared, nil, false)
 		case EventResponded, EventCompleted, EventError:
 			c.deliver(e, nil)
 		case EventAborted:

@@ -19,7 +19,7 @@ const (
 type OperationContext struct {
 	RequestID       string
 	ParentRequestID string
-	Identity        *core.Identity        // who is calling; nil = anonymous
+	Identity        *core.Identity        // who is calling; nil = anonymous; read-only (shared by a connection's requests)
 	Authority       *CompositionAuthority // this handler's own authority
 	ForwardedFor    *core.Identity        // wire roots only; never read by access control
 	Origin          *core.Identity        // the end caller; inherited by children

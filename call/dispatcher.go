@@ -229,13 +229,18 @@ type rootInput struct {
 	ownCtx bool
 }
 
-// root is a root request ready to run.
+// root is a root request ready to run. Its context, environment and node live in the same
+// allocation.
 type root struct {
 	reg    *Registration
 	oc     *OperationContext
 	input  json.RawMessage
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	opCtx OperationContext
+	env   composite
+	node  reqNode
 }
 
 // lookupRoot finds a wire-reachable registration: only External core operations (§11.4.5).
@@ -278,7 +283,8 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 	if in.forwardedFor != nil {
 		origin = in.forwardedFor
 	}
-	oc := &OperationContext{
+	r := &root{reg: reg, input: in.input, env: composite{d: d, peers: in.peers}}
+	r.opCtx = OperationContext{
 		RequestID:    in.id,
 		Identity:     in.identity,
 		Authority:    reg.Authority,
@@ -286,15 +292,16 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 		Origin:       origin,
 		Capabilities: reg.Capabilities,
 		Metadata:     map[string]any{},
-		Env:          &composite{d: d, peers: in.peers},
+		Env:          &r.env,
 		AbortPolicy:  AbortDependents,
 		Ownership:    d.ownership,
-		node:         &reqNode{},
+		node:         &r.node,
 	}
+	oc := &r.opCtx
+	r.oc = oc
 	if reg.ScopedEnv != nil {
 		oc.ScopedEnv = *reg.ScopedEnv
 	}
-	r := &root{reg: reg, oc: oc, input: in.input}
 	switch {
 	case in.ownCtx:
 		r.ctx, r.cancel = parent, func() {}

@@ -22,7 +22,31 @@ type Envelope struct {
 	ID      string
 	Payload json.RawMessage
 
-	frame []byte // the encoded envelope, when built directly (hot paths)
+	// frame, when built directly (hot paths): framePrefixLen bytes reserved for the length
+	// prefix, then the encoded envelope, so an idle stream takes it in one Write, uncopied.
+	frame []byte
+}
+
+// newFrame returns an empty frame buffer with room for the prefix and size more bytes.
+func newFrame(size int) []byte { return make([]byte, framePrefixLen, framePrefixLen+size) }
+
+// encodedFrame returns e's frame (prefix room included), encoding it if it was not built
+// directly.
+func (e Envelope) encodedFrame() []byte {
+	if e.frame != nil {
+		return e.frame
+	}
+	return AppendEnvelope(newFrame(len(e.Type)+len(e.ID)+len(e.Payload)+40), e)
+}
+
+// requestedFrame builds a call.requested frame in one buffer, payload included.
+func requestedFrame(id string, p RequestedPayload) []byte {
+	b := newFrame(len(id) + len(p.OperationID) + len(p.Input) + len(p.AuthToken) + 96)
+	b = append(b, `{"type":"call.requested","id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"payload":`...)
+	b = appendRequested(b, p)
+	return append(b, '}')
 }
 
 // respondedEnvelope builds a call.responded envelope in one buffer, without encoding the
@@ -31,7 +55,7 @@ func respondedEnvelope(id string, output json.RawMessage) Envelope {
 	if len(output) == 0 {
 		output = json.RawMessage("null")
 	}
-	b := make([]byte, 0, len(id)+len(output)+64)
+	b := newFrame(len(id) + len(output) + 64)
 	b = append(b, `{"type":"call.responded","id":`...)
 	b = appendString(b, id)
 	b = append(b, `,"payload":{"output":`...)

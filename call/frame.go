@@ -30,29 +30,42 @@ type FrameReader struct {
 	r      io.Reader
 	max    int
 	prefix [framePrefixLen]byte
+	ended  bool // the stream's end arrived with the last frame returned
 }
 
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
+	f := &FrameReader{}
+	f.init(r, max)
+	return f
+}
+
+func (f *FrameReader) init(r io.Reader, max int) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	return &FrameReader{r: r, max: max}
+	*f = FrameReader{r: r, max: max}
 }
 
 // ReadFrame returns the next frame body. io.EOF before any prefix byte is a clean end;
 // EOF later is ErrTruncatedFrame; a zero or oversized length is ErrMalformedFrame.
 // The returned slice is owned by the caller.
 func (f *FrameReader) ReadFrame() ([]byte, error) {
-	n, err := io.ReadFull(f.r, f.prefix[:])
+	if f.ended {
+		return nil, io.EOF
+	}
+	n, err := f.readFull(f.prefix[:])
 	if err != nil {
 		if n == 0 && err == io.EOF {
 			return nil, io.EOF
 		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
 		}
 		return nil, err
+	}
+	if f.ended {
+		return nil, fmt.Errorf("%w: EOF after the length prefix", ErrTruncatedFrame)
 	}
 	size := binary.BigEndian.Uint32(f.prefix[:])
 	if size == 0 {
@@ -62,13 +75,39 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 		return nil, fmt.Errorf("%w: length %d exceeds the maximum frame size %d", ErrMalformedFrame, size, f.max)
 	}
 	body := make([]byte, size)
-	if _, err := io.ReadFull(f.r, body); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || err == io.EOF {
+	if _, err := f.readFull(body); err != nil {
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
 		}
 		return nil, err
 	}
 	return body, nil
+}
+
+// Ended reports whether the stream ended right after the last frame ReadFrame returned: the
+// next ReadFrame is io.EOF without waiting. (A QUIC peer that sends its request and FIN in one
+// packet lets the callee know at once that no more frames come.)
+func (f *FrameReader) Ended() bool { return f.ended }
+
+// readFull is io.ReadFull, except that an io.EOF delivered together with the last bytes
+// wanted is remembered in f.ended instead of being lost.
+func (f *FrameReader) readFull(buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := f.r.Read(buf[n:])
+		n += m
+		if err == io.EOF && n == len(buf) {
+			f.ended = true
+			return n, nil
+		}
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // maxPendingWrite bounds the bytes queued in a FrameWriter; writers wait beyond it, so a slow
@@ -93,12 +132,18 @@ type FrameWriter struct {
 
 // NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameWriter(w io.Writer, max int) *FrameWriter {
+	f := &FrameWriter{}
+	f.init(w, max)
+	return f
+}
+
+// init sets up a zero FrameWriter in place (it must not be copied afterwards).
+func (f *FrameWriter) init(w io.Writer, max int) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	f := &FrameWriter{w: w, max: max}
+	f.w, f.max = w, max
 	f.cond.L = &f.mu
-	return f
 }
 
 // WriteFrame queues one frame and returns once it is written or handed to the writer that is
@@ -113,6 +158,33 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 		return nil
 	}
 	return f.flushLocked()
+}
+
+// writeFramed writes one frame held in buf after framePrefixLen reserved bytes, which it fills
+// with the prefix. A writer that finds the stream idle writes buf as it is (no copy); otherwise
+// the frame is queued like WriteFrame's.
+func (f *FrameWriter) writeFramed(buf []byte) error {
+	if len(buf) < framePrefixLen {
+		return fmt.Errorf("%w: no room for the length prefix", ErrMalformedFrame)
+	}
+	body := buf[framePrefixLen:]
+	if len(body) == 0 || len(body) > f.max {
+		return f.WriteFrame(body) // reports the error
+	}
+	f.mu.Lock()
+	if f.flushing || len(f.buf) > 0 || f.err != nil {
+		f.mu.Unlock()
+		return f.WriteFrame(body)
+	}
+	binary.BigEndian.PutUint32(buf, uint32(len(body)))
+	f.flushing = true
+	f.mu.Unlock()
+	_, err := f.w.Write(buf)
+	f.mu.Lock()
+	if err != nil {
+		f.err = err
+	}
+	return f.flushLocked() // frames queued meanwhile, then unlock
 }
 
 // enqueue checks body, waits while the queue is over its bound, and appends the frame. On

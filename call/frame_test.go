@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"testing/iotest"
+	"time"
 )
 
 // Checklist 1, 3, 5.
@@ -127,5 +131,100 @@ func TestDecodeRequestedLenient(t *testing.T) {
 	p = decodeRequested([]byte(`{"operationId":"/a/b","input":18446744073709551617,"forwarded_for":{"id":"alice"}}`))
 	if p.OperationID != "/a/b" || string(p.Input) != "18446744073709551617" || p.ForwardedFor == nil || p.ForwardedFor.ID != "alice" {
 		t.Fatalf("%+v", p)
+	}
+}
+
+// slowWriter makes every Write take a moment, so concurrent writers queue behind each other.
+type slowWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(20 * time.Microsecond)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// TestFrameWriterConcurrent mixes the three entry points from many goroutines: every frame
+// arrives whole, once, and each writer's frames in its order.
+func TestFrameWriterConcurrent(t *testing.T) {
+	const writers, each = 8, 200
+	var sw slowWriter
+	w := NewFrameWriter(&sw, 0)
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := fmt.Appendf(nil, "%d:%d:%s", g, i, strings.Repeat("x", i%50))
+				var err error
+				switch i % 3 {
+				case 0:
+					err = w.WriteFrame(body)
+				case 1:
+					err = w.writeFramed(append(make([]byte, framePrefixLen), body...))
+				default:
+					err = w.writeFrameBatched(body)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Drain(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewFrameReader(&sw.buf, 0)
+	next := make([]int, writers)
+	for n := 0; n < writers*each; n++ {
+		body, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		var g, i int
+		if _, err := fmt.Sscanf(string(body), "%d:%d:", &g, &i); err != nil {
+			t.Fatalf("frame %q: %v", body, err)
+		}
+		if i != next[g] || !strings.HasSuffix(string(body), ":"+strings.Repeat("x", i%50)) {
+			t.Fatalf("writer %d: got frame %q, want number %d", g, body, next[g])
+		}
+		next[g]++
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("after every frame: %v, want io.EOF", err)
+	}
+}
+
+// TestFrameReaderEnded: an EOF delivered with a frame's last bytes is remembered.
+func TestFrameReaderEnded(t *testing.T) {
+	var b bytes.Buffer
+	_ = NewFrameWriter(&b, 0).WriteFrame([]byte(`{}`))
+	r := NewFrameReader(iotest.DataErrReader(&b), 0) // returns the last data with io.EOF
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Ended() {
+		t.Fatal("Ended() = false after the data came with io.EOF")
+	}
+	if _, err := r.ReadFrame(); err != io.EOF {
+		t.Fatalf("next ReadFrame: %v, want io.EOF", err)
+	}
+	// Without the EOF yet, the reader does not claim the end.
+	b.Reset()
+	_ = NewFrameWriter(&b, 0).WriteFrame([]byte(`{}`))
+	r = NewFrameReader(&b, 0)
+	if _, err := r.ReadFrame(); err != nil || r.Ended() {
+		t.Fatalf("err %v, Ended %v; want nil, false", err, r.Ended())
+	}
+	// A prefix that ends the stream is a truncated frame.
+	r = NewFrameReader(iotest.DataErrReader(bytes.NewReader([]byte{0, 0, 0, 2})), 0)
+	if _, err := r.ReadFrame(); !errors.Is(err, ErrTruncatedFrame) {
+		t.Fatalf("prefix then EOF: %v, want ErrTruncatedFrame", err)
 	}
 }

@@ -33,8 +33,9 @@ func (in *inbound) sendItem(e Envelope) error {
 	return in.out.sendItem(e)
 }
 
-// acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17).
-func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
+// acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17): on a worker, or on the calling
+// goroutine (inline) when that has nothing else to do.
+func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline bool) {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}
@@ -68,10 +69,12 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream) {
 	c.wg.Add(1)
 	c.mu.Unlock()
 	if ss != nil {
-		ss.mu.Lock()
-		ss.inflight++
-		ss.ids[e.ID] = true
-		ss.mu.Unlock()
+		ss.requestStarted(e.ID)
+	}
+	if inline {
+		defer c.wg.Done()
+		c.runInbound(ctx, in, p)
+		return
 	}
 	c.workers.run(func() {
 		defer c.wg.Done()
@@ -145,15 +148,8 @@ func errorEnvelope(id string, ce *CallError) *Envelope {
 
 // runInbound runs one root request to its terminal event.
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
-	var connID *core.Identity
-	if id, ok := c.c.Identity(); ok {
-		connID = &id
-	}
+	connID, peers := c.peerIdentity()
 	identity := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
-	var peers []peerLayer
-	if connID != nil {
-		peers = []peerLayer{{id: connID.ID, ov: c.overlay}}
-	}
 	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
@@ -196,6 +192,29 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	}
 	env := respondedEnvelope(in.id, out)
 	c.finishInbound(in, &env)
+}
+
+// connIdentity is the connection's identity and the peer layer of its environment.
+type connIdentity struct {
+	id    *core.Identity
+	peers []peerLayer
+}
+
+// peerIdentity returns the connection's identity (nil: none yet) and its peer layer. The
+// identity is write-once, so it is read from the connection once it is set, not per request.
+func (c *Conn) peerIdentity() (*core.Identity, []peerLayer) {
+	if ci := c.ident.Load(); ci != nil {
+		return ci.id, ci.peers
+	}
+	id, ok := c.c.Identity()
+	if !ok {
+		return nil, nil
+	}
+	ci := &connIdentity{id: &id, peers: []peerLayer{{id: id.ID, ov: c.overlay}}}
+	if !c.ident.CompareAndSwap(nil, ci) {
+		ci = c.ident.Load()
+	}
+	return ci.id, ci.peers
 }
 
 type connKey struct{}
