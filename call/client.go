@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,9 @@ import (
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/conn"
 )
+
+// subscriptionReadBuffer buffers a subscription's own stream on the caller's side.
+const subscriptionReadBuffer = 32 << 10
 
 // pending is an outgoing request awaiting its terminal event (§15.2).
 type pending struct {
@@ -294,6 +298,10 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
 	defer w.s.Close() // CancelRead(0) once terminal
+	if p.sub {
+		// Many frames follow: read them through a buffer, not two stream reads per frame.
+		w.r.r = bufio.NewReaderSize(w.s, subscriptionReadBuffer)
+	}
 	// Ended locally (endLocally) or by teardown: stop reading.
 	stopRead := func() { w.s.Cancel(0) }
 	p.stop.Store(&stopRead)

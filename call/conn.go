@@ -207,10 +207,6 @@ func (c *Conn) initWire(w *wire, s conn.Stream) {
 	w.w.init(s, c.d.cfg.MaxFrameSize)
 }
 
-// sendItem writes a subscription item, letting it wait briefly to share a write with the next.
-func (w *wire) sendItem(e Envelope) error {
-	return w.w.writeFrameBatched(e.encodedFrame()[framePrefixLen:])
-}
 
 func (w *wire) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
 

@@ -49,18 +49,25 @@ func requestedFrame(id string, p RequestedPayload) []byte {
 	return append(b, '}')
 }
 
+// respondedHead is what precedes the output in a call.responded envelope for id; the
+// envelope ends with respondedTail.
+func respondedHead(b []byte, id string) []byte {
+	b = append(b, `{"type":"call.responded","id":`...)
+	b = appendString(b, id)
+	return append(b, `,"payload":{"output":`...)
+}
+
+const respondedTail = "}}"
+
 // respondedEnvelope builds a call.responded envelope in one buffer, without encoding the
 // payload separately first.
 func respondedEnvelope(id string, output json.RawMessage) Envelope {
 	if len(output) == 0 {
 		output = json.RawMessage("null")
 	}
-	b := newFrame(len(id) + len(output) + 64)
-	b = append(b, `{"type":"call.responded","id":`...)
-	b = appendString(b, id)
-	b = append(b, `,"payload":{"output":`...)
+	b := respondedHead(newFrame(len(id)+len(output)+64), id)
 	b = append(b, output...)
-	b = append(b, "}}"...)
+	b = append(b, respondedTail...)
 	return Envelope{Type: EventResponded, ID: id, frame: b}
 }
 

@@ -150,7 +150,7 @@ func (f *FrameWriter) init(w io.Writer, max int) {
 // writing. A body over the limit is ErrFrameTooLarge and nothing is written. After a write
 // error every later call returns it.
 func (f *FrameWriter) WriteFrame(body []byte) error {
-	if err := f.enqueue(body); err != nil {
+	if err := f.enqueue(body, nil, ""); err != nil {
 		return err
 	}
 	if f.flushing {
@@ -187,14 +187,15 @@ func (f *FrameWriter) writeFramed(buf []byte) error {
 	return f.flushLocked() // frames queued meanwhile, then unlock
 }
 
-// enqueue checks body, waits while the queue is over its bound, and appends the frame. On
-// success f.mu is held.
-func (f *FrameWriter) enqueue(body []byte) error {
-	if len(body) == 0 {
+// enqueue checks the frame made of body, more and tail, waits while the queue is over its
+// bound, and appends the frame. On success f.mu is held.
+func (f *FrameWriter) enqueue(body, more []byte, tail string) error {
+	n := len(body) + len(more) + len(tail)
+	if n == 0 {
 		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
 	}
-	if len(body) > f.max {
-		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, len(body), f.max)
+	if n > f.max {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrFrameTooLarge, n, f.max)
 	}
 	f.mu.Lock()
 	for len(f.buf) > maxPendingWrite && f.err == nil {
@@ -205,8 +206,10 @@ func (f *FrameWriter) enqueue(body []byte) error {
 		f.mu.Unlock()
 		return err
 	}
-	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(len(body)))
+	f.buf = binary.BigEndian.AppendUint32(f.buf, uint32(n))
 	f.buf = append(f.buf, body...)
+	f.buf = append(f.buf, more...)
+	f.buf = append(f.buf, tail...)
 	return nil
 }
 
@@ -262,10 +265,11 @@ const (
 	batchBytes = 32 << 10
 )
 
-// writeFrameBatched queues a frame of a stream of frames (subscription items) and lets it wait
-// up to batchDelay for more before the write, so a single producer's items share syscalls.
-func (f *FrameWriter) writeFrameBatched(body []byte) error {
-	if err := f.enqueue(body); err != nil {
+// writeFrameBatched queues the frame head+body+tail of a stream of frames (subscription
+// items) and lets it wait up to batchDelay for more before the write, so a single producer's
+// items share syscalls.
+func (f *FrameWriter) writeFrameBatched(head, body []byte, tail string) error {
+	if err := f.enqueue(head, body, tail); err != nil {
 		return err
 	}
 	switch {

@@ -167,7 +167,7 @@ func TestFrameWriterConcurrent(t *testing.T) {
 				case 1:
 					err = w.writeFramed(append(make([]byte, framePrefixLen), body...))
 				default:
-					err = w.writeFrameBatched(body)
+					err = w.writeFrameBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]))
 				}
 				if err != nil {
 					t.Error(err)

@@ -20,17 +20,23 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
+	itemHead []byte // subscriptions: the envelope before each item's output
 	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }
 
-// sendItem writes a subscription item unless the request is already terminal.
-func (in *inbound) sendItem(e Envelope) error {
+// sendItem writes a subscription item unless the request is already terminal. The envelope
+// is assembled in the stream's write queue (head, output, tail: no frame of its own), where
+// it may wait briefly to share a write with the next item.
+func (in *inbound) sendItem(out json.RawMessage) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.terminal {
 		return errCancelled(nil)
 	}
-	return in.out.sendItem(e)
+	if in.itemHead == nil {
+		in.itemHead = respondedHead(nil, in.id)
+	}
+	return in.out.w.writeFrameBatched(in.itemHead, out, respondedTail)
 }
 
 // acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17): on a worker, or on the calling
@@ -167,7 +173,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	defer stopTimer()
 	if rt.reg.Spec.Type == OpSubscription {
 		emit := func(out json.RawMessage) error {
-			if err := in.sendItem(respondedEnvelope(in.id, out)); err != nil {
+			if err := in.sendItem(out); err != nil {
 				if errors.Is(err, ErrFrameTooLarge) {
 					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
 				}

@@ -41,3 +41,25 @@ func TestDecodeTreeDepthBounded(t *testing.T) {
 		t.Fatal("a document nested beyond the limit was accepted")
 	}
 }
+
+// skipPlain's eight-byte steps agree with the byte table for every byte value at every
+// position of a word.
+func TestSkipPlainMatchesTable(t *testing.T) {
+	naive := func(b []byte, i int) int {
+		for i < len(b) && plainString[b[i]] {
+			i++
+		}
+		return i
+	}
+	for c := range 256 {
+		for pos := range 20 {
+			b := bytes.Repeat([]byte("a"), 20)
+			b[pos] = byte(c)
+			for start := range 3 {
+				if got, want := skipPlain(b, start), naive(b, start); got != want {
+					t.Fatalf("byte %#x at %d from %d: skipPlain %d, table %d", c, pos, start, got, want)
+				}
+			}
+		}
+	}
+}

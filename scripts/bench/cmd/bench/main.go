@@ -4,12 +4,41 @@
 //	bench run [--full] [--out DIR]     the harness: spawns server and client processes
 //	bench server NAME                  (internal) serve one contestant; prints "ready ADDR PIN PID"
 //	bench client NAME ADDR PIN JOB...  (internal) run one workload; prints JSON
+//
+// With BENCH_PROFILE_DIR set, every server and client process writes a CPU profile there
+// (cpu-server-NAME-PID.pprof, cpu-client-NAME-JOB-PID.pprof) for `go tool pprof`.
 package main
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 )
+
+// startProfile starts a CPU profile when BENCH_PROFILE_DIR is set; the returned func stops it.
+func startProfile(parts ...string) func() {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	name := fmt.Sprintf("cpu-%s-%d.pprof", strings.ReplaceAll(strings.Join(parts, "-"), "/", "_"), os.Getpid())
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		_ = f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
+}
 
 func main() {
 	if len(os.Args) < 2 {

@@ -18,6 +18,7 @@ func runServer(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer startProfile("server", args[0])()
 	s, err := c.Serve("127.0.0.1:0")
 	if err != nil {
 		return err
