@@ -147,7 +147,7 @@ func (c *Conn) deliver(e Envelope, only *pending) {
 	}
 	switch e.Type {
 	case EventResponded:
-		out, ok := decodeResponded(e.Payload)
+		out, ok := e.respondedOutput()
 		if !ok {
 			return
 		}

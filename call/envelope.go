@@ -22,6 +22,11 @@ type Envelope struct {
 	ID      string
 	Payload json.RawMessage
 
+	// output is the payload's "output" member, found while the envelope was decoded
+	// (outputKnown; nil: no such member), so call.responded is not scanned twice.
+	output      json.RawMessage
+	outputKnown bool
+
 	// frame, when built directly (hot paths): framePrefixLen bytes reserved for the length
 	// prefix, then the encoded envelope, so an idle stream takes it in one Write, uncopied.
 	frame []byte
@@ -47,6 +52,17 @@ func requestedFrame(id string, p RequestedPayload) []byte {
 	b = append(b, `,"payload":`...)
 	b = appendRequested(b, p)
 	return append(b, '}')
+}
+
+// respondedOutput returns the output of a call.responded envelope (null when absent).
+func (e Envelope) respondedOutput() (json.RawMessage, bool) {
+	if !e.outputKnown {
+		return decodeResponded(e.Payload)
+	}
+	if len(e.output) == 0 {
+		return json.RawMessage("null"), true
+	}
+	return e.output, true
 }
 
 // respondedHead is what precedes the output in a call.responded envelope for id; the
@@ -99,7 +115,25 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 	}
 	var e Envelope
 	var haveType, haveID, havePayload bool
-	err := members(body, func(key []byte, val []byte) error {
+	// The payload's members come in the same pass; an escaped key there could spell "output",
+	// so it leaves the output to decodeResponded.
+	e.outputKnown = true
+	payloadMember := func(key []byte, esc bool, val []byte) error {
+		switch {
+		case esc:
+			e.outputKnown = false
+		case string(key) == `"output"`:
+			e.output = val
+		}
+		return nil
+	}
+	nested := func(key []byte) memberFunc {
+		if string(key) == `"payload"` {
+			return payloadMember
+		}
+		return nil
+	}
+	err := membersNested(body, func(key []byte, val []byte) error {
 		switch string(key) {
 		case "type", "id":
 			seen, dst := &haveType, &e.Type
@@ -121,9 +155,12 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 			}
 			havePayload = true
 			e.Payload = val
+			if len(val) == 0 || val[0] != '{' {
+				e.outputKnown = false
+			}
 		}
 		return nil
-	})
+	}, nested)
 	if err != nil {
 		if errors.Is(err, ErrMalformedFrame) {
 			return Envelope{}, err

@@ -222,8 +222,10 @@ func (f *FrameWriter) flushLocked() error {
 		f.mu.Unlock()
 		_, err := f.w.Write(out)
 		f.mu.Lock()
-		if cap(out) <= 64<<10 {
-			f.spare = out[:0] // keep a small buffer; do not pin a large frame's
+		if cap(out) <= 64<<10 || len(f.buf) > 0 {
+			// Keep the buffer for the next batch: always a small one, a large one while
+			// more is queued (a busy stream), so a large frame's is not pinned when idle.
+			f.spare = out[:0]
 		} else {
 			f.spare = nil
 		}

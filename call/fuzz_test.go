@@ -47,6 +47,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte(`{"type":"call.error","id":"x","payload":{"code":"X","message":"m","retryable":true,"details":null}}`))
 	f.Add([]byte(`{"type":"a","type":"b","id":"1","payload":{}}`))
 	f.Add([]byte("\xff"))
+	f.Add([]byte(`{"type":"call.responded","id":"1","payload":{"output":{"a":[1]},"output":2}}`))
+	f.Add([]byte(`{"payload":{"\u006futput":"x","n":{"output":1}},"type":"call.responded","id":"1"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := DecodeEnvelope(body)
 		if err != nil {
@@ -62,8 +64,13 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		// Payload readers never panic on any payload.
 		_ = decodeRequested(e.Payload)
-		_, _ = decodeResponded(e.Payload)
 		_, _ = decodeError(e.Payload)
+		// The output found in the envelope's pass is the one decodeResponded finds.
+		got, gotOK := e.respondedOutput()
+		want, wantOK := decodeResponded(e.Payload)
+		if gotOK != wantOK || !bytes.Equal(got, want) {
+			t.Fatalf("output %q %v, decodeResponded %q %v", got, gotOK, want, wantOK)
+		}
 	})
 }
 

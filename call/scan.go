@@ -196,6 +196,15 @@ func literal(b []byte, i int, lit string) (int, error) {
 // scanObject validates the object at b[i] == '{' and calls member for each key (raw, with
 // quotes) and value span.
 func scanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool, val []byte) error) (int, error) {
+	return scanObjectNested(b, i, depth, member, nil)
+}
+
+// memberFunc receives an object member: its key (raw, with quotes) and value span.
+type memberFunc func(key []byte, keyEscaped bool, val []byte) error
+
+// scanObjectNested is scanObject where nested, for a key, may return the member function of
+// that key's value when it is an object: its members are reported during the same pass.
+func scanObjectNested(b []byte, i, depth int, member memberFunc, nested func(key []byte) memberFunc) (int, error) {
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
@@ -215,7 +224,19 @@ func scanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool,
 		}
 		i = skipWS(b, i+1)
 		vStart := i
-		if i, err = scanValue(b, i, depth+1); err != nil {
+		var inner memberFunc
+		if nested != nil && i < len(b) && b[i] == '{' {
+			inner = nested(key)
+		}
+		if inner != nil {
+			if depth+1 > maxScanDepth {
+				return 0, errSyntax
+			}
+			i, err = scanObjectNested(b, i, depth+1, inner, nil)
+		} else {
+			i, err = scanValue(b, i, depth+1)
+		}
+		if err != nil {
 			return 0, err
 		}
 		if member != nil {
@@ -249,11 +270,16 @@ func afterElement(b []byte, i int, closer byte) (int, bool, error) {
 // The key is only valid during the call (callers compare it with string(key), which does
 // not allocate).
 func members(b []byte, member func(key []byte, val []byte) error) error {
+	return membersNested(b, member, nil)
+}
+
+// membersNested is members with scanObjectNested's nested hook for the top-level members.
+func membersNested(b []byte, member func(key []byte, val []byte) error, nested func(key []byte) memberFunc) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errSyntax
 	}
-	end, err := scanObject(b, i, 0, func(key []byte, esc bool, val []byte) error {
+	end, err := scanObjectNested(b, i, 0, func(key []byte, esc bool, val []byte) error {
 		k := key[1 : len(key)-1]
 		if esc {
 			var u string
@@ -263,7 +289,7 @@ func members(b []byte, member func(key []byte, val []byte) error) error {
 			k = []byte(u)
 		}
 		return member(k, val)
-	})
+	}, nested)
 	if err != nil {
 		return err
 	}
