@@ -1,7 +1,6 @@
 package call
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,8 +15,9 @@ import (
 	"github.com/alkdev/alknet/core/conn"
 )
 
-// subscriptionReadBuffer buffers a subscription's own stream on the caller's side.
-const subscriptionReadBuffer = 32 << 10
+// readAheadSize is the read-ahead chunk of streams that carry many frames: a subscription's
+// own stream on the caller's side, and single-stream connections.
+const readAheadSize = 32 << 10
 
 // pending is an outgoing request awaiting its terminal event (§15.2).
 type pending struct {
@@ -141,8 +141,18 @@ func (c *Conn) lookupPending(id string) *pending {
 // deliver routes a response event to its pending entry; events for unknown ids are ignored.
 // only, when set, restricts delivery to that entry (a caller-opened stream).
 func (c *Conn) deliver(e Envelope, only *pending) {
-	p := c.lookupPending(e.ID)
-	if p == nil || (only != nil && p != only) {
+	var p *pending
+	switch {
+	case only == nil:
+		p = c.lookupPending(e.ID)
+	case e.ID == only.id: // its own stream: no lookup (and lock) per subscription item
+		select {
+		case <-only.done: // already ended: like an id no longer pending
+		default:
+			p = only
+		}
+	}
+	if p == nil {
 		return
 	}
 	switch e.Type {
@@ -300,7 +310,7 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 	defer w.s.Close() // CancelRead(0) once terminal
 	if p.sub {
 		// Many frames follow: read them through a buffer, not two stream reads per frame.
-		w.r.r = bufio.NewReaderSize(w.s, subscriptionReadBuffer)
+		w.r.ReadAhead(readAheadSize)
 	}
 	// Ended locally (endLocally) or by teardown: stop reading.
 	stopRead := func() { w.s.Cancel(0) }

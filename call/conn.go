@@ -342,6 +342,7 @@ func (c *Conn) serveShared() error {
 		return err
 	}
 	c.shared = c.newWire(st)
+	c.shared.r.ReadAhead(readAheadSize) // every frame of the connection comes this way
 	c.readyOnce.Do(func() { close(c.ready) })
 	for {
 		body, err := c.shared.r.ReadFrame()

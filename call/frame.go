@@ -30,7 +30,15 @@ type FrameReader struct {
 	r      io.Reader
 	max    int
 	prefix [framePrefixLen]byte
-	ended  bool // the stream's end arrived with the last frame returned
+	ended  bool // the stream's end has been read
+
+	// Read-ahead (readAhead > 0, for streams that carry many frames): the stream is read in
+	// chunks of that size and frames are returned as sub-slices of a chunk. A chunk is only
+	// ever appended to, so returned frames are never overwritten; a frame that does not fit
+	// moves to a new chunk. An idle stream holds no chunk.
+	readAhead int
+	chunk     []byte
+	pos       int // start of the unread bytes in chunk
 }
 
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
@@ -51,28 +59,23 @@ func (f *FrameReader) init(r io.Reader, max int) {
 // EOF later is ErrTruncatedFrame; a zero or oversized length is ErrMalformedFrame.
 // The returned slice is owned by the caller.
 func (f *FrameReader) ReadFrame() ([]byte, error) {
+	if f.readAhead > 0 && f.pos < len(f.chunk) {
+		return f.readChunked()
+	}
+	f.chunk, f.pos = nil, 0
 	if f.ended {
 		return nil, io.EOF
 	}
-	n, err := f.readFull(f.prefix[:])
+	size, err := f.readPrefix()
 	if err != nil {
-		if n == 0 && err == io.EOF {
-			return nil, io.EOF
-		}
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
-		}
 		return nil, err
+	}
+	if f.readAhead > 0 {
+		f.chunk = append(make([]byte, 0, max(f.readAhead, framePrefixLen+int(size))), f.prefix[:]...)
+		return f.readChunked()
 	}
 	if f.ended {
 		return nil, fmt.Errorf("%w: EOF after the length prefix", ErrTruncatedFrame)
-	}
-	size := binary.BigEndian.Uint32(f.prefix[:])
-	if size == 0 {
-		return nil, fmt.Errorf("%w: zero length", ErrMalformedFrame)
-	}
-	if uint64(size) > uint64(f.max) {
-		return nil, fmt.Errorf("%w: length %d exceeds the maximum frame size %d", ErrMalformedFrame, size, f.max)
 	}
 	body := make([]byte, size)
 	if _, err := f.readFull(body); err != nil {
@@ -84,10 +87,79 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 	return body, nil
 }
 
+// readPrefix waits for the next length prefix and checks it.
+func (f *FrameReader) readPrefix() (uint32, error) {
+	n, err := f.readFull(f.prefix[:])
+	if err != nil {
+		if n == 0 && err == io.EOF {
+			return 0, io.EOF
+		}
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
+		}
+		return 0, err
+	}
+	size := binary.BigEndian.Uint32(f.prefix[:])
+	return size, f.checkSize(size)
+}
+
+func (f *FrameReader) checkSize(size uint32) error {
+	if size == 0 {
+		return fmt.Errorf("%w: zero length", ErrMalformedFrame)
+	}
+	if uint64(size) > uint64(f.max) {
+		return fmt.Errorf("%w: length %d exceeds the maximum frame size %d", ErrMalformedFrame, size, f.max)
+	}
+	return nil
+}
+
+// readChunked returns the next frame of the read-ahead chunk, reading more as needed; the
+// chunk holds at least the start of a frame.
+func (f *FrameReader) readChunked() ([]byte, error) {
+	for {
+		avail := f.chunk[f.pos:]
+		need := framePrefixLen
+		if len(avail) >= framePrefixLen {
+			size := binary.BigEndian.Uint32(avail)
+			if err := f.checkSize(size); err != nil {
+				return nil, err
+			}
+			need += int(size)
+			if len(avail) >= need {
+				f.pos += need
+				return avail[framePrefixLen:need:need], nil
+			}
+		}
+		if f.ended {
+			if len(avail) < framePrefixLen {
+				return nil, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
+			}
+			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
+		}
+		if cap(f.chunk)-f.pos < need { // the frame does not fit: it moves to a new chunk
+			next := make([]byte, len(avail), max(f.readAhead, need))
+			copy(next, avail)
+			f.chunk, f.pos = next, 0
+		}
+		n, err := f.r.Read(f.chunk[len(f.chunk):cap(f.chunk)])
+		f.chunk = f.chunk[:len(f.chunk)+n]
+		if err == io.EOF {
+			f.ended = true
+		} else if err != nil {
+			return nil, err
+		}
+	}
+}
+
 // Ended reports whether the stream ended right after the last frame ReadFrame returned: the
 // next ReadFrame is io.EOF without waiting. (A QUIC peer that sends its request and FIN in one
 // packet lets the callee know at once that no more frames come.)
-func (f *FrameReader) Ended() bool { return f.ended }
+func (f *FrameReader) Ended() bool { return f.ended && f.pos == len(f.chunk) }
+
+// ReadAhead makes the reader read the stream in chunks of size bytes (0: exactly one frame
+// at a time), for streams that carry many frames: fewer reads, no copy and one allocation per
+// chunk rather than per frame. Returned frames stay owned by the caller.
+func (f *FrameReader) ReadAhead(size int) { f.readAhead = size }
 
 // readFull is io.ReadFull, except that an io.EOF delivered together with the last bytes
 // wanted is remembered in f.ended instead of being lost.
@@ -113,6 +185,10 @@ func (f *FrameReader) readFull(buf []byte) (int, error) {
 // maxPendingWrite bounds the bytes queued in a FrameWriter; writers wait beyond it, so a slow
 // stream slows its producers instead of growing memory.
 const maxPendingWrite = 256 << 10
+
+// keepWriteBuffer is the largest queue buffer a FrameWriter keeps for reuse: a full queue
+// plus a frame, so a busy subscription does not regrow its buffer from zero every batch.
+const keepWriteBuffer = maxPendingWrite + 64<<10
 
 // FrameWriter writes frames to one stream; safe for concurrent use. Frames are coalesced:
 // a writer that finds the stream idle writes every frame queued meanwhile in one Write, so
@@ -222,10 +298,8 @@ func (f *FrameWriter) flushLocked() error {
 		f.mu.Unlock()
 		_, err := f.w.Write(out)
 		f.mu.Lock()
-		if cap(out) <= 64<<10 || len(f.buf) > 0 {
-			// Keep the buffer for the next batch: always a small one, a large one while
-			// more is queued (a busy stream), so a large frame's is not pinned when idle.
-			f.spare = out[:0]
+		if cap(out) <= keepWriteBuffer {
+			f.spare = out[:0] // reused by the next batch; a single large frame's is not kept
 		} else {
 			f.spare = nil
 		}

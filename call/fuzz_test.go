@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"testing"
+	"testing/iotest"
 )
 
 func FuzzFrameReader(f *testing.F) {
@@ -18,28 +21,57 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 9, 'x'})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := NewFrameReader(bytes.NewReader(data), 4096)
-		total := 0
-		for {
-			body, err := r.ReadFrame()
-			if err != nil {
-				if err != io.EOF && !errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrTruncatedFrame) {
-					t.Fatalf("unexpected error %v", err)
-				}
-				if err != io.EOF && body != nil {
-					t.Fatal("a broken frame was delivered")
-				}
-				return
-			}
-			if len(body) == 0 || len(body) > 4096 {
-				t.Fatalf("frame of %d bytes delivered", len(body))
-			}
-			total += 4 + len(body)
-			if total > len(data) {
-				t.Fatal("read more than the input")
+		want, wantErr := readAllFrames(t, NewFrameReader(bytes.NewReader(data), 4096), len(data))
+		// Read-ahead, with reads of any size and the EOF with the last data, sees the same
+		// frames and the same end; frames already returned are never overwritten.
+		for _, src := range []io.Reader{iotest.OneByteReader(bytes.NewReader(data)), iotest.DataErrReader(bytes.NewReader(data)), iotest.HalfReader(bytes.NewReader(data))} {
+			r := NewFrameReader(src, 4096)
+			r.ReadAhead(7)
+			got, gotErr := readAllFrames(t, r, len(data))
+			if !slices.EqualFunc(got, want, bytes.Equal) || errorKind(gotErr) != errorKind(wantErr) {
+				t.Fatalf("read-ahead: %q, %v; exact reads: %q, %v", got, gotErr, want, wantErr)
 			}
 		}
 	})
+}
+
+// readAllFrames reads frames until an error; it copies nothing, so a later read that
+// overwrote an earlier frame shows in the comparison.
+func readAllFrames(t *testing.T, r *FrameReader, inputLen int) ([][]byte, error) {
+	var frames [][]byte
+	total := 0
+	for {
+		body, err := r.ReadFrame()
+		if err != nil {
+			if err != io.EOF && !errors.Is(err, ErrMalformedFrame) && !errors.Is(err, ErrTruncatedFrame) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if err != io.EOF && body != nil {
+				t.Fatal("a broken frame was delivered")
+			}
+			return frames, err
+		}
+		if len(body) == 0 || len(body) > 4096 {
+			t.Fatalf("frame of %d bytes delivered", len(body))
+		}
+		total += 4 + len(body)
+		if total > inputLen {
+			t.Fatal("read more than the input")
+		}
+		frames = append(frames, body)
+	}
+}
+
+func errorKind(err error) string {
+	switch {
+	case err == io.EOF:
+		return "EOF"
+	case errors.Is(err, ErrMalformedFrame):
+		return "malformed"
+	case errors.Is(err, ErrTruncatedFrame):
+		return "truncated"
+	}
+	return fmt.Sprint(err)
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
