@@ -39,7 +39,13 @@ type FrameReader struct {
 	readAhead int
 	chunk     []byte
 	pos       int // start of the unread bytes in chunk
+	// nextChunk adapts the chunk size to the bursts seen, within [minChunk, readAhead]: a
+	// chunk that was mostly unused halves it, one that filled up doubles it. A connection
+	// of small concurrent calls must not allocate (and zero) 32 KiB per burst.
+	nextChunk int
 }
+
+const minChunk = 1 << 10
 
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
@@ -62,7 +68,7 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 	if f.readAhead > 0 && f.pos < len(f.chunk) {
 		return f.readChunked()
 	}
-	f.chunk, f.pos = nil, 0
+	f.retireChunk()
 	if f.ended {
 		return nil, io.EOF
 	}
@@ -71,7 +77,7 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 		return nil, err
 	}
 	if f.readAhead > 0 {
-		f.chunk = append(make([]byte, 0, max(f.readAhead, framePrefixLen+int(size))), f.prefix[:]...)
+		f.chunk = append(make([]byte, 0, max(f.nextChunk, framePrefixLen+int(size))), f.prefix[:]...)
 		return f.readChunked()
 	}
 	if f.ended {
@@ -137,7 +143,8 @@ func (f *FrameReader) readChunked() ([]byte, error) {
 			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
 		}
 		if cap(f.chunk)-f.pos < need { // the frame does not fit: it moves to a new chunk
-			next := make([]byte, len(avail), max(f.readAhead, need))
+			f.retireChunk()
+			next := make([]byte, len(avail), max(f.nextChunk, need))
 			copy(next, avail)
 			f.chunk, f.pos = next, 0
 		}
@@ -151,6 +158,19 @@ func (f *FrameReader) readChunked() ([]byte, error) {
 	}
 }
 
+// retireChunk drops the current chunk, adapting the size of the next one to its use.
+func (f *FrameReader) retireChunk() {
+	if f.chunk != nil {
+		switch used, size := len(f.chunk), cap(f.chunk); {
+		case used == size:
+			f.nextChunk = min(f.readAhead, 2*f.nextChunk)
+		case 2*used <= size:
+			f.nextChunk = max(minChunk, f.nextChunk/2)
+		}
+	}
+	f.chunk, f.pos = nil, 0
+}
+
 // Ended reports whether the stream ended right after the last frame ReadFrame returned: the
 // next ReadFrame is io.EOF without waiting. (A QUIC peer that sends its request and FIN in one
 // packet lets the callee know at once that no more frames come.)
@@ -159,7 +179,10 @@ func (f *FrameReader) Ended() bool { return f.ended && f.pos == len(f.chunk) }
 // ReadAhead makes the reader read the stream in chunks of size bytes (0: exactly one frame
 // at a time), for streams that carry many frames: fewer reads, no copy and one allocation per
 // chunk rather than per frame. Returned frames stay owned by the caller.
-func (f *FrameReader) ReadAhead(size int) { f.readAhead = size }
+func (f *FrameReader) ReadAhead(size int) {
+	f.readAhead = size
+	f.nextChunk = min(size, 4<<10)
+}
 
 // readFull is io.ReadFull, except that an io.EOF delivered together with the last bytes
 // wanted is remembered in f.ended instead of being lost.
