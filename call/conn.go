@@ -121,13 +121,8 @@ func (c *Conn) Run(ctx context.Context) error {
 func (c *Conn) run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
-	go func() {
-		select {
-		case <-c.c.Done():
-			c.cancel()
-		case <-c.ctx.Done():
-		}
-	}()
+	stopWatch := c.c.AfterClose(c.cancel) // no goroutine per connection
+	defer stopWatch()
 	var err error
 	if c.c.MultiStream() {
 		c.readyOnce.Do(func() { close(c.ready) })

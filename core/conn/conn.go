@@ -37,6 +37,10 @@ type Connection interface {
 	Identity() (auth.Identity, bool)
 	Close(code uint64, reason string) error // idempotent; reasons over 256 bytes are truncated
 	Done() <-chan struct{}                  // closed once closed by either side
+	// AfterClose arranges for f to run in its own goroutine once the connection is closed by
+	// either side, like context.AfterFunc: no goroutine waits meanwhile. stop cancels it and
+	// reports whether it did so before f was started.
+	AfterClose(f func()) (stop func() bool)
 }
 
 // Stream is one bidirectional byte stream. One reader and one writer at a time; concurrent

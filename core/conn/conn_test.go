@@ -373,3 +373,57 @@ func TestPipeConcurrentClose(t *testing.T) {
 		}
 	}
 }
+
+// AfterClose runs on either side once the connection closes, from either end, and not at
+// all when stopped first; on every transport.
+func TestAfterClose(t *testing.T) {
+	for _, tr := range []string{"quic", "tcp", "pipe"} {
+		t.Run(tr, func(t *testing.T) {
+			var a, b conn.Connection
+			if tr == "pipe" {
+				a, b = conn.Pipe(alpn)
+			} else {
+				a, b = pair(t, tr, config.Limits{})
+			}
+			fired := make(chan string, 3)
+			stopA := a.AfterClose(func() { fired <- "a" })
+			b.AfterClose(func() { fired <- "b" })
+			stopped := b.AfterClose(func() { fired <- "stopped" })
+			if !stopped() {
+				t.Fatal("stop before close reported false")
+			}
+			// A single-stream connection ends once its stream is done both ways: read to
+			// the peer's end, then close our side, as the call protocol does.
+			readerDone := make(chan struct{})
+			go func() {
+				defer close(readerDone)
+				if st, err := a.AcceptStream(testCtx(t)); err == nil {
+					_, _ = io.Copy(io.Discard, st)
+					_ = st.CloseWrite()
+				}
+			}()
+			_ = b.Close(0, "")
+			defer func() { _ = a.Close(0, ""); <-readerDone }()
+			got := map[string]bool{}
+			for range 2 {
+				select {
+				case s := <-fired:
+					got[s] = true
+				case <-time.After(5 * time.Second):
+					t.Fatalf("fired only %v", got)
+				}
+			}
+			if !got["a"] || !got["b"] {
+				t.Fatalf("fired %v, want a and b", got)
+			}
+			if stopA() {
+				t.Fatal("stop after firing reported true")
+			}
+			select {
+			case s := <-fired:
+				t.Fatalf("%s fired after being stopped", s)
+			case <-time.After(50 * time.Millisecond):
+			}
+		})
+	}
+}

@@ -60,6 +60,8 @@ func (q *quicConn) RemoteAddr() net.Addr      { return q.c.RemoteAddr() }
 func (q *quicConn) RemoteFingerprint() string { return q.fp }
 func (q *quicConn) Done() <-chan struct{}     { return q.c.Context().Done() }
 
+func (q *quicConn) AfterClose(f func()) func() bool { return context.AfterFunc(q.c.Context(), f) }
+
 func (q *quicConn) Close(code uint64, reason string) error {
 	var err error
 	q.closeOnce.Do(func() {

@@ -31,7 +31,9 @@ type single struct {
 	alpn, fp  string
 	remote    net.Addr
 	accepted  atomic.Bool
-	done      chan struct{}
+	closedCtx context.Context // done once closed; AfterClose hangs off it
+	markDone  context.CancelFunc
+	done      <-chan struct{}
 	closeOnce sync.Once
 	stream    *singleStream
 	// peerDone, for pipes, closes the other end's done channel too.
@@ -39,7 +41,9 @@ type single struct {
 }
 
 func newSingle(bs byteStream, tr Transport, alpn, fp string, remote net.Addr) *single {
-	s := &single{bs: bs, transport: tr, alpn: alpn, fp: fp, remote: remote, done: make(chan struct{})}
+	s := &single{bs: bs, transport: tr, alpn: alpn, fp: fp, remote: remote}
+	s.closedCtx, s.markDone = context.WithCancel(context.Background())
+	s.done = s.closedCtx.Done()
 	s.stream = &singleStream{c: s}
 	return s
 }
@@ -93,13 +97,15 @@ func (s *single) RemoteAddr() net.Addr                       { return s.remote }
 func (s *single) RemoteFingerprint() string                  { return s.fp }
 func (s *single) Done() <-chan struct{}                      { return s.done }
 
+func (s *single) AfterClose(f func()) func() bool { return context.AfterFunc(s.closedCtx, f) }
+
 // Close closes the connection; TCP+TLS carries no close code or reason.
 func (s *single) Close(uint64, string) error {
 	var err error
 	first := false
 	s.closeOnce.Do(func() {
 		first = true
-		close(s.done)
+		s.markDone()
 		err = s.bs.Close()
 	})
 	// Outside our Once: the peer may be closing at the same time and tell us in turn.
@@ -115,7 +121,7 @@ func (s *single) Close(uint64, string) error {
 // markClosed records that the connection ended without closing the byte stream again.
 func (s *single) markClosed() {
 	s.closeOnce.Do(func() {
-		close(s.done)
+		s.markDone()
 		_ = s.bs.Close()
 	})
 }
@@ -201,7 +207,7 @@ func (s *singleStream) Cancel(uint64) {
 	first := false
 	s.c.closeOnce.Do(func() {
 		first = true
-		close(s.c.done)
+		s.c.markDone()
 		s.c.bs.abort()
 	})
 	if first && s.c.peerDone != nil {

@@ -110,16 +110,9 @@ func (e *Endpoint) dispatch(c conn.Connection, release func()) {
 
 func (e *Endpoint) serve(ctx context.Context, t *tracked, h ProtocolHandler, ac auth.AuthContext, release func()) {
 	defer e.handlers.Done()
-	// The Handle ctx ends when the connection closes, from either side.
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		select {
-		case <-t.Done():
-			t.cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// The Handle ctx ends when the connection closes, from either side (a callback, not a
+	// goroutine per connection: idle connections must stay cheap).
+	stopWatch := t.AfterClose(t.cancel)
 	code, reason := conn.CodeNormal, ""
 	func() {
 		defer func() {
@@ -139,7 +132,7 @@ func (e *Endpoint) serve(ctx context.Context, t *tracked, h ProtocolHandler, ac 
 	}()
 	_ = t.Close(code, reason)
 	t.cancel()
-	<-watchDone
+	stopWatch()
 	e.mu.Lock()
 	delete(e.live, t)
 	e.mu.Unlock()
