@@ -202,7 +202,6 @@ func (c *Conn) initWire(w *wire, s conn.Stream) {
 	w.w.init(s, c.d.cfg.MaxFrameSize)
 }
 
-
 func (w *wire) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
 
 // servedStream tracks a stream the peer opened: FIN once clean EOF was read and every

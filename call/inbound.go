@@ -20,7 +20,7 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
-	itemHead []byte // subscriptions: the envelope before each item's output
+	itemHead []byte           // subscriptions: the envelope before each item's output
 	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }
 
