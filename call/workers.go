@@ -37,15 +37,17 @@ func (w *workers) run(f func()) {
 	}
 }
 
-func (w *workers) work(f func()) {
+func (w *workers) work(first func()) {
 	defer w.wg.Done()
-	f()
+	first()
+	first = nil // an idle worker must not keep its last task's request alive
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
 		select {
 		case f := <-w.tasks:
 			f()
+			f = nil
 			idle.Reset(workerIdle)
 		case <-idle.C:
 			return

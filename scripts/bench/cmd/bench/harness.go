@@ -206,7 +206,7 @@ func runContestant(self, name string, st settings, rep *report) error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer func() { s.stop() }() // s is replaced for the idle case
 	for run := 0; run < st.runs; run++ {
 		// 1: unary echo.
 		for _, size := range []int{64, 1024} {
@@ -274,7 +274,16 @@ func runContestant(self, name string, st settings, rep *report) error {
 			rep.add(name, "abort cascade depth 3", "p50", "µs", ab.P50us)
 		}
 	}
-	// 6: server RSS per idle connection.
+	// 6: server RSS per idle connection, on a fresh server warmed by a short unary run: the
+	// heap left by the cases above would otherwise decide how much the connections reuse.
+	s.stop()
+	if s, err = startServer(self, name); err != nil {
+		return err
+	}
+	if _, err := clientJob(self, s, name, "unary", "64", "16", "300"); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
 	before := procRSSKiB(s.pid)
 	cmd := exec.Command(self, "client", name, s.addr, s.pin, "idle", itoa(st.idle))
 	stdin, _ := cmd.StdinPipe()
