@@ -47,7 +47,6 @@ func (w *workers) work(first func()) {
 		select {
 		case f := <-w.tasks:
 			f()
-			f = nil
 			idle.Reset(workerIdle)
 		case <-idle.C:
 			return
