@@ -163,15 +163,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	}
 	defer rt.cancel()
 	rt.oc.node = in.node
-	// A deadline that passes first is answered at once; a later result is discarded (§13.3).
-	stopTimer := context.AfterFunc(rt.ctx, func() {
-		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
-			in.node.aborted.Store(true)
-			c.finishInbound(in, errorEnvelope(in.id, errDeadline()))
-		}
-	})
-	defer stopTimer()
-	if rt.reg.Spec.Type == OpSubscription {
+	if rt.reg.Spec.Type == OpSubscription { // no deadline (§13)
 		emit := func(out json.RawMessage) error {
 			if err := in.sendItem(out); err != nil {
 				if errors.Is(err, ErrFrameTooLarge) {
@@ -188,7 +180,17 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		c.finishInbound(in, &Envelope{Type: EventCompleted, ID: in.id, Payload: emptyObject})
 		return
 	}
+	// A deadline that passes first is answered at once; a later result is discarded (§13.3).
+	stopTimer := context.AfterFunc(rt.ctx, func() {
+		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
+			in.node.aborted.Store(true)
+			c.finishInbound(in, errorEnvelope(in.id, errDeadline()))
+		}
+	})
 	out, ce := c.d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
+	// Stopped before finishing: ending the request cancels its context, which would
+	// otherwise start the callback (a goroutine) on every call.
+	stopTimer()
 	if rt.ctx.Err() != nil && errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
 		ce = errDeadline() // the deadline passed first: whatever the handler returned (§7.3.6)
 	}
@@ -214,9 +216,10 @@ func (c *Conn) peerIdentity() (*core.Identity, []peerLayer) {
 	}
 	id, ok := c.c.Identity()
 	if !ok {
-		return nil, nil
+		return nil, nil // anonymous so far (an identity may still be set): nothing to keep
 	}
-	ci := &connIdentity{id: &id, peers: []peerLayer{{id: id.ID, ov: c.overlay}}}
+	ci := &connIdentity{id: new(core.Identity), peers: []peerLayer{{id: id.ID, ov: c.overlay}}}
+	*ci.id = id
 	if !c.ident.CompareAndSwap(nil, ci) {
 		ci = c.ident.Load()
 	}

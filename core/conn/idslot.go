@@ -1,34 +1,29 @@
 package conn
 
 import (
-	"sync"
+	"sync/atomic"
 
 	"github.com/alkdev/alknet/core/auth"
 )
 
-// idSlot holds a connection identity that is set at most once.
+// idSlot holds a connection identity that is set at most once. Reads are lock-free: every
+// request on a connection reads it, concurrently.
 type idSlot struct {
-	mu sync.Mutex
-	id *auth.Identity
+	id atomic.Pointer[auth.Identity]
 }
 
 func (s *idSlot) SetIdentity(id auth.Identity) error {
-	s.mu.Lock()
-	if s.id != nil {
-		s.mu.Unlock()
+	c := id.Clone()
+	if !s.id.CompareAndSwap(nil, &c) {
 		return ErrIdentityAlreadySet
 	}
-	c := id.Clone()
-	s.id = &c
-	s.mu.Unlock()
 	return nil
 }
 
 func (s *idSlot) Identity() (auth.Identity, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.id == nil {
+	id := s.id.Load()
+	if id == nil {
 		return auth.Identity{}, false
 	}
-	return s.id.Clone(), true
+	return id.Clone(), true
 }
