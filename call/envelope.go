@@ -127,12 +127,6 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 		}
 		return nil
 	}
-	nested := func(key []byte) memberFunc {
-		if string(key) == `"payload"` {
-			return payloadMember
-		}
-		return nil
-	}
 	err := membersNested(body, func(key []byte, val []byte) error {
 		switch string(key) {
 		case "type", "id":
@@ -160,7 +154,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 			}
 		}
 		return nil
-	}, nested)
+	}, `"payload"`, payloadMember)
 	if err != nil {
 		if errors.Is(err, ErrMalformedFrame) {
 			return Envelope{}, err

@@ -42,22 +42,59 @@ func TestDecodeTreeDepthBounded(t *testing.T) {
 	}
 }
 
-// skipPlain's eight-byte steps agree with the byte table for every byte value at every
-// position of a word.
-func TestSkipPlainMatchesTable(t *testing.T) {
-	naive := func(b []byte, i int) int {
-		for i < len(b) && plainString[b[i]] {
+// scanStringByBytes is the plain byte loop scanString must agree with.
+func scanStringByBytes(b []byte, i int) (int, bool, bool) {
+	i++
+	escaped := false
+	for i < len(b) {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, true
+		case c < 0x20:
+			return 0, false, false
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				return 0, false, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) {
+					return 0, false, false
+				}
+				for _, h := range b[i+2 : i+6] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return 0, false, false
+					}
+				}
+				i += 6
+			default:
+				return 0, false, false
+			}
+		default:
 			i++
 		}
-		return i
 	}
-	for c := range 256 {
-		for pos := range 20 {
-			b := bytes.Repeat([]byte("a"), 20)
-			b[pos] = byte(c)
-			for start := range 3 {
-				if got, want := skipPlain(b, start), naive(b, start); got != want {
-					t.Fatalf("byte %#x at %d from %d: skipPlain %d, table %d", c, pos, start, got, want)
+	return 0, false, false
+}
+
+// scanString's word-wise search agrees with the byte loop for every byte value at every
+// position of short and long strings, with and without escapes before it.
+func TestScanStringMatchesByteLoop(t *testing.T) {
+	for _, n := range []int{3, 17, 40} {
+		for _, prefix := range []string{``, `\"x`, `\u00e9`, `\\`} {
+			for c := range 256 {
+				for pos := range n {
+					b := append([]byte(`"`+prefix), bytes.Repeat([]byte("a"), n)...)
+					b = append(b, '"', 'z')
+					b[1+len(prefix)+pos] = byte(c)
+					end, esc, err := scanString(b, 0)
+					wEnd, wEsc, wOK := scanStringByBytes(b, 0)
+					if (err == nil) != wOK || end != wEnd || esc != wEsc {
+						t.Fatalf("%q: scanString %d %v %v, byte loop %d %v %v", b, end, esc, err, wEnd, wEsc, wOK)
+					}
 				}
 			}
 		}
