@@ -261,12 +261,34 @@ func (s *servedStream) peerEnded() {
 // serveStream reads frames from a stream the peer opened (§4.1.3).
 func (c *Conn) serveStream(st conn.Stream) {
 	c.d.streamOpened()
-	defer c.d.streamClosed()
 	ss := &servedStream{}
 	ss.w = &ss.wire
 	ss.ids = ss.idsBuf[:0]
 	c.initWire(ss.w, st)
+	c.readServed(ss)
+}
+
+// readServed is the reading loop of a served stream. A request is run by the goroutine that
+// read it, once another worker has taken over the reading (leader/follower): the request
+// starts without a hand-off, and the stream is still read meanwhile (more requests, aborts,
+// the peer's end).
+func (c *Conn) readServed(ss *servedStream) {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			c.d.streamClosed()
+		}
+	}()
+	st := ss.w.s
 	idle := c.d.cfg.StreamIdleTimeout
+	handOff := func() {
+		handedOff = true
+		c.wg.Add(1)
+		c.workers.run(func() {
+			defer c.wg.Done()
+			c.readServed(ss)
+		})
+	}
 	for {
 		_ = st.SetReadDeadline(time.Now().Add(idle))
 		body, err := ss.w.r.ReadFrame()
@@ -297,13 +319,14 @@ func (c *Conn) serveStream(st conn.Stream) {
 		case EventRequested:
 			if ss.w.r.Ended() {
 				// The last frame this stream will carry (a stream per call, request and FIN
-				// together): nothing is left to read, so run it here instead of handing it to
-				// another goroutine.
-				c.acceptRequest(e, ss.w, ss, true)
+				// together): nothing is left to read, no one needs to take over.
+				c.acceptRequest(e, ss.w, ss, func() {})
 				ss.peerEnded()
 				return
 			}
-			c.acceptRequest(e, ss.w, ss, false)
+			if c.acceptRequest(e, ss.w, ss, handOff) {
+				return // the request ran here; the follower reads on
+			}
 		case EventAborted:
 			c.abortInbound(e.ID)
 		case EventResponded, EventCompleted, EventError:
@@ -355,7 +378,7 @@ func (c *Conn) serveShared() error {
 		}
 		switch e.Type {
 		case EventRequested:
-			c.acceptRequest(e, c.shared, nil, false)
+			c.acceptRequest(e, c.shared, nil, nil)
 		case EventResponded, EventCompleted, EventError:
 			c.deliver(e, nil)
 		case EventAborted:

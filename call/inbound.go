@@ -39,9 +39,11 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 	return in.out.w.writeFrameBatched(in.itemHead, out, respondedTail)
 }
 
-// acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17): on a worker, or on the calling
-// goroutine (inline) when that has nothing else to do.
-func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline bool) {
+// acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17) on a worker, or, with inline
+// set, on the calling goroutine once the request is registered and inline has run (it hands
+// the caller's other work to someone else). It reports whether it ran the request inline;
+// a request refused at once is answered here and not run.
+func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline func()) bool {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}
@@ -59,17 +61,17 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline boo
 	case c.closed:
 		c.mu.Unlock()
 		cancel()
-		return
+		return false
 	case c.inbound[e.ID] != nil:
 		c.mu.Unlock()
 		cancel()
 		reject(&CallError{Code: CodeInvalidInput, Message: msgDuplicateID})
-		return
+		return false
 	case len(c.inbound) >= c.d.cfg.MaxInFlight:
 		c.mu.Unlock()
 		cancel()
 		reject(errRetryableInternal(msgTooManyInFlight))
-		return
+		return false
 	}
 	c.inbound[e.ID] = in
 	c.wg.Add(1)
@@ -77,15 +79,17 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline boo
 	if ss != nil {
 		ss.requestStarted(e.ID)
 	}
-	if inline {
+	if inline != nil {
+		inline()
 		defer c.wg.Done()
 		c.runInbound(ctx, in, p)
-		return
+		return true
 	}
 	c.workers.run(func() {
 		defer c.wg.Done()
 		c.runInbound(ctx, in, p)
 	})
+	return false
 }
 
 // finishInbound writes the terminal event (nil: none) once and forgets the request.
