@@ -45,7 +45,7 @@ type FrameReader struct {
 	nextChunk int
 }
 
-const minChunk = 1 << 10
+const minChunk = 256
 
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
