@@ -358,9 +358,11 @@ func TestShutdownCooperative(t *testing.T) {
 // Checklist 37: the connection over MaxConnectionsPerIP is refused (TCP before TLS, QUIC at
 // the handshake) with a log line.
 func TestPerIPLimit(t *testing.T) {
-	echo := testnode.NewEcho(alpn)
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
+			// An echo per node: a shared one carried the previous subtest's late handler
+			// events into this one, and recv below then returned before our handler ran.
+			echo := testnode.NewEcho(alpn)
 			m := &countingMetrics{}
 			n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo}, Limits: config.Limits{MaxConnectionsPerIP: 2}, Metrics: m})
 			ctx := ctxT(t, 10*time.Second)
