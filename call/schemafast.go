@@ -1,6 +1,9 @@
 package call
 
-import "slices"
+import (
+	"slices"
+	"unicode/utf8"
+)
 
 // fastSchema validates instances of the schemas most operations declare (type, properties,
 // required, additionalProperties, items, plus annotations) directly on the raw bytes, with no
@@ -216,6 +219,9 @@ func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 			return 0, false
 		}
 		key := b[i+1 : kEnd-1]
+		if !utf8.Valid(key) {
+			return 0, false // decoded, it would read U+FFFD: the full validator decides
+		}
 		i = skipWS(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
