@@ -127,7 +127,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 		}
 		return nil
 	}
-	err := membersNested(body, func(key []byte, val []byte) error {
+	err := membersNested(body, func(key []byte, keyEscaped bool, val []byte) error {
 		switch string(key) {
 		case "type", "id":
 			seen, dst := &haveType, &e.Type
@@ -149,8 +149,8 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 			}
 			havePayload = true
 			e.Payload = val
-			if len(val) == 0 || val[0] != '{' {
-				e.outputKnown = false
+			if keyEscaped || len(val) == 0 || val[0] != '{' {
+				e.outputKnown = false // its members were not reported: decodeResponded reads it
 			}
 		}
 		return nil

@@ -81,6 +81,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add([]byte("\xff"))
 	f.Add([]byte(`{"type":"call.responded","id":"1","payload":{"output":{"a":[1]},"output":2}}`))
 	f.Add([]byte(`{"payload":{"\u006futput":"x","n":{"output":1}},"type":"call.responded","id":"1"}`))
+	f.Add([]byte(`{"type":"call.responded","id":"1","p\u0061yload":{"output":7}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		e, err := DecodeEnvelope(body)
 		if err != nil {

@@ -273,11 +273,12 @@ func afterElement(b []byte, i int, closer byte) (int, bool, error) {
 // The key is only valid during the call (callers compare it with string(key), which does
 // not allocate).
 func members(b []byte, member func(key []byte, val []byte) error) error {
-	return membersNested(b, member, "", nil)
+	return membersNested(b, func(key []byte, _ bool, val []byte) error { return member(key, val) }, "", nil)
 }
 
-// membersNested is members with scanObjectNested's nested report for one top-level key.
-func membersNested(b []byte, member func(key []byte, val []byte) error, nestedKey string, nested memberFunc) error {
+// membersNested is members with scanObjectNested's nested report for one top-level key (only
+// when written without escapes, which member learns from its keyEscaped argument).
+func membersNested(b []byte, member func(key []byte, keyEscaped bool, val []byte) error, nestedKey string, nested memberFunc) error {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errSyntax
@@ -291,7 +292,7 @@ func membersNested(b []byte, member func(key []byte, val []byte) error, nestedKe
 			}
 			k = []byte(u)
 		}
-		return member(k, val)
+		return member(k, esc, val)
 	}, nestedKey, nested)
 	if err != nil {
 		return err
