@@ -7,9 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 const abandon = "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"
@@ -99,17 +97,7 @@ func TestInitKeyShowServe(t *testing.T) {
 	if _, _, code := run(t, "--state-dir", state, "call", "demo/echo", `{"text":"x"}`); code != 3 {
 		t.Fatal("a non-dev node serves demo operations")
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stop(t, cmd) // SIGTERM, then a clean exit within 10 s
 	if strings.Contains(stderr.String(), "ephemeral") {
 		t.Fatal("a vault node warned about an ephemeral key")
 	}
