@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -17,6 +18,10 @@ const (
 	framePrefixLen      = 4
 )
 
+// codeProtocolError is the stream error code of a reset for a protocol error (§2.6); 0 is
+// a cancellation.
+const codeProtocolError = 1
+
 // Frame errors. A malformed or truncated frame breaks its stream (multi-stream) or the
 // connection (single-stream); neither is ever delivered.
 var (
@@ -25,12 +30,24 @@ var (
 	ErrFrameTooLarge  = errors.New("call: frame exceeds maximum frame size")
 )
 
-// FrameReader reads length-prefixed frames from one stream.
+// FrameReader reads length-prefixed frames from one stream. Memory follows the bytes
+// received, never the size a prefix announces: a body buffer starts at min(size, 64 KiB) and
+// doubles as bytes arrive. A partial frame survives a read error such as a deadline, so the
+// caller may extend the deadline and call ReadFrame again without losing bytes.
 type FrameReader struct {
-	r      io.Reader
-	max    int
-	prefix [framePrefixLen]byte
-	ended  bool // the stream's end has been read
+	r     io.Reader
+	max   int
+	ended bool // the stream's end has been read
+
+	// The frame being read (kept across read errors): prefix bytes so far, then the body.
+	prefix  [framePrefixLen]byte
+	prefixN int
+	size    int    // announced body size once the prefix is complete; 0 while reading the prefix
+	body    []byte // the body so far (len) in a buffer that grows to size (cap)
+
+	received uint64       // bytes read from the stream (inactivity checks)
+	budget   *FrameBudget // node-wide bytes held in partial frames; nil = none
+	charged  int          // bytes of this reader charged to budget
 
 	// Read-ahead (readAhead > 0, for streams that carry many frames): the stream is read in
 	// chunks of that size and frames are returned as sub-slices of a chunk. A chunk is only
@@ -45,68 +62,101 @@ type FrameReader struct {
 	nextChunk int
 }
 
-const minChunk = 256
+const (
+	minChunk = 256
+	// initialBody is the first buffer for a frame body; it doubles as bytes arrive.
+	initialBody = 64 << 10
+	// unchargedHold is the largest partial-frame buffer (outside read-ahead chunks) not charged
+	// to the budget: small frames cost no bookkeeping on the hot path.
+	unchargedHold = 4 << 10
+)
 
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
 	f := &FrameReader{}
-	f.init(r, max)
+	f.init(r, max, nil)
 	return f
 }
 
-func (f *FrameReader) init(r io.Reader, max int) {
+func (f *FrameReader) init(r io.Reader, max int, b *FrameBudget) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
-	*f = FrameReader{r: r, max: max}
+	*f = FrameReader{r: r, max: max, budget: b}
 }
 
 // ReadFrame returns the next frame body. io.EOF before any prefix byte is a clean end;
-// EOF later is ErrTruncatedFrame; a zero or oversized length is ErrMalformedFrame.
+// EOF later is ErrTruncatedFrame; a zero or oversized length is ErrMalformedFrame. Any other
+// read error (a deadline) leaves the partial frame in place for the next call.
 // The returned slice is owned by the caller.
 func (f *FrameReader) ReadFrame() ([]byte, error) {
 	if f.readAhead > 0 && f.pos < len(f.chunk) {
 		return f.readChunked()
 	}
-	f.retireChunk()
-	if f.ended {
-		return nil, io.EOF
-	}
-	size, err := f.readPrefix()
-	if err != nil {
-		return nil, err
-	}
-	if f.readAhead > 0 {
-		f.chunk = append(make([]byte, 0, max(f.nextChunk, framePrefixLen+int(size))), f.prefix[:]...)
-		return f.readChunked()
-	}
-	if f.ended {
-		return nil, fmt.Errorf("%w: EOF after the length prefix", ErrTruncatedFrame)
-	}
-	body := make([]byte, size)
-	if _, err := f.readFull(body); err != nil {
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
+	if f.size == 0 {
+		f.retireChunk()
+		size, err := f.readPrefix()
+		if err != nil {
+			return nil, err
 		}
-		return nil, err
+		f.prefixN = 0
+		if f.readAhead > 0 {
+			f.chunk = append(make([]byte, 0, max(f.nextChunk, min(framePrefixLen+int(size), initialBody))), f.prefix[:]...)
+			return f.readChunked()
+		}
+		f.size = int(size)
+		f.body = make([]byte, 0, min(f.size, initialBody))
 	}
-	return body, nil
+	return f.readBody()
 }
 
-// readPrefix waits for the next length prefix and checks it.
+// readPrefix reads the rest of the next length prefix and checks it.
 func (f *FrameReader) readPrefix() (uint32, error) {
-	n, err := f.readFull(f.prefix[:])
-	if err != nil {
-		if n == 0 && err == io.EOF {
-			return 0, io.EOF
-		}
-		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+	for f.prefixN < framePrefixLen {
+		if f.ended {
+			if f.prefixN == 0 {
+				return 0, io.EOF
+			}
 			return 0, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
 		}
-		return 0, err
+		n, err := f.r.Read(f.prefix[f.prefixN:])
+		f.prefixN += n
+		f.received += uint64(n)
+		if err == io.EOF {
+			f.ended = true
+		} else if err != nil {
+			return 0, err
+		}
 	}
 	size := binary.BigEndian.Uint32(f.prefix[:])
 	return size, f.checkSize(size)
+}
+
+// readBody reads the rest of the current frame's body, growing its buffer as bytes arrive.
+func (f *FrameReader) readBody() ([]byte, error) {
+	for len(f.body) < f.size {
+		if f.ended {
+			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
+		}
+		if len(f.body) == cap(f.body) {
+			f.body = append(make([]byte, 0, min(f.size, 2*cap(f.body))), f.body...)
+		}
+		if cap(f.body) > unchargedHold {
+			f.hold(cap(f.body))
+		}
+		n, err := f.r.Read(f.body[len(f.body):cap(f.body)])
+		f.body = f.body[:len(f.body)+n]
+		f.received += uint64(n)
+		if err == io.EOF {
+			f.ended = true
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	body := f.body
+	f.body, f.size = nil, 0
+	f.hold(0)
+	return body, nil
 }
 
 func (f *FrameReader) checkSize(size uint32) error {
@@ -120,7 +170,8 @@ func (f *FrameReader) checkSize(size uint32) error {
 }
 
 // readChunked returns the next frame of the read-ahead chunk, reading more as needed; the
-// chunk holds at least the start of a frame.
+// chunk holds at least the start of a frame. A frame larger than the chunk moves to a buffer
+// that doubles as its bytes arrive.
 func (f *FrameReader) readChunked() ([]byte, error) {
 	for {
 		avail := f.chunk[f.pos:]
@@ -133,6 +184,7 @@ func (f *FrameReader) readChunked() ([]byte, error) {
 			need += int(size)
 			if len(avail) >= need {
 				f.pos += need
+				f.hold(0)
 				return avail[framePrefixLen:need:need], nil
 			}
 		}
@@ -142,20 +194,30 @@ func (f *FrameReader) readChunked() ([]byte, error) {
 			}
 			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
 		}
-		if cap(f.chunk)-f.pos < need { // the frame does not fit: it moves to a new chunk
-			f.retireChunk()
-			next := make([]byte, len(avail), max(f.nextChunk, need))
-			copy(next, avail)
-			f.chunk, f.pos = next, 0
+		if len(f.chunk) == cap(f.chunk) { // full, the frame incomplete: it moves to a larger chunk
+			f.moveChunk(avail, need)
+		}
+		if cap(f.chunk) > f.readAhead {
+			f.hold(cap(f.chunk))
 		}
 		n, err := f.r.Read(f.chunk[len(f.chunk):cap(f.chunk)])
 		f.chunk = f.chunk[:len(f.chunk)+n]
+		f.received += uint64(n)
 		if err == io.EOF {
 			f.ended = true
 		} else if err != nil {
 			return nil, err
 		}
 	}
+}
+
+// moveChunk moves the partial frame avail to a new chunk: the usual chunk size, or twice the
+// bytes already received (at least initialBody), never more than the frame needs.
+func (f *FrameReader) moveChunk(avail []byte, need int) {
+	f.retireChunk()
+	next := make([]byte, len(avail), max(f.nextChunk, min(need, max(2*len(avail), initialBody))))
+	copy(next, avail)
+	f.chunk, f.pos = next, 0
 }
 
 // retireChunk drops the current chunk, adapting the size of the next one to its use.
@@ -174,7 +236,7 @@ func (f *FrameReader) retireChunk() {
 // Ended reports whether the stream ended right after the last frame ReadFrame returned: the
 // next ReadFrame is io.EOF without waiting. (A QUIC peer that sends its request and FIN in one
 // packet lets the callee know at once that no more frames come.)
-func (f *FrameReader) Ended() bool { return f.ended && f.pos == len(f.chunk) }
+func (f *FrameReader) Ended() bool { return f.ended && f.pos == len(f.chunk) && f.prefixN == 0 && f.size == 0 }
 
 // ReadAhead makes the reader read the stream in chunks of size bytes (0: exactly one frame
 // at a time), for streams that carry many frames: fewer reads, no copy and one allocation per
@@ -184,25 +246,20 @@ func (f *FrameReader) ReadAhead(size int) {
 	f.nextChunk = min(size, 4<<10)
 }
 
-// readFull is io.ReadFull, except that an io.EOF delivered together with the last bytes
-// wanted is remembered in f.ended instead of being lost.
-func (f *FrameReader) readFull(buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := f.r.Read(buf[n:])
-		n += m
-		if err == io.EOF && n == len(buf) {
-			f.ended = true
-			return n, nil
-		}
-		if err != nil {
-			if err == io.EOF && n > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return n, err
-		}
+// hold sets the bytes this reader holds in a partial frame, as charged to the budget.
+func (f *FrameReader) hold(n int) {
+	if f.budget == nil || n == f.charged {
+		return
 	}
-	return n, nil
+	f.budget.adjust(f, n-f.charged)
+	f.charged = n
+}
+
+// discard drops the partial frame, if any, and its charge: the stream is done.
+func (f *FrameReader) discard() {
+	f.hold(0)
+	f.body, f.size, f.prefixN = nil, 0, 0
+	f.chunk, f.pos = nil, 0
 }
 
 // maxPendingWrite bounds the bytes queued in a FrameWriter; writers wait beyond it, so a slow
@@ -225,7 +282,7 @@ type FrameWriter struct {
 	buf       []byte // queued frames
 	spare     []byte
 	flushing  bool
-	scheduled bool  // a batched flush is pending (writeFrameBatched)
+	scheduled bool  // a batched flush is pending (queueBatched)
 	err       error // sticky: the stream is broken
 }
 
@@ -289,6 +346,14 @@ func (f *FrameWriter) writeFramed(buf []byte) error {
 // enqueue checks the frame made of body, more and tail, waits while the queue is over its
 // bound, and appends the frame. On success f.mu is held.
 func (f *FrameWriter) enqueue(body, more []byte, tail string) error {
+	return f.enqueueStop(body, more, tail, nil)
+}
+
+// ErrWriteStopped is returned to a writer whose request ended while it waited for queue room.
+var ErrWriteStopped = errors.New("call: write stopped: the request ended")
+
+// enqueueStop is enqueue whose wait for room also ends when stop (if not nil) is set.
+func (f *FrameWriter) enqueueStop(body, more []byte, tail string, stop *atomic.Bool) error {
 	n := len(body) + len(more) + len(tail)
 	if n == 0 {
 		return fmt.Errorf("%w: empty body", ErrMalformedFrame)
@@ -298,6 +363,10 @@ func (f *FrameWriter) enqueue(body, more []byte, tail string) error {
 	}
 	f.mu.Lock()
 	for len(f.buf) > maxPendingWrite && f.err == nil {
+		if stop != nil && stop.Load() {
+			f.mu.Unlock()
+			return ErrWriteStopped
+		}
 		f.cond.Wait()
 	}
 	if f.err != nil {
@@ -364,25 +433,43 @@ const (
 	batchBytes = 32 << 10
 )
 
-// writeFrameBatched queues the frame head+body+tail of a stream of frames (subscription
-// items) and lets it wait up to batchDelay for more before the write, so a single producer's
-// items share syscalls.
-func (f *FrameWriter) writeFrameBatched(head, body []byte, tail string) error {
-	if err := f.enqueue(head, body, tail); err != nil {
-		return err
+// queueBatched queues the frame head+body+tail of a stream of frames (subscription items) and
+// lets it wait up to batchDelay for more before the write, so a single producer's items share
+// syscalls. It waits while the queue is full, until stop is set (then ErrWriteStopped). It
+// never writes: when the queue is large enough to go now it returns true and the caller
+// calls flush, outside whatever lock it holds.
+func (f *FrameWriter) queueBatched(head, body []byte, tail string, stop *atomic.Bool) (flush bool, err error) {
+	if err := f.enqueueStop(head, body, tail, stop); err != nil {
+		return false, err
 	}
+	defer f.mu.Unlock()
 	switch {
 	case f.flushing:
-		f.mu.Unlock()
-		return nil
+		return false, nil
 	case len(f.buf) >= batchBytes:
-		return f.flushLocked()
+		return true, nil
 	case !f.scheduled:
 		f.scheduled = true
 		time.AfterFunc(batchDelay, f.flushScheduled)
 	}
+	return false, nil
+}
+
+// flush writes the queue unless another writer is writing it.
+func (f *FrameWriter) flush() error {
+	f.mu.Lock()
+	if f.flushing || len(f.buf) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	return f.flushLocked()
+}
+
+// wake makes writers waiting for queue room re-check their stop flags.
+func (f *FrameWriter) wake() {
+	f.mu.Lock()
+	f.cond.Broadcast()
 	f.mu.Unlock()
-	return nil
 }
 
 func (f *FrameWriter) flushScheduled() {

@@ -167,7 +167,10 @@ func TestFrameWriterConcurrent(t *testing.T) {
 				case 1:
 					err = w.writeFramed(append(make([]byte, framePrefixLen), body...))
 				default:
-					err = w.writeFrameBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]))
+					var flush bool
+					if flush, err = w.queueBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]), nil); flush && err == nil {
+						err = w.flush()
+					}
 				}
 				if err != nil {
 					t.Error(err)
