@@ -22,6 +22,7 @@ type quicConn struct {
 	c         *quic.Conn
 	alpn, fp  string
 	closeOnce sync.Once
+	timeouts  Timeouts
 }
 
 // FromQUIC wraps an established QUIC connection (handshake complete).
@@ -42,7 +43,7 @@ func (q *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, mapQUICError(ctx, err, false)
 	}
-	return &quicStream{s: s}, nil
+	return &quicStream{s: s, writeTimeout: q.timeouts.Write}, nil
 }
 
 func (q *quicConn) OpenStream(ctx context.Context) (Stream, error) {
@@ -50,7 +51,7 @@ func (q *quicConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, mapQUICError(ctx, err, false)
 	}
-	return &quicStream{s: s}, nil
+	return &quicStream{s: s, writeTimeout: q.timeouts.Write}, nil
 }
 
 func (q *quicConn) ALPN() string              { return q.alpn }
@@ -62,6 +63,11 @@ func (q *quicConn) Done() <-chan struct{}     { return q.c.Context().Done() }
 
 func (q *quicConn) AfterClose(f func()) func() bool { return context.AfterFunc(q.c.Context(), f) }
 
+func (q *quicConn) setTimeouts(t Timeouts) { q.timeouts = t }
+
+// Timeouts returns the connection's inactivity limits (WithTimeouts).
+func (q *quicConn) Timeouts() Timeouts { return q.timeouts }
+
 func (q *quicConn) Close(code uint64, reason string) error {
 	var err error
 	q.closeOnce.Do(func() {
@@ -72,9 +78,11 @@ func (q *quicConn) Close(code uint64, reason string) error {
 
 // quicStream adapts a *quic.Stream.
 type quicStream struct {
-	s           *quic.Stream
-	eof         atomic.Bool // EOF read: Close need not stop receiving
-	writeClosed atomic.Bool
+	s            *quic.Stream
+	eof          atomic.Bool // EOF read: Close need not stop receiving
+	writeClosed  atomic.Bool
+	writeTimeout time.Duration
+	wd           deadlineWriter
 }
 
 func (s *quicStream) Read(p []byte) (int, error) {
@@ -93,8 +101,13 @@ func (s *quicStream) Write(p []byte) (int, error) {
 	if s.writeClosed.Load() {
 		return 0, ErrStreamClosed
 	}
-	n, err := s.s.Write(p)
+	n, err := s.wd.write(p, s.writeTimeout, s.s.SetWriteDeadline, s.s)
 	if err != nil {
+		if isTimeout(err) {
+			// Part of a frame may be out: the sending side is reset (code 0), never resumed.
+			s.writeClosed.Store(true)
+			s.s.CancelWrite(0)
+		}
 		return n, mapQUICError(nil, err, true)
 	}
 	return n, nil

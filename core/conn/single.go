@@ -36,6 +36,8 @@ type single struct {
 	done      <-chan struct{}
 	closeOnce sync.Once
 	stream    *singleStream
+	timeouts  Timeouts
+	wd        deadlineWriter
 	// peerDone, for pipes, closes the other end's done channel too.
 	peerDone func()
 }
@@ -98,6 +100,11 @@ func (s *single) RemoteFingerprint() string                  { return s.fp }
 func (s *single) Done() <-chan struct{}                      { return s.done }
 
 func (s *single) AfterClose(f func()) func() bool { return context.AfterFunc(s.closedCtx, f) }
+
+func (s *single) setTimeouts(t Timeouts) { s.timeouts = t }
+
+// Timeouts returns the connection's inactivity limits (WithTimeouts).
+func (s *single) Timeouts() Timeouts { return s.timeouts }
 
 // Close closes the connection; TCP+TLS carries no close code or reason.
 func (s *single) Close(uint64, string) error {
@@ -162,9 +169,9 @@ func (s *singleStream) Write(p []byte) (int, error) {
 	if s.writeClosed.Load() {
 		return 0, ErrStreamClosed
 	}
-	n, err := s.c.bs.Write(p)
+	n, err := s.c.wd.write(p, s.c.timeouts.Write, s.c.bs.SetWriteDeadline, s.c.bs)
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if isTimeout(err) {
 			// A timed-out write leaves a TLS connection's state corrupt: it is closed.
 			_ = s.c.Close(CodeNormal, "")
 			return n, mapped(err, nil, ErrTimeout, ErrConnectionClosed, ErrStreamClosed)
