@@ -13,7 +13,8 @@ import (
 func TestStaticDefaultsAndValidation(t *testing.T) {
 	c := StaticConfig{QUICAddrs: []string{"127.0.0.1:0"}}.WithDefaults()
 	want := Limits{MaxConnections: 10000, MaxConnectionsPerIP: 100, HandshakeTimeout: 10 * time.Second,
-		IdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second, MaxIncomingStreams: 100}
+		IdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second, MaxIncomingStreams: 100,
+		SingleStreamIdleTimeout: 60 * time.Second, WriteTimeout: 30 * time.Second, RetryAbove: 64}
 	if c.Limits != want || c.DrainTimeout != 2*time.Second {
 		t.Fatalf("defaults: %+v drain %v", c.Limits, c.DrainTimeout)
 	}

@@ -18,6 +18,16 @@ type Limits struct {
 	IdleTimeout         time.Duration // QUIC MaxIdleTimeout; default 30 s
 	KeepAlivePeriod     time.Duration // QUIC and TCP keep-alive; default 10 s; negative: off
 	MaxIncomingStreams  int64         // per QUIC connection; default 100
+	// SingleStreamIdleTimeout closes a TCP+TLS connection with nothing in flight and no byte
+	// received for this long (IdleTimeout is QUIC's); default 60 s; negative: off.
+	SingleStreamIdleTimeout time.Duration
+	// WriteTimeout fails a write that makes no progress for this long, resetting the QUIC
+	// stream or closing the TCP+TLS connection; default 30 s; negative: off.
+	WriteTimeout time.Duration
+	// RetryAbove: with more QUIC handshakes in progress than this, new connection attempts
+	// must first prove their source address with a Retry (RFC 9000 §8.1.2), so spoofed-source
+	// floods cannot spend per-IP budgets; default 64; negative: always require a Retry.
+	RetryAbove int
 }
 
 // Defaults of Limits.
@@ -29,6 +39,9 @@ const (
 	DefaultKeepAlivePeriod     = 10 * time.Second
 	DefaultMaxIncomingStreams  = 100
 	DefaultDrainTimeout        = 2 * time.Second
+	DefaultSingleStreamIdle    = 60 * time.Second
+	DefaultWriteTimeout        = 30 * time.Second
+	DefaultRetryAbove          = 64
 )
 
 // WithDefaults fills zero fields.
@@ -51,6 +64,15 @@ func (l Limits) WithDefaults() Limits {
 	if l.MaxIncomingStreams == 0 {
 		l.MaxIncomingStreams = DefaultMaxIncomingStreams
 	}
+	if l.SingleStreamIdleTimeout == 0 {
+		l.SingleStreamIdleTimeout = DefaultSingleStreamIdle
+	}
+	if l.WriteTimeout == 0 {
+		l.WriteTimeout = DefaultWriteTimeout
+	}
+	if l.RetryAbove == 0 {
+		l.RetryAbove = DefaultRetryAbove
+	}
 	return l
 }
 
@@ -71,4 +93,14 @@ func (l Limits) Validate() error {
 		errs = append(errs, fmt.Errorf("limits.keep_alive_period: %v must be less than idle_timeout %v", l.KeepAlivePeriod, l.IdleTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// ConnTimeouts returns the inactivity limits the endpoint gives a connection (negative: off).
+func (l Limits) ConnTimeouts(multiStream bool) (idle, write time.Duration) {
+	l = l.WithDefaults()
+	idle, write = max(l.SingleStreamIdleTimeout, 0), max(l.WriteTimeout, 0)
+	if multiStream {
+		idle = 0 // QUIC: IdleTimeout, enforced by the transport
+	}
+	return idle, write
 }

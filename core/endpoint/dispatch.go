@@ -45,6 +45,9 @@ func (t *tracked) heldIdentity() (auth.Identity, bool, bool) {
 	return *t.id, t.fromFP, true
 }
 
+// reasonAuthFailures closes a known peer's connection that sent too many failed tokens.
+const reasonAuthFailures = "too many failed authentication attempts"
+
 // Dispatch hands a connection from a Source (or a test) to its handler, taking a connection
 // slot first. It returns without waiting for the handler.
 func (e *Endpoint) Dispatch(c conn.Connection) {
@@ -89,7 +92,8 @@ func (e *Endpoint) dispatch(c conn.Connection, release func()) {
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(auth.NewContext(e.baseCtx, ac))
+	failures := auth.NewConnFailures(func() { _ = t.Close(conn.CodeLimit, reasonAuthFailures) })
+	ctx, cancel := context.WithCancel(auth.WithConnFailures(auth.NewContext(e.baseCtx, ac), failures))
 	t.cancel = cancel
 
 	e.mu.Lock()

@@ -154,6 +154,7 @@ func (e *Endpoint) ListenQUIC(addr string, tc *tls.Config) (net.Addr, error) {
 		return base, nil
 	}
 	tr := &quic.Transport{Conn: udp}
+	e.requireRetry(tr)
 	ln, err := tr.Listen(tc, qc)
 	if err != nil {
 		_ = tr.Close()
@@ -261,7 +262,8 @@ func (e *Endpoint) acceptQUIC(l *quicListener) {
 			}
 			return
 		}
-		c := conn.FromQUIC(qc)
+		handshakeDone(qc.Context())
+		c := e.withTimeouts(conn.FromQUIC(qc))
 		release, reason := e.adm.admit(c.RemoteAddr(), c.ALPN())
 		if reason != "" {
 			_ = c.Close(conn.CodeLimit, conn.ReasonLimit)
@@ -331,7 +333,13 @@ func (e *Endpoint) handshakeTCP(raw net.Conn, tc *tls.Config, release func()) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
-	e.dispatch(conn.FromTLS(tlsConn), release)
+	e.dispatch(e.withTimeouts(conn.FromTLS(tlsConn)), release)
+}
+
+// withTimeouts gives c the endpoint's inactivity limits.
+func (e *Endpoint) withTimeouts(c conn.Connection) conn.Connection {
+	idle, write := e.limits.ConnTimeouts(c.MultiStream())
+	return conn.WithTimeouts(c, conn.Timeouts{Idle: idle, Write: write})
 }
 
 func (e *Endpoint) acceptSource(s Source) {
