@@ -328,7 +328,7 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 		}
 		e, err := DecodeEnvelope(body)
 		if err != nil {
-			w.s.Cancel(1)
+			w.s.Cancel(codeProtocolError)
 			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
 			return
 		}

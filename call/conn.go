@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/conn"
 )
 
@@ -81,8 +81,24 @@ type Conn struct {
 	reuse   []*reuseStream // StreamReuse > 0
 }
 
-// NewConn wraps c. Call Run to serve; outbound calls work once Run is running.
+// NewConn wraps c. Call Run to serve; outbound calls work once Run is running. Requests the
+// peer sends are authenticated with an AuthContext taken from c (its ALPN, fingerprint,
+// address and identity); ProtocolHandler passes the endpoint's instead.
 func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
+	return newConn(context.Background(), c, d, o)
+}
+
+// newConn is NewConn whose requests carry parent's values (not its cancellation): the
+// endpoint's AuthContext and per-connection failure limiter, so per-request tokens are
+// limited and audited with the connection's address (core.md §6.5).
+func newConn(parent context.Context, c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
+	if _, ok := auth.FromContext(parent); !ok {
+		ac := core.AuthContext{ALPN: c.ALPN(), Fingerprint: c.RemoteFingerprint(), RemoteAddr: c.RemoteAddr()}
+		if id, ok := c.Identity(); ok {
+			ac.Identity = &id
+		}
+		parent = auth.NewContext(parent, ac)
+	}
 	if d == nil {
 		d = defaultDispatcher()
 	}
@@ -94,7 +110,7 @@ func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
 	}
 	// The connection's context carries the Conn, so handlers find it (ConnFromContext)
 	// without a value context per request.
-	cn.base = context.WithValue(context.Background(), connKey{}, cn)
+	cn.base = context.WithValue(context.WithoutCancel(parent), connKey{}, cn)
 	cn.ctx, cn.cancel = context.WithCancel(cn.base)
 	cn.workers = newWorkers(&cn.wg, cn.ctx.Done())
 	return cn
@@ -198,7 +214,7 @@ func (c *Conn) newWire(s conn.Stream) *wire {
 
 func (c *Conn) initWire(w *wire, s conn.Stream) {
 	w.s = s
-	w.r.init(s, c.d.cfg.MaxFrameSize)
+	w.r.init(s, c.d.cfg.MaxFrameSize, c.d.budget)
 	w.w.init(s, c.d.cfg.MaxFrameSize)
 }
 
@@ -276,11 +292,18 @@ func (c *Conn) readServed(ss *servedStream) {
 	handedOff := false
 	defer func() {
 		if !handedOff {
+			ss.w.r.discard()
 			c.d.streamClosed()
 		}
 	}()
 	st := ss.w.s
-	idle := c.d.cfg.StreamIdleTimeout
+	var idle readIdle
+	idle.init(st, &ss.w.r, c.d.cfg.StreamIdleTimeout)
+	busy := func() bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.inflight > 0
+	}
 	handOff := func() {
 		handedOff = true
 		c.wg.Add(1)
@@ -290,15 +313,12 @@ func (c *Conn) readServed(ss *servedStream) {
 		})
 	}
 	for {
-		_ = st.SetReadDeadline(time.Now().Add(idle))
+		idle.arm()
 		body, err := ss.w.r.ReadFrame()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				ss.mu.Lock()
-				busy := ss.inflight > 0
-				ss.mu.Unlock()
-				if busy {
-					continue
+			if stale, deadline := idle.expired(err, busy); deadline {
+				if !stale {
+					continue // bytes arrived or requests are in flight: read on
 				}
 				_ = st.Close() // idle: FIN and stop reading
 				return
@@ -349,7 +369,14 @@ func (c *Conn) brokenStream(ss *servedStream, err error) {
 	for _, id := range ids {
 		c.abortInbound(id)
 	}
-	ss.w.s.Cancel(1)
+	ss.w.s.Cancel(codeProtocolError)
+}
+
+// busy reports whether requests are in flight in either direction.
+func (c *Conn) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inbound) > 0 || len(c.pending) > 0
 }
 
 // serveShared runs the single stream: one reader routes events of both directions (§4.3).
@@ -360,10 +387,24 @@ func (c *Conn) serveShared() error {
 	}
 	c.shared = c.newWire(st)
 	c.shared.r.ReadAhead(readAheadSize) // every frame of the connection comes this way
+	defer c.shared.r.discard()
 	c.readyOnce.Do(func() { close(c.ready) })
+	// No byte for the connection's idle timeout with nothing in flight either way ends it
+	// (core.md §5.5: single-stream connections have no transport-level idle timeout).
+	var idle readIdle
+	idle.init(st, &c.shared.r, conn.TimeoutsOf(c.c).Idle)
 	for {
+		idle.arm()
 		body, err := c.shared.r.ReadFrame()
 		if err != nil {
+			if stale, deadline := idle.expired(err, c.busy); deadline {
+				if !stale {
+					continue
+				}
+				c.log.Debug("closing idle connection", "idle_timeout", idle.timeout)
+				_ = c.c.Close(conn.CodeNormal, "idle")
+				return conn.ErrConnectionClosed
+			}
 			if err != io.EOF && !errors.Is(err, conn.ErrConnectionClosed) {
 				c.log.Debug("closing connection", "err", err)
 			}

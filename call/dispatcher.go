@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -15,13 +16,21 @@ import (
 
 // Config holds the dispatcher's limits (§17); zero fields take the defaults.
 type Config struct {
-	DefaultTimeout      time.Duration // root query/mutation deadline; default 30 s
-	StreamIdleTimeout   time.Duration // default 10 s
-	MaxFrameSize        int           // default 16 MiB, 1 KiB … 64 MiB
-	MaxInFlight         int           // inbound per connection; default 1024
-	MaxCompositionDepth int           // default 32
-	ValidateOutputs     bool          // check outputs and domain details against their schemas
-	SlowHandlerLog      time.Duration // debug-log handlers slower than this; 0 = off
+	DefaultTimeout    time.Duration // root query/mutation deadline; default 30 s
+	StreamIdleTimeout time.Duration // default 10 s
+	MaxFrameSize      int           // default 16 MiB, 1 KiB … 64 MiB
+	MaxInFlight       int           // inbound per connection; default 1024
+	// MaxInFlightTotal bounds inbound requests in flight across every connection that shares
+	// the dispatcher (the node); default 16,384. Past it, requests get the same retryable
+	// "too many in-flight requests" as past MaxInFlight.
+	MaxInFlightTotal int
+	// MaxPartialFrameBytes is the node-wide budget for bytes held in partial frames; default
+	// 256 MiB, negative: none. Past it the stream (single-stream: the connection) holding the
+	// largest partial frame is closed (docs/security.md).
+	MaxPartialFrameBytes int64
+	MaxCompositionDepth  int           // default 32
+	ValidateOutputs      bool          // check outputs and domain details against their schemas
+	SlowHandlerLog       time.Duration // debug-log handlers slower than this; 0 = off
 }
 
 // Defaults of Config.
@@ -29,6 +38,7 @@ const (
 	DefaultTimeout             = 30 * time.Second
 	DefaultStreamIdleTimeout   = 10 * time.Second
 	DefaultMaxInFlight         = 1024
+	DefaultMaxInFlightTotal    = 16384
 	DefaultMaxCompositionDepth = 32
 )
 
@@ -52,6 +62,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxCompositionDepth == 0 {
 		c.MaxCompositionDepth = DefaultMaxCompositionDepth
 	}
+	if c.MaxInFlightTotal == 0 {
+		c.MaxInFlightTotal = DefaultMaxInFlightTotal
+	}
+	if c.MaxPartialFrameBytes == 0 {
+		c.MaxPartialFrameBytes = DefaultMaxPartialFrameBytes
+	}
 	return c
 }
 
@@ -65,8 +81,11 @@ func (c Config) Validate() error {
 	if c.DefaultTimeout < 0 || c.StreamIdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
-	if c.MaxInFlight < 0 || c.MaxCompositionDepth < 0 {
-		errs = append(errs, errors.New("max_in_flight and max_composition_depth must not be negative"))
+	if c.MaxInFlight < 0 || c.MaxCompositionDepth < 0 || c.MaxInFlightTotal < 0 {
+		errs = append(errs, errors.New("max_in_flight, max_in_flight_total and max_composition_depth must not be negative"))
+	}
+	if c.MaxPartialFrameBytes > 0 && c.MaxPartialFrameBytes < int64(c.MaxFrameSize) {
+		errs = append(errs, fmt.Errorf("max_partial_frame_bytes: %d is less than max_frame_size %d", c.MaxPartialFrameBytes, c.MaxFrameSize))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
@@ -84,10 +103,15 @@ type Dispatcher struct {
 	ownership OwnershipProvider
 	sessions  SessionOverlaySource
 	observer  Observer
+
+	// Node-wide state, shared by the dispatchers WithConfig derives from this one.
+	budget   *FrameBudget  // bytes held in partial frames
+	inflight *atomic.Int64 // inbound requests in flight on every connection
 }
 
 // Observer receives call metrics (the CLI exports them to Prometheus). Implementations must
-// be safe for concurrent use and must not block.
+// be safe for concurrent use and must not block. CallDone's op is a registered operation's
+// name or OtherOperationLabel, never a name taken from the wire unchecked.
 type Observer interface {
 	CallDone(op, code string, d time.Duration) // code "" = success
 	StreamOpened()
@@ -107,6 +131,7 @@ func (d *Dispatcher) WithConfig(cfg Config) (*Dispatcher, error) {
 	}
 	c := *d
 	c.cfg = cfg.WithDefaults()
+	c.budget.SetLimit(c.cfg.MaxPartialFrameBytes)
 	return &c, nil
 }
 
@@ -165,6 +190,8 @@ func NewDispatcher(r *Registry, cfg Config, ids core.IdentityProvider, opts ...D
 		o(d)
 	}
 	d.log = logger(d.log)
+	d.budget = NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
+	d.inflight = new(atomic.Int64)
 	return d, nil
 }
 
@@ -175,6 +202,21 @@ var defaultDispatcher = sync.OnceValue(func() *Dispatcher {
 
 // Config returns the dispatcher's effective configuration.
 func (d *Dispatcher) Config() Config { return d.cfg }
+
+// reserveInFlight takes a node-wide in-flight slot; false when MaxInFlightTotal is reached.
+func (d *Dispatcher) reserveInFlight() bool {
+	if d.inflight.Add(1) > int64(d.cfg.MaxInFlightTotal) {
+		d.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// FrameBudget returns the node-wide budget of bytes held in partial frames.
+func (d *Dispatcher) FrameBudget() *FrameBudget { return d.budget }
+
+// InFlight returns the inbound requests in flight on every connection of the dispatcher.
+func (d *Dispatcher) InFlight() int64 { return d.inflight.Load() }
 
 // Registry returns the core registry.
 func (d *Dispatcher) Registry() *Registry { return d.reg }
@@ -190,12 +232,18 @@ func (d *Dispatcher) Resolve(ctx context.Context, conn *core.Identity, token str
 	return conn
 }
 
-// resolveRequest is Resolve for a request that may carry no token at all.
-func (d *Dispatcher) resolveRequest(ctx context.Context, conn *core.Identity, token string, has bool) *core.Identity {
+// resolveRequest is Resolve for a request that may carry no token at all. rejected reports a
+// token that did not resolve (unknown, revoked, expired, or its address blocked).
+func (d *Dispatcher) resolveRequest(ctx context.Context, conn *core.Identity, token string, has bool) (id *core.Identity, rejected bool) {
 	if !has {
-		return conn
+		return conn, false
 	}
-	return d.Resolve(ctx, conn, token)
+	if d.ids != nil {
+		if id, ok := d.ids.FromToken(ctx, token); ok {
+			return &id, false
+		}
+	}
+	return conn, true
 }
 
 // Visible lists the External core operations whose access control admits id (no resource
@@ -218,12 +266,15 @@ func (d *Dispatcher) Visible(ctx context.Context, id *core.Identity) []Operation
 
 // rootInput is one root request, from the wire or an ingress.
 type rootInput struct {
-	id           string
-	op           string
-	input        json.RawMessage
-	identity     *core.Identity // resolved
-	forwardedFor *core.Identity
-	peers        []peerLayer
+	id       string
+	op       string
+	input    json.RawMessage
+	identity *core.Identity // resolved
+	// tokenRejected: the request's auth_token did not resolve; if that leaves it anonymous,
+	// access control says so instead of "authentication required" (docs/protocol.md §15.6).
+	tokenRejected bool
+	forwardedFor  *core.Identity
+	peers         []peerLayer
 	// ownCtx: the parent context is this request's own, already cancellable and with the
 	// deadline of §13 (see requestContext); startRoot uses it as it is.
 	ownCtx bool
@@ -245,19 +296,32 @@ type root struct {
 
 // lookupRoot finds a wire-reachable registration: only External core operations (§11.4.5).
 func (d *Dispatcher) lookupRoot(op string) (*Registration, *CallError) {
-	name := stripSlash(op)
-	reg, ok := d.reg.lookup(name)
-	if !ok || reg.Spec.Visibility != External {
-		return nil, errNotFound(name)
+	reg := d.rootRegistration(op)
+	if reg == nil {
+		return nil, errNotFound(stripSlash(op))
 	}
 	return reg, nil
 }
 
-// requestContext returns the context of one root request for op: cancellable, and with the
-// deadline of §13 unless op is a subscription, in a single context (each derived layer would
-// cost allocations and a registration with its parent on every call).
-func (d *Dispatcher) requestContext(base context.Context, op string) (context.Context, context.CancelFunc) {
-	if reg, ok := d.reg.lookup(stripSlash(op)); ok && reg.Spec.Type == OpSubscription {
+// rootRegistration returns the registration a root request for op reaches, or nil.
+func (d *Dispatcher) rootRegistration(op string) *Registration {
+	reg, ok := d.reg.lookup(stripSlash(op))
+	if !ok || reg.Spec.Visibility != External {
+		return nil
+	}
+	return reg
+}
+
+// OtherOperationLabel is the operation an Observer sees for requests that reached no
+// registration (unknown or internal names): peers cannot grow the metrics' label set.
+const OtherOperationLabel = "other"
+
+// requestContext returns the context of one root request for reg (nil: none, the request
+// fails at once): cancellable, and with the deadline of §13 unless it is a subscription, in a
+// single context (each derived layer would cost allocations and a registration with its
+// parent on every call).
+func (d *Dispatcher) requestContext(base context.Context, reg *Registration) (context.Context, context.CancelFunc) {
+	if reg != nil && reg.Spec.Type == OpSubscription {
 		return context.WithCancel(base)
 	}
 	return context.WithTimeout(base, d.cfg.DefaultTimeout)
@@ -274,6 +338,9 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 		in.input = json.RawMessage("null")
 	}
 	if ce := checkAccess(parent, &reg.Spec, in.identity, d.ownership, in.input, d.log.Warn); ce != nil {
+		if in.identity == nil && in.tokenRejected && ce.Message == msgAuthRequired {
+			ce = &CallError{Code: CodeForbidden, Message: msgTokenRejected}
+		}
 		return nil, ce
 	}
 	if ce := validateInput(reg, in.input); ce != nil {

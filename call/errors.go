@@ -46,6 +46,7 @@ const (
 	msgMissingName       = "missing required field: name"
 	msgOperationNotFound = "operation not found: "
 	msgAuthRequired      = "authentication required"
+	msgTokenRejected     = "unknown or revoked API key"
 )
 
 // ErrAborted matches every CallError that reports a cancelled or aborted request.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -20,23 +21,35 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
+	stopping atomic.Bool // set by an abort before it takes mu: a sendItem waiting for room gives up
 	itemHead []byte           // subscriptions: the envelope before each item's output
 	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }
 
 // sendItem writes a subscription item unless the request is already terminal. The envelope
 // is assembled in the stream's write queue (head, output, tail: no frame of its own), where
-// it may wait briefly to share a write with the next item.
+// it may wait briefly to share a write with the next item. The request's lock is held only
+// while the item is queued, never while it is written, and a wait for queue room ends when
+// the request is aborted: an abort (read by a single-stream connection's only reader) never
+// waits on a peer that stopped reading.
 func (in *inbound) sendItem(out json.RawMessage) error {
 	in.mu.Lock()
-	defer in.mu.Unlock()
 	if in.terminal {
+		in.mu.Unlock()
 		return errCancelled(nil)
 	}
 	if in.itemHead == nil {
 		in.itemHead = respondedHead(nil, in.id)
 	}
-	return in.out.w.writeFrameBatched(in.itemHead, out, respondedTail)
+	flush, err := in.out.w.queueBatched(in.itemHead, out, respondedTail, &in.stopping)
+	in.mu.Unlock()
+	if errors.Is(err, ErrWriteStopped) {
+		return errCancelled(nil)
+	}
+	if err != nil || !flush {
+		return err
+	}
+	return in.out.w.flush()
 }
 
 // acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17) on a worker, or, with inline
@@ -50,10 +63,16 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline fun
 	p := decodeRequested(e.Payload)
 	// Not a child of c.ctx: teardown aborts every inbound request itself, and a child would
 	// register with (and contend on) the connection's context on every call.
-	ctx, cancel := c.d.requestContext(c.base, p.OperationID)
+	reg := c.d.rootRegistration(p.OperationID)
+	ctx, cancel := c.d.requestContext(c.base, reg)
 	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	if c.d.observer != nil {
-		start, op := time.Now(), stripSlash(p.OperationID)
+		// Only operations that resolved to a registration get a label of their own: names a
+		// peer makes up must not grow the metrics (docs/security.md).
+		start, op := time.Now(), OtherOperationLabel
+		if reg != nil {
+			op = reg.Spec.Name
+		}
 		in.observe = func(ce *CallError) { c.d.callDone(op, ce, start) }
 	}
 	c.mu.Lock()
@@ -67,7 +86,7 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline fun
 		cancel()
 		reject(&CallError{Code: CodeInvalidInput, Message: msgDuplicateID})
 		return false
-	case len(c.inbound) >= c.d.cfg.MaxInFlight:
+	case len(c.inbound) >= c.d.cfg.MaxInFlight || !c.d.reserveInFlight():
 		c.mu.Unlock()
 		cancel()
 		reject(errRetryableInternal(msgTooManyInFlight))
@@ -133,6 +152,7 @@ func (c *Conn) forgetInbound(in *inbound) {
 		delete(c.inbound, in.id)
 	}
 	c.mu.Unlock()
+	c.d.inflight.Add(-1)
 	if in.stream != nil {
 		in.stream.requestDone(in.id)
 	}
@@ -148,6 +168,8 @@ func (c *Conn) abortInbound(id string) bool {
 		return false
 	}
 	in.node.aborted.Store(true)
+	in.stopping.Store(true)
+	in.out.w.wake()
 	c.finishInbound(in, nil)
 	return true
 }
@@ -159,8 +181,8 @@ func errorEnvelope(id string, ce *CallError) *Envelope {
 // runInbound runs one root request to its terminal event.
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
 	connID, peers := c.peerIdentity()
-	identity := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
-	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
+	identity, rejected := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
+	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return

@@ -23,6 +23,8 @@ type RootRequest struct {
 	Input         json.RawMessage
 	ConnIdentity  *core.Identity // e.g. from a TLS client certificate
 	AuthToken     string         // resolved as auth_token (§15.6)
+	// A front end with a transport address puts it in ctx (auth.NewContext with RemoteAddr and
+	// ALPN): tokens are then limited and audited per address as on the wire (core.md §6.5).
 	Ingress       string         // "http", "mcp", "napi", …: audit logs only
 }
 
@@ -32,8 +34,8 @@ func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *Ca
 	if r.ID == "" {
 		r.ID = newUUID()
 	}
-	id := d.resolveRequest(ctx, r.ConnIdentity, r.AuthToken, r.AuthToken != "")
-	return d.startRoot(ctx, rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id})
+	id, rejected := d.resolveRequest(ctx, r.ConnIdentity, r.AuthToken, r.AuthToken != "")
+	return d.startRoot(ctx, rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id, tokenRejected: rejected})
 }
 
 // Call runs a query or mutation root. Cancelling ctx aborts it with cascade; errors are *CallError.

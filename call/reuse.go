@@ -125,7 +125,7 @@ func (c *Conn) readReuse(rs *reuseStream) {
 				}
 				continue
 			}
-			rs.w.s.Cancel(1)
+			rs.w.s.Cancel(codeProtocolError)
 		}
 		rs.mu.Lock()
 		rs.retired = true

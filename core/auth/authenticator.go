@@ -115,9 +115,17 @@ func (a *Authenticator) Fingerprint(ctx context.Context, ac AuthContext) (Identi
 
 // Token resolves a per-request token. It returns ErrAuthBlocked without resolving while the
 // remote IP is blocked, and ErrAuthFailed (spending one failure) when the token does not resolve.
+//
+// On a connection whose identity came from its certificate fingerprint (ac.Identity and
+// ac.Fingerprint set: a known peer, such as a hub's forwarding link), failures count against
+// the connection's ConnFailures in ctx instead, and past the limit the connection is closed;
+// its IP is never blocked, so one revoked token cannot cut off every peer behind one address.
 func (a *Authenticator) Token(ctx context.Context, ac AuthContext, token string) (Identity, error) {
-	key := netkey.FromAddr(ac.RemoteAddr)
 	lim := a.limits().WithDefaults()
+	if ac.Identity != nil && ac.Fingerprint != "" {
+		return a.connToken(ctx, ac, token, lim)
+	}
+	key := netkey.FromAddr(ac.RemoteAddr)
 	if a.Blocked(ac.RemoteAddr) {
 		a.ReportBlocked(ac)
 		return Identity{}, ErrAuthBlocked
@@ -134,6 +142,28 @@ func (a *Authenticator) Token(ctx context.Context, ac AuthContext, token string)
 		a.mu.Unlock()
 	}
 	a.audit(ac, "", "reject")
+	return Identity{}, ErrAuthFailed
+}
+
+// connToken is Token on a connection identified by its fingerprint: failures are limited per
+// connection (ConnFailures in ctx; none there: not limited).
+func (a *Authenticator) connToken(ctx context.Context, ac AuthContext, token string, lim RateLimits) (Identity, error) {
+	cf, _ := ctx.Value(connFailuresKey{}).(*ConnFailures)
+	if cf != nil && !lim.off() && cf.blocked(a.now(), lim) {
+		a.audit(ac, "", "blocked")
+		return Identity{}, ErrAuthBlocked
+	}
+	id, ok := a.p.FromToken(ctx, token)
+	if ok {
+		a.audit(ac, id.ID, "accept")
+		return id, nil
+	}
+	a.audit(ac, "", "reject")
+	if cf != nil && !lim.off() && cf.fail(a.now(), lim) {
+		a.log.Warn("closing connection: too many failed tokens", "remote_addr", netkey.Host(ac.RemoteAddr),
+			"peer_id", ac.Identity.ID, "alpn", ac.ALPN)
+		cf.close()
+	}
 	return Identity{}, ErrAuthFailed
 }
 
@@ -236,4 +266,52 @@ func (a *Authenticator) audit(ac AuthContext, peerID, result string) {
 		"peer_id", peerID,
 		"alpn", ac.ALPN,
 		"result", result)
+}
+
+// ConnFailures limits failed tokens on one connection (see Token). The endpoint puts one in
+// every Handle ctx (WithConnFailures); close ends the connection once the limit is passed.
+type ConnFailures struct {
+	mu     sync.Mutex
+	lim    *rate.Limiter
+	limits RateLimits
+	close  func()
+	closed bool
+}
+
+type connFailuresKey struct{}
+
+// NewConnFailures returns a per-connection failure limiter that calls close (once) when the
+// connection has used up its failure budget.
+func NewConnFailures(close func()) *ConnFailures { return &ConnFailures{close: close} }
+
+// WithConnFailures returns ctx carrying cf.
+func WithConnFailures(ctx context.Context, cf *ConnFailures) context.Context {
+	return context.WithValue(ctx, connFailuresKey{}, cf)
+}
+
+func (c *ConnFailures) limiter(lim RateLimits) *rate.Limiter {
+	if c.lim == nil || c.limits != lim {
+		c.lim = rate.NewLimiter(perSecond(lim), max(lim.FailureBurst, 0))
+		c.limits = lim
+	}
+	return c.lim
+}
+
+func (c *ConnFailures) blocked(now time.Time, lim RateLimits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed || c.limiter(lim).TokensAt(now) < 1
+}
+
+// fail spends one failure; it reports whether the connection must now be closed (once).
+func (c *ConnFailures) fail(now time.Time, lim RateLimits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.limiter(lim)
+	l.AllowN(now, 1)
+	if c.closed || l.TokensAt(now) >= 1 {
+		return false
+	}
+	c.closed = true
+	return c.close != nil
 }
