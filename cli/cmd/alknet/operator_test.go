@@ -149,8 +149,8 @@ func TestOperatorFlow(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, series := range []string{
-		`alknet_calls_total{op="node/reload",code="OK"}`, `alknet_calls_total{op="node/reload",code="FORBIDDEN"}`,
-		`alknet_call_duration_seconds_bucket{op="node/reload",le="+Inf"}`, `alknet_connections_active{transport="quic"}`,
+		`alknet_calls_total{code="OK",op="node/reload"}`, `alknet_calls_total{code="FORBIDDEN",op="node/reload"}`,
+		`alknet_call_duration_seconds_bucket{op="node/reload",le="+Inf"}`, "go_goroutines", "process_resident_memory_bytes", `alknet_connections_active{transport="quic"}`,
 		"alknet_streams_active", `alknet_auth_attempts_total{result="accept"}`, "alknet_auth_failures_total",
 	} {
 		if !strings.Contains(string(body), series) {

@@ -70,6 +70,10 @@ type Limits struct {
 	IdleTimeout         Duration `toml:"idle_timeout"`
 	KeepAlivePeriod     Duration `toml:"keep_alive_period"`
 	MaxIncomingStreams  int64    `toml:"max_incoming_streams"`
+	// Inactivity and abuse limits (docs/security.md).
+	SingleStreamIdleTimeout Duration `toml:"single_stream_idle_timeout"`
+	WriteTimeout            Duration `toml:"write_timeout"`
+	RetryAbove              int      `toml:"retry_above"`
 }
 
 // TLS selects the identity mode.
@@ -96,6 +100,8 @@ type Call struct {
 	StreamIdleTimeout   Duration `toml:"stream_idle_timeout"`
 	MaxFrameSize        int      `toml:"max_frame_size"`
 	MaxInFlight         int      `toml:"max_in_flight"`
+	MaxInFlightTotal    int      `toml:"max_in_flight_total"`
+	MaxPartialFrameByte int64    `toml:"max_partial_frame_bytes"`
 	MaxCompositionDepth int      `toml:"max_composition_depth"`
 	MaxPending          int      `toml:"max_pending"`
 	SubscriptionBuffer  int      `toml:"subscription_buffer"`
@@ -219,7 +225,9 @@ func (f *File) CoreLimits() config.Limits {
 	l := f.Node.Limits
 	return config.Limits{MaxConnections: l.MaxConnections, MaxConnectionsPerIP: l.MaxConnectionsPerIP,
 		HandshakeTimeout: time.Duration(l.HandshakeTimeout), IdleTimeout: time.Duration(l.IdleTimeout),
-		KeepAlivePeriod: time.Duration(l.KeepAlivePeriod), MaxIncomingStreams: l.MaxIncomingStreams}
+		KeepAlivePeriod: time.Duration(l.KeepAlivePeriod), MaxIncomingStreams: l.MaxIncomingStreams,
+		SingleStreamIdleTimeout: time.Duration(l.SingleStreamIdleTimeout), WriteTimeout: time.Duration(l.WriteTimeout),
+		RetryAbove: l.RetryAbove}
 }
 
 // Dynamic returns peers, API keys and rate limits (absent enabled = true).
@@ -241,7 +249,8 @@ func (f *File) Dynamic() config.DynamicConfig {
 func (f *File) CallConfig() call.Config {
 	c := f.Call
 	return call.Config{DefaultTimeout: time.Duration(c.DefaultTimeout), StreamIdleTimeout: time.Duration(c.StreamIdleTimeout),
-		MaxFrameSize: c.MaxFrameSize, MaxInFlight: c.MaxInFlight, MaxCompositionDepth: c.MaxCompositionDepth}
+		MaxFrameSize: c.MaxFrameSize, MaxInFlight: c.MaxInFlight, MaxCompositionDepth: c.MaxCompositionDepth,
+		MaxInFlightTotal: c.MaxInFlightTotal, MaxPartialFrameBytes: c.MaxPartialFrameByte}
 }
 
 // ConnOptions is the per-connection part of [call].
