@@ -236,7 +236,9 @@ func (f *FrameReader) retireChunk() {
 // Ended reports whether the stream ended right after the last frame ReadFrame returned: the
 // next ReadFrame is io.EOF without waiting. (A QUIC peer that sends its request and FIN in one
 // packet lets the callee know at once that no more frames come.)
-func (f *FrameReader) Ended() bool { return f.ended && f.pos == len(f.chunk) && f.prefixN == 0 && f.size == 0 }
+func (f *FrameReader) Ended() bool {
+	return f.ended && f.pos == len(f.chunk) && f.prefixN == 0 && f.size == 0
+}
 
 // ReadAhead makes the reader read the stream in chunks of size bytes (0: exactly one frame
 // at a time), for streams that carry many frames: fewer reads, no copy and one allocation per
@@ -251,7 +253,7 @@ func (f *FrameReader) hold(n int) {
 	if f.budget == nil || n == f.charged {
 		return
 	}
-	f.budget.adjust(f, n-f.charged)
+	f.budget.adjust(f, n)
 	f.charged = n
 }
 

@@ -36,6 +36,8 @@ type nodeOpts struct {
 	cfg     call.Config
 	dynamic config.DynamicConfig
 	dopts   []call.DispatcherOption
+	limits  config.Limits // endpoint limits
+	log     *slog.Logger  // nil: discarded
 }
 
 func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.Dispatcher {
@@ -70,7 +72,10 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	if n.store, err = config.NewStore(o.dynamic); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.DiscardHandler)
+	log := o.log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	authn := auth.NewAuthenticator(n.store.Provider(), n.store.RateLimits, log)
 	n.d = buildDispatcher(t, o, authn)
 	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: n.d})
@@ -80,7 +85,7 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	if n.srv, err = tlsconf.NewServer(tlsconf.ServerOptions{}, n.key, reg.ALPNs()); err != nil {
 		t.Fatal(err)
 	}
-	if n.e, err = endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Store: n.store, Logger: log, DrainTimeout: 2 * time.Second}); err != nil {
+	if n.e, err = endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Store: n.store, Logger: log, DrainTimeout: 2 * time.Second, Limits: o.limits}); err != nil {
 		t.Fatal(err)
 	}
 	qa, err := n.e.ListenQUIC("127.0.0.1:0", n.srv.QUIC())

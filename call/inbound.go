@@ -21,7 +21,7 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
-	stopping atomic.Bool // set by an abort before it takes mu: a sendItem waiting for room gives up
+	stopping atomic.Bool      // set by an abort before it takes mu: a sendItem waiting for room gives up
 	itemHead []byte           // subscriptions: the envelope before each item's output
 	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
 }

@@ -25,7 +25,7 @@ type RootRequest struct {
 	AuthToken     string         // resolved as auth_token (§15.6)
 	// A front end with a transport address puts it in ctx (auth.NewContext with RemoteAddr and
 	// ALPN): tokens are then limited and audited per address as on the wire (core.md §6.5).
-	Ingress       string         // "http", "mcp", "napi", …: audit logs only
+	Ingress string // "http", "mcp", "napi", …: audit logs only
 }
 
 var _ Ingress = (*Dispatcher)(nil)

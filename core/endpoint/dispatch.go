@@ -36,6 +36,9 @@ func (t *tracked) SetIdentity(id auth.Identity) error {
 	return nil
 }
 
+// Timeouts forwards the connection's inactivity limits (conn.TimeoutsOf).
+func (t *tracked) Timeouts() conn.Timeouts { return conn.TimeoutsOf(t.Connection) }
+
 func (t *tracked) heldIdentity() (auth.Identity, bool, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

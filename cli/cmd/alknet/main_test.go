@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -26,7 +27,18 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "alknet")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	// The binary under test is built like the tests: with -race under -race, and with -cover
+	// under -cover (its runs then add to the coverage profile through GOCOVERDIR).
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	flag.Parse()
+	if f := flag.Lookup("test.gocoverdir"); f != nil && f.Value.String() != "" && testing.CoverMode() != "" {
+		args = append(args, "-cover")
+		_ = os.Setenv("GOCOVERDIR", f.Value.String())
+	}
+	if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
 		panic("build alknet: " + err.Error() + "\n" + string(out))
 	}
 	code := 0

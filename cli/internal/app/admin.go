@@ -206,8 +206,9 @@ func apikeyCommand(e *env) *cli.Command {
 			{
 				Name:      "create",
 				Usage:     "create an API key; the token is printed once and only its hash is stored",
-				UsageText: "alknet apikey create --scope admin --description ci > ci.token\nalknet reload",
+				UsageText: "alknet apikey create --scope admin --description ci --out ci.token   # written with mode 0600\nalknet reload",
 				Flags: []cli.Flag{configFlag(),
+					&cli.StringFlag{Name: "out", Usage: "write the token to this new file (mode 0600) instead of stdout"},
 					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the key (repeatable; at least one)"},
 					&cli.StringFlag{Name: "description", Usage: "what the key is for"},
 					&cli.DurationFlag{Name: "expires-in", Usage: "expire after this long (e.g. 720h); default never"},
@@ -236,36 +237,56 @@ func apikeyCommand(e *env) *cli.Command {
 					if !exp.IsZero() {
 						block += "expires_at = " + exp.Format(time.RFC3339) + "\n"
 					}
+					// The token file first: if it cannot be written, the config is left as it was.
+					out := c.String("out")
+					if out != "" {
+						if err := writeSecretFile(out, token+"\n"); err != nil {
+							return err
+						}
+					}
 					if err := saveEdited(path, appendBlock(text, block)); err != nil {
+						if out != "" {
+							_ = os.Remove(out)
+						}
 						return err
 					}
-					fmt.Fprintln(e.stdout, token)
+					if out == "" {
+						fmt.Fprintln(e.stdout, token)
+					}
 					fmt.Fprintf(e.stderr, "api key %s added to %s; the token above is shown only once; run 'alknet reload' to apply\n", entry.Prefix, path)
 					return nil
 				},
 			},
 			{
 				Name:      "revoke",
-				Usage:     "revoke an API key by its prefix",
-				ArgsUsage: "PREFIX",
-				UsageText: "alknet apikey revoke alk_AbCd\nalknet reload",
+				Usage:     "revoke an API key by its prefix or its whole token",
+				ArgsUsage: "PREFIX|TOKEN",
+				UsageText: "alknet apikey revoke alk_AbCd          # the token's first 8 characters\nalknet apikey revoke \"$(cat ci.token)\"  # or the whole token (checked against the stored hash)\nalknet reload",
 				Flags:     []cli.Flag{configFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
-						return usageErr("want PREFIX (the token's first 8 characters)")
+						return usageErr("want PREFIX (the token's first 8 characters) or the whole token")
 					}
-					path, text, _, err := loadForEdit(c)
+					arg := c.Args().First()
+					if !strings.HasPrefix(arg, "alk_") || len(arg) < 8 {
+						return usageErr("want PREFIX (alk_ and 4 more characters) or the whole token")
+					}
+					prefix := arg[:8] // the rest of a whole token is secret: never echoed
+					path, text, f, err := loadForEdit(c)
 					if err != nil {
 						return err
 					}
-					out, ok := removeBlock(text, "apikey", "prefix", c.Args().First())
+					if len(arg) > 8 && !tokenMatches(f.Dynamic().APIKeys, prefix, arg) {
+						return &exitError{code: ExitNotFound, word: "NOT_FOUND", err: fmt.Errorf("the token does not match API key %s in %s", prefix, path)}
+					}
+					out, ok := removeBlock(text, "apikey", "prefix", prefix)
 					if !ok {
-						return &exitError{code: ExitNotFound, word: "NOT_FOUND", err: fmt.Errorf("no API key %q in %s", c.Args().First(), path)}
+						return &exitError{code: ExitNotFound, word: "NOT_FOUND", err: fmt.Errorf("no API key %s in %s", prefix, path)}
 					}
 					if err := saveEdited(path, out); err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stdout, "api key %s revoked in %s; run 'alknet reload' to apply\n", c.Args().First(), path)
+					fmt.Fprintf(e.stdout, "api key %s revoked in %s; run 'alknet reload' to apply\n", prefix, path)
 					return nil
 				},
 			},
@@ -356,4 +377,35 @@ func keyGenCommand(e *env) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// tokenMatches reports whether token is the one whose hash the API key with prefix stores
+// (compared in constant time, through the auth package's policy).
+func tokenMatches(keys []auth.ApiKeyEntry, prefix, token string) bool {
+	for _, k := range keys {
+		if k.Prefix != prefix {
+			continue
+		}
+		p, err := auth.NewPolicy(nil, []auth.ApiKeyEntry{k}, time.Now)
+		if err != nil {
+			return false
+		}
+		_, ok := p.FromToken(context.Background(), token)
+		return ok
+	}
+	return false
+}
+
+// writeSecretFile creates path (which must not exist) with mode 0600 and writes s to it.
+func writeSecretFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return configErr(fmt.Errorf("token file: %w", err))
+	}
+	if _, err := f.WriteString(s); err != nil {
+		_ = f.Close()
+		_ = os.Remove(path)
+		return fmt.Errorf("token file: %w", err)
+	}
+	return f.Close()
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -53,11 +55,22 @@ func (n *node) run(ctx context.Context) error {
 	if err := ensureStateDir(n.dir); err != nil {
 		return configErr(err)
 	}
+	// Signals are caught from here on: a SIGTERM or a reload's SIGHUP that arrives while the
+	// node starts is handled once it serves, never the default action (exit without drain).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	// One node per state directory: a second would overwrite node.ticket and node.pid and,
+	// stopping, delete the first one's.
+	unlock, err := lockStateDir(n.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	static := n.file.Static(n.listen, nodeListen)
 	if n.drain != nil {
 		static.DrainTimeout = *n.drain
 	}
-	var err error
 	if n.store, err = config.NewStore(n.file.Dynamic()); err != nil {
 		return configErr(err)
 	}
@@ -138,7 +151,7 @@ func (n *node) run(ctx context.Context) error {
 
 	runDone := make(chan error, 1)
 	go func() { runDone <- ep.Run(ctx) }()
-	err = n.waitForSignals(runDone, func() error { return ep.Shutdown(context.Background()) })
+	err = n.waitForSignals(sigs, runDone, func() error { return ep.Shutdown(context.Background()) })
 	if errors.Is(err, endpoint.ErrDrainTimeout) {
 		n.e.log.Warn("drain timeout", "err", err)
 		return nil

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -171,10 +170,7 @@ func checkDevListen(addr string) error {
 
 // waitForSignals serves until SIGINT/SIGTERM, reloading on SIGHUP; a second stop signal
 // during the drain exits at once.
-func (n *node) waitForSignals(runDone <-chan error, shutdown func() error) error {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+func (n *node) waitForSignals(sigs <-chan os.Signal, runDone <-chan error, shutdown func() error) error {
 	for {
 		select {
 		case err := <-runDone:

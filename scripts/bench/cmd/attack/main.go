@@ -73,9 +73,15 @@ var dialer client.Dialer
 
 // rss returns VmRSS and VmHWM of pid in MiB.
 func rss(pid int) (cur, peak float64) {
+	cur, peak, _ = vm(pid)
+	return cur, peak
+}
+
+// vm returns VmRSS, VmHWM and VmData (memory the process has reserved, touched or not) in MiB.
+func vm(pid int) (cur, peak, data float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1, -1
+		return -1, -1, -1
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		var kb float64
@@ -85,8 +91,11 @@ func rss(pid int) (cur, peak float64) {
 		if _, err := fmt.Sscanf(l, "VmHWM: %f kB", &kb); err == nil {
 			peak = kb / 1024
 		}
+		if _, err := fmt.Sscanf(l, "VmData: %f kB", &kb); err == nil {
+			data = kb / 1024
+		}
 	}
-	return cur, peak
+	return cur, peak, data
 }
 
 func frame(body string) []byte {
@@ -96,7 +105,7 @@ func frame(body string) []byte {
 // frames announces 16 MiB frames and sends one byte of each, on conns TCP+TLS connections and
 // streams QUIC streams (one QUIC connection per 10 streams).
 func frames(ctx context.Context, addr, quicAddr string, creds tlsconf.ConnectionCredentials, pid, conns, streams int, hold time.Duration) error {
-	_, peak0 := rss(pid)
+	_, peak0, data0 := vm(pid)
 	announce := binary.BigEndian.AppendUint32(nil, 16<<20)
 	announce = append(announce, '{')
 	var open []conn.Connection
@@ -138,9 +147,9 @@ func frames(ctx context.Context, addr, quicAddr string, creds tlsconf.Connection
 		}
 	}
 	time.Sleep(hold)
-	cur, peak := rss(pid)
+	cur, peak, data := vm(pid)
 	fmt.Printf("frames: %d TCP+TLS connections and %d QUIC streams announced 16 MiB and sent 1 byte each (%d bytes of bodies)\n", conns, streams, conns+streams)
-	fmt.Printf("node RSS %.0f MiB, peak %.0f MiB (peak before %.0f MiB)\n", cur, peak, peak0)
+	fmt.Printf("node RSS %.0f MiB, peak %.0f MiB (peak before %.0f MiB); heap reserved (VmData) %.0f MiB (before %.0f MiB)\n", cur, peak, peak0, data, data0)
 	return nil
 }
 
