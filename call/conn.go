@@ -66,6 +66,10 @@ type Conn struct {
 	pending map[string]*pending
 	closed  bool
 	overlay *Overlay
+	// Aborts that arrived before their request (multi-stream: the abort's fresh stream can
+	// overtake the request's stream), so the request is not run when it comes; bounded FIFO.
+	early      map[string]struct{}
+	earlyOrder []string
 
 	shared    *wire         // single-stream: the one stream (nil on multi-stream)
 	ready     chan struct{} // closed once Run has the shared stream (or knows there is none)
@@ -348,13 +352,60 @@ func (c *Conn) readServed(ss *servedStream) {
 				return // the request ran here; the follower reads on
 			}
 		case EventAborted:
-			c.abortInbound(e.ID)
+			if !c.abortInbound(e.ID) {
+				c.rememberEarlyAbort(e.ID)
+			}
 		case EventResponded, EventCompleted, EventError:
 			c.log.Debug("ignoring a response event on a stream the peer opened", "type", e.Type)
 		default:
 			c.log.Debug("ignoring unknown event type", "type", e.Type)
 		}
 	}
+}
+
+// Early aborts kept per connection, and the longest id kept (UUIDs have 36 characters).
+const (
+	maxEarlyAborts  = 1024
+	maxEarlyAbortID = 128
+)
+
+// rememberEarlyAbort records an abort for a request not (yet) in flight: on a multi-stream
+// connection the abort travels on a stream of its own and may arrive before the request. The
+// request, if it comes, is then not run. Ids a peer aborts without ever sending are forgotten
+// oldest first.
+func (c *Conn) rememberEarlyAbort(id string) {
+	if len(id) == 0 || len(id) > maxEarlyAbortID {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.early == nil {
+		c.early = map[string]struct{}{}
+	}
+	if _, ok := c.early[id]; ok {
+		return
+	}
+	if len(c.earlyOrder) >= maxEarlyAborts {
+		delete(c.early, c.earlyOrder[0])
+		c.earlyOrder = c.earlyOrder[1:]
+	}
+	c.early[id] = struct{}{}
+	c.earlyOrder = append(c.earlyOrder, id)
+}
+
+// takeEarlyAbort reports (and forgets) an abort that came before request id. c.mu is held.
+func (c *Conn) takeEarlyAbortLocked(id string) bool {
+	if _, ok := c.early[id]; !ok {
+		return false
+	}
+	delete(c.early, id)
+	if i := slices.Index(c.earlyOrder, id); i >= 0 {
+		c.earlyOrder = slices.Delete(c.earlyOrder, i, i+1)
+	}
+	return true
 }
 
 // brokenStream handles a malformed or truncated frame or a read error on a served stream:

@@ -81,6 +81,11 @@ func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline fun
 		c.mu.Unlock()
 		cancel()
 		return false
+	case len(c.early) > 0 && c.takeEarlyAbortLocked(e.ID):
+		// Aborted before it arrived: the caller has given up on it; nothing is run or written.
+		c.mu.Unlock()
+		cancel()
+		return false
 	case c.inbound[e.ID] != nil:
 		c.mu.Unlock()
 		cancel()
