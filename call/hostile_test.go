@@ -237,33 +237,125 @@ func TestSingleStreamIdleTimeout(t *testing.T) {
 	close(release)
 }
 
-// Defect 5: a peer that stops reading cannot hold a writer: past WriteTimeout the TCP+TLS
-// connection is closed and the subscription's handler ends.
+// Defect 5 (slow peers): a peer that stops reading cannot hold a writer: past WriteTimeout the
+// QUIC stream is reset or the TCP+TLS connection closed, and the subscription's handler ends.
 func TestWriteTimeoutStalledReader(t *testing.T) {
-	ended := make(chan struct{})
-	flood := streamOp("test/flood", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
-		defer close(ended)
-		pad, _ := json.Marshal(strings.Repeat("x", 4096))
-		for {
-			if err := emit(append(append(js(`{"pad":`), pad...), '}')); err != nil {
-				return err
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			ended := make(chan struct{})
+			flood := streamOp("test/flood", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
+				defer close(ended)
+				pad, _ := json.Marshal(strings.Repeat("x", 4096))
+				for {
+					if err := emit(append(append(js(`{"pad":`), pad...), '}')); err != nil {
+						return err
+					}
+				}
+			})
+			n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{flood}, limits: config.Limits{WriteTimeout: 300 * time.Millisecond}})
+			c := n.connect(t, tr, nil)
+			var st conn.Stream
+			var err error
+			if tr == "quic" {
+				st, err = c.OpenStream(tctx(t))
+			} else {
+				st, err = c.AcceptStream(tctx(t))
 			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Write(rawFrame(requestBody("s", "test/flood", "{}", ""))); err != nil {
+				t.Fatal(err)
+			}
+			// Never read: flow-control windows or socket buffers fill, the node's write stalls.
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the subscription is still writing to a peer that stopped reading")
+			}
+			waitIdle(t, n.d)
+		})
+	}
+}
+
+// waitIdle waits until d has nothing in flight and holds no partial frame.
+func waitIdle(t testing.TB, d *call.Dispatcher) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.InFlight() != 0 || d.FrameBudget().Held() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests in flight, %d bytes held in partial frames", d.InFlight(), d.FrameBudget().Held())
 		}
-	})
-	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{flood}, limits: config.Limits{WriteTimeout: 300 * time.Millisecond}})
-	st, err := n.connect(t, "tcp", nil).AcceptStream(tctx(t))
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Slow peers: a request sent one byte per write is read whole on both transports.
+func TestByteAtATimeFrames(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			n := startNode(t, nodeOpts{regs: demoRegs()})
+			c := n.connect(t, tr, nil)
+			var st conn.Stream
+			var err error
+			if tr == "quic" {
+				st, err = c.OpenStream(tctx(t))
+			} else {
+				st, err = c.AcceptStream(tctx(t))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range rawFrame(requestBody("b", "demo/add", `{"a":40,"b":2}`, "")) {
+				if _, err := st.Write([]byte{b}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := readEnvelope(t, st); e["type"] != "call.responded" || !strings.Contains(fmt.Sprint(e["payload"]), "42") {
+				t.Fatalf("answer: %v", e)
+			}
+		})
+	}
+}
+
+// Slow peers: a QUIC peer that vanishes (every datagram lost from then on) is dropped after
+// the connection idle timeout; its handlers are aborted and nothing stays in flight.
+func TestHalfOpenQUICPeer(t *testing.T) {
+	var ledger handlerLedger
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{ledger.waitOp("test/wait")},
+		limits: config.Limits{IdleTimeout: time.Second, KeepAlivePeriod: 200 * time.Millisecond}})
+	proxy, err := newLossyProxy(n.quic, 2, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Write(rawFrame(requestBody("s", "test/flood", "{}", ""))); err != nil {
+	defer proxy.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	qc, err := (&client.Dialer{}).DialQUIC(ctx, proxy.Addr(), call.ALPN, tlsconf.ConnectionCredentials{RemotePin: n.key.Fingerprint()})
+	if err != nil {
 		t.Fatal(err)
 	}
-	// Never read: socket buffers fill, the node's write stalls.
-	select {
-	case <-ended:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the subscription is still writing to a peer that stopped reading")
+	defer qc.Close(0, "")
+	st, err := qc.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := st.Write(rawFrame(requestBody("w", "test/wait", "{}", ""))); err != nil {
+		t.Fatal(err)
+	}
+	for ledger.started.Load() == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	proxy.blackhole()
+	start := time.Now()
+	for ledger.ended.Load() == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ledger.ended.Load() != 1 || ledger.cancelled.Load() != 1 {
+		t.Fatalf("the handler of a vanished peer did not end (%v)", time.Since(start))
+	}
+	t.Logf("handler aborted %v after the peer vanished (idle timeout 1 s)", time.Since(start).Round(10*time.Millisecond))
+	waitIdle(t, n.d)
 }
 
 // Defect 6: on TCP+TLS, aborting a subscription whose client stopped reading reaches the

@@ -125,6 +125,13 @@ func (p *lossyProxy) upstreamFor(from *net.UDPAddr) (*net.UDPConn, error) {
 	return up, nil
 }
 
+// blackhole drops every datagram from now on, both ways: the peers vanish for each other.
+func (p *lossyProxy) blackhole() {
+	p.mu.Lock()
+	p.loss = 1
+	p.mu.Unlock()
+}
+
 // Close stops relaying and waits for every goroutine and pending delivery.
 func (p *lossyProxy) Close() (dropped, sent int) {
 	p.mu.Lock()

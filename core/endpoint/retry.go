@@ -18,7 +18,7 @@ type handshakeKey struct{}
 // requireRetry makes tr demand address validation (a Retry) from new connection attempts
 // while more than Limits.RetryAbove handshakes are in progress (always, if negative).
 // Spoofed-source floods then never reach the handshake, the per-IP slots or the auth limiter.
-func (e *Endpoint) requireRetry(tr *quic.Transport) {
+func (e *Endpoint) requireRetry(tr *quic.Transport) *handshakes {
 	h := &handshakes{}
 	above := int64(e.limits.RetryAbove)
 	tr.VerifySourceAddress = func(net.Addr) bool { return above < 0 || h.n.Load() >= above }
@@ -29,6 +29,7 @@ func (e *Endpoint) requireRetry(tr *quic.Transport) {
 		context.AfterFunc(ctx, done) // closed or failed handshake
 		return context.WithValue(ctx, handshakeKey{}, done), nil
 	}
+	return h
 }
 
 // handshakeDone ends the count of an accepted connection's handshake.

@@ -1,0 +1,70 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Operation labels are capped: past MaxOperations names, calls count under "other", and a
+// scrape runs while calls are recorded (no lock of CallDone held by the scrape).
+func TestOperationLabelsCapped(t *testing.T) {
+	r := New()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 1500 {
+				r.CallDone(fmt.Sprintf("op/%d", g*1500+i), "", time.Millisecond)
+			}
+		}()
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	for range 5 { // scrapes concurrent with the calls
+		resp, err := srv.Client().Get(srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	wg.Wait()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	if got := strings.Count(text, "alknet_calls_total{"); got != MaxOperations+1 {
+		t.Fatalf("%d call series, want %d (MaxOperations and other)", got, MaxOperations+1)
+	}
+	if !strings.Contains(text, `alknet_calls_total{code="OK",op="other"} 5000`) {
+		t.Fatalf("the calls beyond the cap are not counted as other:\n%s", grep(text, `op="other"`))
+	}
+	for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", `alknet_connections_active{transport="quic"} 0`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s", want)
+		}
+	}
+}
+
+func grep(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
