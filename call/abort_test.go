@@ -110,12 +110,13 @@ func TestAbortCascade(t *testing.T) {
 	var mu sync.Mutex
 	done := map[int]error{}
 	doneCh := make(chan int, 16)
+	blocked := make(chan int, 4)
 	regs := demo.Registrations(demo.Options{OnComposeDone: func(level int, _ string, cause error) {
 		mu.Lock()
 		done[level] = cause
 		mu.Unlock()
 		doneCh <- level
-	}})
+	}, OnComposeBlocked: func(level int, _ string) { blocked <- level }})
 	survivorStarted := make(chan struct{})
 	survivorDone := make(chan error, 1)
 	survivor := queryOp("d/survivor", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
@@ -130,7 +131,9 @@ func TestAbortCascade(t *testing.T) {
 		}
 	})
 	survivor.Spec.Visibility = call.Internal
+	dependentStarted := make(chan struct{})
 	child := queryOp("d/dependent", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+		close(dependentStarted)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
@@ -169,7 +172,9 @@ func TestAbortCascade(t *testing.T) {
 			_, err := c.Call(ctx, demo.Compose, js(`{"depth":3,"block":true}`))
 			errc <- err
 		}()
-		time.Sleep(200 * time.Millisecond) // all three levels are running and blocked
+		if level := <-blocked; level != 3 { // all three levels are running; the deepest waits
+			t.Fatalf("%s: level %d blocked, want 3", tr, level)
+		}
 		mu.Lock()
 		if len(done) != 0 {
 			t.Fatalf("%s: levels ended before the abort: %v", tr, done)
@@ -203,7 +208,7 @@ func TestAbortCascade(t *testing.T) {
 		errc <- err
 	}()
 	<-survivorStarted
-	time.Sleep(50 * time.Millisecond)
+	<-dependentStarted
 	cancel()
 	<-errc
 	if err := <-survivorDone; err != nil {

@@ -36,7 +36,10 @@ func blockOp(name string, started chan<- string, release <-chan struct{}) call.H
 
 // Checklist 2, 6, 9: malformed frames close one stream (QUIC) or the connection (TCP+TLS).
 func TestMalformedFrames(t *testing.T) {
-	n := startNode(t, nodeOpts{regs: demoRegs()})
+	started := make(chan string, 1)
+	release := make(chan struct{})
+	defer close(release)
+	n := startNode(t, nodeOpts{regs: append(demoRegs(), blockOp("test/block", started, release))})
 	bad := map[string][]byte{
 		"zero length":     nil,
 		"invalid UTF-8":   []byte("{\"type\":\"call.requested\",\"id\":\"\xff\",\"payload\":{}}"),
@@ -59,8 +62,12 @@ func TestMalformedFrames(t *testing.T) {
 			} else {
 				_ = st.w.WriteFrame(body)
 			}
-			if e, err := st.next(5 * time.Second); err == nil {
-				t.Fatalf("reply to a malformed frame: %+v", e)
+			// The node resets the stream with code 1 (protocol error) at once: no reply, and no
+			// timeout standing in for the reset.
+			e, err := st.next(5 * time.Second)
+			var sce *conn.StreamCancelError
+			if err == nil || !errors.As(err, &sce) || sce.Code != 1 || !sce.Remote {
+				t.Fatalf("after a malformed frame: %+v, %v (want a reset with code 1 by the node)", e, err)
 			}
 			good.request("g", "/demo/echo", map[string]string{"text": "still"})
 			if e := good.mustNext(); e.Type != call.EventResponded {
@@ -73,15 +80,15 @@ func TestMalformedFrames(t *testing.T) {
 	ctx := tctx(t)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Call(ctx, "demo/sleep", js(`{}`))
+		_, err := c.Call(ctx, "test/block", js(`{}`))
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-started
 	raw := n.rawConn(t, "tcp")
 	st := openRaw(t, raw)
 	_ = st.w.WriteFrame([]byte(`not json`))
-	if _, err := st.next(5 * time.Second); err == nil {
-		t.Fatal("single-stream connection survived a malformed frame")
+	if _, err := st.next(5 * time.Second); err == nil || errors.Is(err, conn.ErrTimeout) {
+		t.Fatalf("single-stream connection after a malformed frame: %v (want it closed)", err)
 	}
 	// The client Conn above is another connection and unaffected; close our own side of a
 	// Pipe pair to check pending calls fail with "connection closed".

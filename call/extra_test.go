@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
+	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/core/conn"
 )
 
@@ -109,14 +111,18 @@ func TestCloseCancelsInbound(t *testing.T) {
 
 // Checklist 56 (other requests): aborting r1 leaves a concurrent r2 running.
 func TestAbortLeavesOthers(t *testing.T) {
-	n := startNode(t, nodeOpts{regs: demoRegs()})
+	blocked := make(chan string, 2)
+	regs := append(demo.Registrations(demo.Options{OnComposeBlocked: func(_ int, id string) { blocked <- id }}),
+		builtin.Registrations(builtin.NodeInfo{Version: "test", Started: time.Now()})...)
+	n := startNode(t, nodeOpts{regs: regs})
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
 	ctx1, cancel1 := context.WithCancel(tctx(t))
 	ctx2, cancel2 := context.WithCancel(tctx(t))
 	r1, r2 := make(chan error, 1), make(chan error, 1)
 	go func() { _, err := c.Call(ctx1, "demo/compose", js(`{"depth":3,"block":true}`)); r1 <- err }()
 	go func() { _, err := c.Call(ctx2, "demo/compose", js(`{"depth":3,"block":true}`)); r2 <- err }()
-	time.Sleep(150 * time.Millisecond)
+	<-blocked // both requests run all their levels
+	<-blocked
 	cancel1()
 	if err := <-r1; !errors.Is(err, call.ErrAborted) {
 		t.Fatalf("r1: %v", err)

@@ -148,7 +148,8 @@ func TestDiscovery(t *testing.T) {
 func TestCallLimits(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	block := blockOp("lim/block", nil, release)
+	limStarted := make(chan string, 8)
+	block := blockOp("lim/block", limStarted, release)
 	huge := queryOp("lim/huge", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		return json.Marshal(strings.Repeat("x", 4096))
 	})
@@ -168,8 +169,11 @@ func TestCallLimits(t *testing.T) {
 	// Outgoing: MaxPending.
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{MaxPending: 1})
 	ctx := tctx(t)
+	for len(limStarted) > 0 { // the wire requests above
+		<-limStarted
+	}
 	go func() { _, _ = c.Call(ctx, "lim/block", nil) }()
-	time.Sleep(100 * time.Millisecond)
+	<-limStarted // the first call is pending (its handler runs)
 	_, err := c.Call(ctx, "lim/block", nil)
 	var ce *call.CallError
 	if !errors.As(err, &ce) || ce.Message != "too many pending requests" || !ce.Retryable {

@@ -3,6 +3,7 @@ package call_test
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/alkdev/alknet/call"
@@ -45,7 +46,13 @@ func TestSmoke(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s", out)
+			// Every demo and built-in operation is listed for an anonymous caller.
+			for _, name := range []string{"demo/echo", "demo/add", "demo/ticker", "demo/sleep", "demo/compose", "node/info", "node/health"} {
+				if !strings.Contains(string(out), `"`+name+`"`) {
+					t.Errorf("services/list lacks %s: %s", name, out)
+				}
+			}
+
 		})
 	}
 }

@@ -146,16 +146,19 @@ func TestSubscriptionBackPressureShared(t *testing.T) {
 
 // Checklist 59, 60: Abort, connection close.
 func TestAbortAndClose(t *testing.T) {
-	n := startNode(t, nodeOpts{regs: demoRegs()})
+	started := make(chan string, 4)
+	release := make(chan struct{})
+	defer close(release)
+	n := startNode(t, nodeOpts{regs: append(demoRegs(), blockOp("test/block", started, release))})
 	for _, tr := range transports {
 		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
 		ctx := tctx(t)
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.Call(ctx, "demo/sleep", js(`{}`), call.WithRequestID("sleep-1"))
+			_, err := c.Call(ctx, "test/block", js(`{}`), call.WithRequestID("sleep-1"))
 			errc <- err
 		}()
-		time.Sleep(100 * time.Millisecond)
+		<-started // the handler runs: the abort finds the request in flight
 		if err := c.Abort("sleep-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -186,10 +189,10 @@ func TestAbortAndClose(t *testing.T) {
 	ctx := tctx(t)
 	errc := make(chan error, 1)
 	go func() {
-		_, err := c.Call(ctx, "demo/sleep", js(`{}`))
+		_, err := c.Call(ctx, "test/block", js(`{}`))
 		errc <- err
 	}()
-	time.Sleep(100 * time.Millisecond)
+	<-started
 	_ = c.Connection().Close(conn.CodeNormal, "")
 	err := <-errc
 	var ce *call.CallError

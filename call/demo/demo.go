@@ -17,6 +17,9 @@ type Options struct {
 	// OnComposeDone, if set, is called when a demo/compose level's context is done (level 1 is
 	// the outermost), so tests and the benchmark can observe the abort cascade.
 	OnComposeDone func(level int, requestID string, cause error)
+	// OnComposeBlocked, if set, is called when the deepest level of a blocking demo/compose
+	// starts to wait, so tests know every level is running before they abort.
+	OnComposeBlocked func(level int, requestID string)
 }
 
 // Names of the demo operations.
@@ -197,6 +200,9 @@ func compose(o Options) call.HandlerRegistration {
 			}
 			if req.Depth <= 1 {
 				if req.Block {
+					if o.OnComposeBlocked != nil {
+						o.OnComposeBlocked(level, oc.RequestID)
+					}
 					<-ctx.Done()
 					return nil, ctx.Err()
 				}
