@@ -153,6 +153,8 @@ func TestServeDevAndPing(t *testing.T) {
 		{[]string{"call", "--timeout", "200ms", "demo/sleep", `{"ms":5000}`}, 6, "error: TIMEOUT: request timed out"},
 		{[]string{"schema", "services/nope"}, 3, "NOT_FOUND"},
 		{[]string{"call", "demo/echo", "{not json"}, 1, "input is not valid JSON"},
+		// README: exit 2 on a pin mismatch.
+		{[]string{"call", "--to", lines["tcp"], "--pin", "ed25519:" + strings.Repeat("ab", 32), "--transport", "tcp", "node/health"}, 2, "pin"},
 	} {
 		_, errOut, code := run(t, append([]string{"--state-dir", state}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

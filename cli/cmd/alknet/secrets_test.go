@@ -2,10 +2,15 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // API keys: --out writes the token with mode 0600 (and refuses to overwrite); revoke accepts the
@@ -67,7 +72,49 @@ func TestStateDirectoryLock(t *testing.T) {
 		t.Fatalf("node.pid: %q %v", pid, err)
 	}
 	stop(t, first)
-	// Stopped, the directory is free again.
-	second, _, _ := startServe(t, false, "--state-dir", state, "serve", "--dev", "--listen", "127.0.0.1:0")
+	// Stopped, the directory is free again; README: --metrics-addr serves Prometheus metrics.
+	second, lines, _ := startServe(t, true, "--state-dir", state, "serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	resp, err := http.Get(lines["metrics"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "alknet_connections_active") || !strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("/metrics: %d\n%s", resp.StatusCode, body)
+	}
 	stop(t, second)
+}
+
+// Signals are caught before the node announces itself: a reload (SIGHUP) sent the moment
+// node.pid appears never kills a starting node.
+func TestSignalDuringStartup(t *testing.T) {
+	for range 3 {
+		state := t.TempDir()
+		cmd := exec.Command(binary, "--state-dir", state, "serve", "--dev", "--listen", "127.0.0.1:0")
+		out, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, out) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if _, err := os.Stat(filepath.Join(state, "node.pid")); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+				t.Fatal("node.pid never appeared")
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGHUP) // what 'alknet reload' sends
+		if _, errOut, code := run(t, "--state-dir", state, "call", "node/health"); code != 0 {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("node after an early SIGHUP: exit %d %s", code, errOut)
+		}
+		stop(t, cmd)
+	}
 }
