@@ -22,7 +22,9 @@ FUZZ_TARGETS := \
 	vault/.:FuzzDecryptEncryptedData \
 	vault/.:FuzzEthereumAddress
 
-.PHONY: all build run test lint fuzz bench bench-full bench-go clean
+DURATION  ?= 10m
+
+.PHONY: all build run test lint fuzz bench bench-full bench-go soak clean
 
 all: build
 
@@ -68,6 +70,12 @@ bench-full:
 ## bench-go: the Go testing benchmarks of every module (allocs/op for review)
 bench-go:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
+
+## soak: a dev node under mixed load (calls, subscriptions, aborts, reconnects) for DURATION;
+## prints its RSS, goroutines and FDs every 30 s and fails if they do not come back down
+soak: build
+	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/soak ./cmd/soak
+	./bin/soak --bin $(BIN) --duration $(DURATION)
 
 clean:
 	rm -rf bin bench-results

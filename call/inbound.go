@@ -199,6 +199,14 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 			if err := in.sendItem(out); err != nil {
 				if errors.Is(err, ErrFrameTooLarge) {
 					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
+					return err
+				}
+				// The stream is gone (the caller cancelled it, or the connection ended): the
+				// subscription ends as an abort would end it, not as a handler failure that a
+				// peer could make us log at will.
+				var ce *CallError
+				if !errors.As(err, &ce) {
+					err = errCancelled(err)
 				}
 				return err
 			}
