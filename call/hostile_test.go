@@ -163,13 +163,7 @@ func TestSlowFrameWithinInactivity(t *testing.T) {
 			n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Config{StreamIdleTimeout: idle},
 				limits: config.Limits{SingleStreamIdleTimeout: idle}})
 			c := n.connect(t, tr, nil)
-			var st conn.Stream
-			var err error
-			if tr == "quic" {
-				st, err = c.OpenStream(tctx(t))
-			} else {
-				st, err = c.AcceptStream(tctx(t))
-			}
+			st, err := conn.Open(tctx(t), c) // a new QUIC stream, or the TCP+TLS connection's one
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -254,13 +248,7 @@ func TestWriteTimeoutStalledReader(t *testing.T) {
 			})
 			n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{flood}, limits: config.Limits{WriteTimeout: 300 * time.Millisecond}})
 			c := n.connect(t, tr, nil)
-			var st conn.Stream
-			var err error
-			if tr == "quic" {
-				st, err = c.OpenStream(tctx(t))
-			} else {
-				st, err = c.AcceptStream(tctx(t))
-			}
+			st, err := conn.Open(tctx(t), c) // a new QUIC stream, or the TCP+TLS connection's one
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,13 +284,7 @@ func TestByteAtATimeFrames(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			n := startNode(t, nodeOpts{regs: demoRegs()})
 			c := n.connect(t, tr, nil)
-			var st conn.Stream
-			var err error
-			if tr == "quic" {
-				st, err = c.OpenStream(tctx(t))
-			} else {
-				st, err = c.AcceptStream(tctx(t))
-			}
+			st, err := conn.Open(tctx(t), c) // a new QUIC stream, or the TCP+TLS connection's one
 			if err != nil {
 				t.Fatal(err)
 			}

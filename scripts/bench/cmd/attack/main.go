@@ -98,6 +98,20 @@ func vm(pid int) (cur, peak, data float64) {
 	return cur, peak, data
 }
 
+// dialTCPStream dials a TCP+TLS connection and returns it with its one stream.
+func dialTCPStream(ctx context.Context, addr string, creds tlsconf.ConnectionCredentials) (conn.Connection, conn.Stream, error) {
+	c, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := c.AcceptStream(ctx)
+	if err != nil {
+		_ = c.Close(0, "")
+		return nil, nil, err
+	}
+	return c, st, nil
+}
+
 func frame(body string) []byte {
 	return binary.BigEndian.AppendUint32(nil, uint32(len(body))) // prefix only; callers append
 }
@@ -115,15 +129,11 @@ func frames(ctx context.Context, addr, quicAddr string, creds tlsconf.Connection
 		}
 	}()
 	for range conns {
-		c, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
+		c, st, err := dialTCPStream(ctx, addr, creds)
 		if err != nil {
 			return err
 		}
 		open = append(open, c)
-		st, err := c.AcceptStream(ctx)
-		if err != nil {
-			return err
-		}
 		if _, err := st.Write(announce); err != nil {
 			return err
 		}
@@ -155,15 +165,11 @@ func frames(ctx context.Context, addr, quicAddr string, creds tlsconf.Connection
 
 // labels sends names requests with unknown operation names of size bytes each, then reads /metrics.
 func labels(ctx context.Context, addr string, creds tlsconf.ConnectionCredentials, names, size int, url string) error {
-	c, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
+	c, st, err := dialTCPStream(ctx, addr, creds)
 	if err != nil {
 		return err
 	}
 	defer c.Close(0, "")
-	st, err := c.AcceptStream(ctx)
-	if err != nil {
-		return err
-	}
 	go func() { _, _ = io.Copy(io.Discard, st) }()
 	pad := strings.Repeat("x", max(size-12, 1))
 	for i := range names {
@@ -190,15 +196,11 @@ func labels(ctx context.Context, addr string, creds tlsconf.ConnectionCredential
 
 // tokens sends wrong tokens and then a valid one on one anonymous connection, then dials again.
 func tokens(ctx context.Context, addr string, creds tlsconf.ConnectionCredentials, valid string, wrong int) error {
-	c, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
+	c, st, err := dialTCPStream(ctx, addr, creds)
 	if err != nil {
 		return err
 	}
 	defer c.Close(0, "")
-	st, err := c.AcceptStream(ctx)
-	if err != nil {
-		return err
-	}
 	send := func(id, token string) error {
 		body := fmt.Sprintf(`{"type":"call.requested","id":%q,"payload":{"operationId":"node/reload","input":{},"auth_token":%q}}`, id, token)
 		_, err := st.Write(append(frame(body), body...))
@@ -264,15 +266,11 @@ func idle(ctx context.Context, addr string, creds tlsconf.ConnectionCredentials,
 	}()
 	var closed atomic.Int64
 	for i := range conns {
-		c, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
+		c, st, err := dialTCPStream(ctx, addr, creds)
 		if err != nil {
 			return err
 		}
 		open = append(open, c)
-		st, err := c.AcceptStream(ctx)
-		if err != nil {
-			return err
-		}
 		if i%2 == 1 {
 			_, _ = st.Write([]byte{0, 0, 0, 100, '{'})
 		}
