@@ -352,7 +352,9 @@ func (c *Conn) readServed(ss *servedStream) {
 				return // the request ran here; the follower reads on
 			}
 		case EventAborted:
-			if !c.abortInbound(e.ID) {
+			if c.abortInbound(e.ID) {
+				c.log.Debug("request aborted by the caller", "request_id", e.ID)
+			} else {
 				c.rememberEarlyAbort(e.ID)
 			}
 		case EventResponded, EventCompleted, EventError:
@@ -474,7 +476,9 @@ func (c *Conn) serveShared() error {
 		case EventResponded, EventCompleted, EventError:
 			c.deliver(e, nil)
 		case EventAborted:
-			if !c.abortInbound(e.ID) {
+			if c.abortInbound(e.ID) {
+				c.log.Debug("request aborted by the caller", "request_id", e.ID)
+			} else {
 				c.deliver(e, nil)
 			}
 		default:

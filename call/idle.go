@@ -6,51 +6,65 @@ import (
 	"time"
 )
 
-// readIdle times a stream's inactivity with read deadlines: a deadline that passes while bytes
-// arrived since it was set is extended, so a frame that takes long to arrive is never cut off
-// while its bytes flow (the FrameReader keeps the partial frame across the deadline). The
-// deadline is re-armed lazily, at most once per quarter of the timeout: a stream idle for the
-// timeout is noticed after between 3/4 of it and twice it.
+// readIdle times a stream's inactivity with read deadlines of half the timeout. At each
+// deadline it asks whether a byte arrived (the FrameReader's count) since the last one: a
+// stream is idle once the windows without a byte add up to the timeout, so a frame that takes
+// long to arrive is never cut off while its bytes flow, and the FrameReader keeps the partial
+// frame across the deadlines. An idle stream is noticed between 1× and 1.5× the timeout after
+// its last byte. Deadlines are re-armed lazily while frames flow, so a frame costs a clock read,
+// not a deadline update.
 type readIdle struct {
 	s interface {
 		SetReadDeadline(time.Time) error
 	}
 	r        *FrameReader
 	timeout  time.Duration // 0: none
-	deadline time.Time
-	mark     uint64 // r.received when the deadline was set
+	deadline time.Time     // in force; zero: none set yet
+	armedAt  time.Time     // when mark was taken
+	mark     uint64        // r.received at armedAt
+	quiet    time.Duration // time without a byte, over the windows that have passed
 }
 
 func (t *readIdle) init(s interface{ SetReadDeadline(time.Time) error }, r *FrameReader, timeout time.Duration) {
 	*t = readIdle{s: s, r: r, timeout: timeout}
 }
 
-// arm sets the deadline to a full timeout from now unless the one in force is still at least
-// 3/4 of a timeout away.
+// arm is called before each read of a frame, so after progress: it sets a deadline half a
+// timeout away unless the one in force is still at least 3/8 of a timeout away.
 func (t *readIdle) arm() {
 	if t.timeout <= 0 {
 		return
 	}
 	now := time.Now()
-	if !t.deadline.IsZero() && t.deadline.Sub(now) >= t.timeout*3/4 {
+	if !t.deadline.IsZero() && t.deadline.Sub(now) >= t.timeout*3/8 {
 		return
 	}
-	t.deadline = now.Add(t.timeout)
-	t.mark = t.r.received
+	t.quiet = 0
+	t.set(now)
+}
+
+func (t *readIdle) set(now time.Time) {
+	t.armedAt, t.mark = now, t.r.received
+	t.deadline = now.Add(t.timeout / 2)
 	_ = t.s.SetReadDeadline(t.deadline)
 }
 
-// expired reports whether err is the deadline of an idle stream: no byte arrived since the
-// deadline was set and busy is false. Otherwise, for a deadline, it re-arms and the caller
-// reads on.
+// expired handles a read error. deadline reports that err is our deadline; idle, that no byte
+// has arrived for the timeout and busy() is false. For a deadline of a stream that is not idle
+// it sets the next one; the caller reads on.
 func (t *readIdle) expired(err error, busy func() bool) (idle, deadline bool) {
 	if t.timeout <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false, false
 	}
+	now := time.Now()
 	if t.r.received != t.mark || busy() {
-		t.deadline = time.Time{}
-		t.arm()
-		return false, true
+		t.quiet = 0
+	} else {
+		t.quiet += now.Sub(t.armedAt)
 	}
-	return true, true
+	if t.quiet >= t.timeout {
+		return true, true
+	}
+	t.set(now)
+	return false, true
 }

@@ -75,13 +75,13 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 // The README's flow: a dev node on free ports, found through its state directory.
 func TestServeDevAndPing(t *testing.T) {
 	state := t.TempDir()
-	cmd := exec.Command(binary, "--state-dir", state, "serve", "--dev", "--listen", "127.0.0.1:0", "--drain-timeout", "1s")
+	cmd := exec.Command(binary, "--state-dir", state, "--log-level", "debug", "serve", "--dev", "--listen", "127.0.0.1:0", "--drain-timeout", "1s")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,6 +177,14 @@ func TestServeDevAndPing(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 		t.Fatalf("sub after SIGINT: %v", err)
+	}
+	// README: Ctrl-C reaches the node as an abort (not merely as the connection closing).
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stderr.String(), `msg="request aborted by the caller"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node saw no abort after Ctrl-C on sub:\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

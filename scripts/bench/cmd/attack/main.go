@@ -206,33 +206,33 @@ func tokens(ctx context.Context, addr string, creds tlsconf.ConnectionCredential
 		_, err := st.Write(append(frame(body), body...))
 		return err
 	}
+	// readUntil reads answers until the one for id (or the end of the connection).
+	var prefix [4]byte
+	readUntil := func(id string) string {
+		for {
+			if _, err := io.ReadFull(st, prefix[:]); err != nil {
+				return "connection closed: " + err.Error()
+			}
+			body := make([]byte, binary.BigEndian.Uint32(prefix[:]))
+			if _, err := io.ReadFull(st, body); err != nil {
+				return "connection closed: " + err.Error()
+			}
+			if strings.Contains(string(body), fmt.Sprintf(`"id":%q`, id)) {
+				return string(body)
+			}
+		}
+	}
 	start := time.Now()
 	for i := range wrong {
 		if err := send(fmt.Sprintf("w%d", i), fmt.Sprintf("alk_wrong%040d", i)); err != nil {
 			return err
 		}
+		readUntil(fmt.Sprintf("w%d", i))
 	}
 	if err := send("valid", valid); err != nil {
 		return err
 	}
-	// Read responses until the one for "valid" (or the connection ends).
-	var prefix [4]byte
-	last := ""
-	for {
-		if _, err := io.ReadFull(st, prefix[:]); err != nil {
-			last = "connection closed: " + err.Error()
-			break
-		}
-		body := make([]byte, binary.BigEndian.Uint32(prefix[:]))
-		if _, err := io.ReadFull(st, body); err != nil {
-			last = "connection closed: " + err.Error()
-			break
-		}
-		if strings.Contains(string(body), `"id":"valid"`) {
-			last = string(body)
-			break
-		}
-	}
+	last := readUntil("valid")
 	fmt.Printf("tokens: %d wrong tokens then a valid one in %v\n", wrong, time.Since(start).Round(time.Millisecond))
 	fmt.Printf("valid token's answer: %s\n", last)
 	c2, err := dialer.DialTCP(ctx, addr, "alknet/call", creds)
