@@ -36,8 +36,9 @@ type nodeOpts struct {
 	cfg     call.Config
 	dynamic config.DynamicConfig
 	dopts   []call.DispatcherOption
-	limits  config.Limits // endpoint limits
-	log     *slog.Logger  // nil: discarded
+	limits  config.Limits            // endpoint limits
+	log     *slog.Logger             // nil: discarded
+	handler endpoint.ProtocolHandler // instead of call.ProtocolHandler (a hostile peer)
 }
 
 func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.Dispatcher {
@@ -78,7 +79,11 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	}
 	authn := auth.NewAuthenticator(n.store.Provider(), n.store.RateLimits, log)
 	n.d = buildDispatcher(t, o, authn)
-	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: n.d})
+	var h endpoint.ProtocolHandler = call.ProtocolHandler{D: n.d}
+	if o.handler != nil {
+		h = o.handler
+	}
+	reg, err := endpoint.NewRegistry(h)
 	if err != nil {
 		t.Fatal(err)
 	}

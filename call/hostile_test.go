@@ -566,3 +566,50 @@ func TestRequestTokenFailuresLimited(t *testing.T) {
 		t.Error("a token appears in the log")
 	}
 }
+
+// hostileCallee answers every request with the start of a 1 MiB frame, then resets the stream.
+type hostileCallee struct{}
+
+func (hostileCallee) ALPN() string { return call.ALPN }
+
+func (hostileCallee) Handle(ctx context.Context, c conn.Connection, _ auth.AuthContext) error {
+	for {
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		go func() {
+			if _, err := call.NewFrameReader(st, 0).ReadFrame(); err != nil {
+				return
+			}
+			_, _ = st.Write(binary.BigEndian.AppendUint32(nil, 1<<20))
+			_, _ = st.Write(bytes.Repeat([]byte{' '}, 200<<10))
+			time.Sleep(100 * time.Millisecond)
+			st.Cancel(0)
+		}()
+	}
+}
+
+// A caller's partial response frames are charged to its budget while they arrive and released
+// when the stream ends (QUIC streams it opened, one per call and pooled).
+func TestCallerReleasesPartialFrames(t *testing.T) {
+	n := startNode(t, nodeOpts{handler: hostileCallee{}})
+	for _, reuse := range []int{0, 2} {
+		t.Run(fmt.Sprintf("reuse=%d", reuse), func(t *testing.T) {
+			d := buildDispatcher(t, nodeOpts{}, nil)
+			c := n.dial(t, "quic", nil, d, call.ConnOptions{StreamReuse: reuse})
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := c.Call(tctx(t), "x/y", js(`{}`)); err == nil {
+						t.Error("a call answered by a reset stream succeeded")
+					}
+				}()
+			}
+			wg.Wait()
+			waitIdle(t, d)
+		})
+	}
+}

@@ -112,6 +112,7 @@ func (c *Conn) readReuse(rs *reuseStream) {
 	stop := context.AfterFunc(c.ctx, func() { rs.w.s.Cancel(0) })
 	defer stop()
 	defer rs.w.s.Close()
+	defer rs.w.r.discard()
 	for {
 		body, err := rs.w.r.ReadFrame()
 		if err == nil {
