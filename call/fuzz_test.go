@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"testing"
 	"testing/iotest"
@@ -32,7 +33,53 @@ func FuzzFrameReader(f *testing.F) {
 				t.Fatalf("read-ahead: %q, %v; exact reads: %q, %v", got, gotErr, want, wantErr)
 			}
 		}
+		// Deadlines between any two reads (a slow peer timed for inactivity) lose no byte and
+		// never desynchronise: retried after each deadline, both modes see the same frames.
+		for _, ahead := range []int{0, 7} {
+			r := NewFrameReader(&deadlineReader{data: data}, 4096)
+			r.ReadAhead(ahead)
+			var got [][]byte
+			var gotErr error
+			for {
+				body, err := r.ReadFrame()
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					continue
+				}
+				if err != nil {
+					gotErr = err
+					break
+				}
+				got = append(got, body)
+			}
+			if !slices.EqualFunc(got, want, bytes.Equal) || errorKind(gotErr) != errorKind(wantErr) {
+				t.Fatalf("with deadlines (read-ahead %d): %q, %v; without: %q, %v", ahead, got, gotErr, want, wantErr)
+			}
+			if r.received != uint64(len(data)) && gotErr == io.EOF {
+				t.Fatalf("received %d of %d bytes", r.received, len(data))
+			}
+		}
 	})
+}
+
+// deadlineReader hands out its data in pieces of 1 to 5 bytes, failing every other read with a
+// deadline error.
+type deadlineReader struct {
+	data []byte
+	n    int
+}
+
+func (d *deadlineReader) Read(p []byte) (int, error) {
+	d.n++
+	if d.n%2 == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if len(d.data) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), len(d.data), 1+d.n%5)
+	copy(p, d.data[:k])
+	d.data = d.data[k:]
+	return k, nil
 }
 
 // readAllFrames reads frames until an error; it copies nothing, so a later read that
