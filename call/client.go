@@ -307,7 +307,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 func (c *Conn) readOwnStream(w *wire, p *pending) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
-	defer w.s.Close() // CancelRead(0) once terminal
+	defer w.s.Close()   // CancelRead(0) once terminal
 	defer w.r.discard() // a partial frame's charge goes with the stream
 	if p.sub {
 		// Many frames follow: read them through a buffer, not two stream reads per frame.
