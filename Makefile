@@ -14,7 +14,7 @@ FUZZ_TARGETS := \
 	core/auth:FuzzNewPolicy \
 	call/.:FuzzFrameReader \
 	call/.:FuzzDecodeEnvelope \
-	call/.:FuzzScanner \
+	call/internal/jsonscan:FuzzScanner \
 	call/.:FuzzDecodeTree \
 	call/.:FuzzFastSchema \
 	vault/.:FuzzParsePath \

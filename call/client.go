@@ -13,6 +13,8 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // readAheadSize is the read-ahead chunk of streams that carry many frames: a subscription's
@@ -246,7 +248,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if len(in) == 0 {
 		in = json.RawMessage("null")
 	}
-	if !validJSON(in) {
+	if !jsonscan.Valid(in) {
 		c.finishPending(p, nil, &CallError{Code: CodeInvalidInput, Message: "input is not valid JSON"})
 		return nil, p.err
 	}

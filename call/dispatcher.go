@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // Config holds the dispatcher's limits (§17); zero fields take the defaults.
@@ -398,7 +400,7 @@ func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *R
 		if len(out) == 0 {
 			out = json.RawMessage("null")
 		}
-		if !validJSON(out) {
+		if !jsonscan.Valid(out) {
 			return errInternal(msgInternal, errors.New("output is not valid JSON"))
 		}
 		if d.cfg.ValidateOutputs {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // Event types (call-protocol.md §3.2).
@@ -15,6 +17,9 @@ const (
 	EventAborted   = "call.aborted"
 	EventError     = "call.error"
 )
+
+// eventTypes are interned so decoding an envelope's type allocates nothing.
+var eventTypes = []string{EventRequested, EventResponded, EventCompleted, EventAborted, EventError}
 
 // Envelope is one frame's content: {"type", "id", "payload"}.
 type Envelope struct {
@@ -48,7 +53,7 @@ func (e Envelope) encodedFrame() []byte {
 func requestedFrame(id string, p RequestedPayload) []byte {
 	b := newFrame(len(id) + len(p.OperationID) + len(p.Input) + len(p.AuthToken) + 96)
 	b = append(b, `{"type":"call.requested","id":`...)
-	b = appendString(b, id)
+	b = jsonscan.AppendString(b, id)
 	b = append(b, `,"payload":`...)
 	b = appendRequested(b, p)
 	return append(b, '}')
@@ -69,7 +74,7 @@ func (e Envelope) respondedOutput() (json.RawMessage, bool) {
 // envelope ends with respondedTail.
 func respondedHead(b []byte, id string) []byte {
 	b = append(b, `{"type":"call.responded","id":`...)
-	b = appendString(b, id)
+	b = jsonscan.AppendString(b, id)
 	return append(b, `,"payload":{"output":`...)
 }
 
@@ -95,9 +100,9 @@ func AppendEnvelope(b []byte, e Envelope) []byte {
 		b = make([]byte, 0, len(e.Type)+len(e.ID)+len(e.Payload)+40)
 	}
 	b = append(b, `{"type":`...)
-	b = appendString(b, e.Type)
+	b = jsonscan.AppendString(b, e.Type)
 	b = append(b, `,"id":`...)
-	b = appendString(b, e.ID)
+	b = jsonscan.AppendString(b, e.ID)
 	b = append(b, `,"payload":`...)
 	if len(e.Payload) == 0 {
 		b = append(b, "null"...)
@@ -127,7 +132,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 		}
 		return nil
 	}
-	err := membersNested(body, func(key []byte, keyEscaped bool, val []byte) error {
+	err := jsonscan.MembersNested(body, func(key []byte, keyEscaped bool, val []byte) error {
 		switch string(key) {
 		case "type", "id":
 			seen, dst := &haveType, &e.Type
@@ -138,7 +143,7 @@ func DecodeEnvelope(body []byte) (Envelope, error) {
 				return fmt.Errorf("%w: duplicate %q", ErrMalformedFrame, key)
 			}
 			*seen = true
-			s, ok := stringValue(val)
+			s, ok := jsonscan.StringValue(val, eventTypes)
 			if !ok {
 				return fmt.Errorf("%w: %q is not a string", ErrMalformedFrame, key)
 			}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/alkdev/alknet/core"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // RequestedPayload is the payload of call.requested.
@@ -23,12 +25,12 @@ func appendRequested(b []byte, p RequestedPayload) []byte {
 		b = make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48)
 	}
 	b = append(b, `{"operationId":`...)
-	b = appendString(b, p.OperationID)
+	b = jsonscan.AppendString(b, p.OperationID)
 	b = append(b, `,"input":`...)
 	b = appendRaw(b, p.Input)
 	if p.AuthToken != "" {
 		b = append(b, `,"auth_token":`...)
-		b = appendString(b, p.AuthToken)
+		b = jsonscan.AppendString(b, p.AuthToken)
 	}
 	if p.ForwardedFor != nil {
 		b = append(b, `,"forwarded_for":`...)
@@ -46,13 +48,13 @@ func appendRaw(b []byte, raw json.RawMessage) []byte {
 
 func appendIdentity(b []byte, id *core.Identity) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, id.ID)
+	b = jsonscan.AppendString(b, id.ID)
 	b = append(b, `,"scopes":[`...)
 	for i, s := range id.Scopes {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = jsonscan.AppendString(b, s)
 	}
 	b = append(b, `],"resources":{`...)
 	keys := make([]string, 0, len(id.Resources))
@@ -64,13 +66,13 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, k)
+		b = jsonscan.AppendString(b, k)
 		b = append(b, ":["...)
 		for j, a := range id.Resources[k] {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, a)
+			b = jsonscan.AppendString(b, a)
 		}
 		b = append(b, ']')
 	}
@@ -82,14 +84,14 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 // an undecodable forwarded_for as absent.
 func decodeRequested(raw json.RawMessage) RequestedPayload {
 	var p RequestedPayload
-	_ = members(raw, func(key []byte, val []byte) error {
+	_ = jsonscan.Members(raw, func(key []byte, val []byte) error {
 		switch string(key) {
 		case "operationId":
-			p.OperationID, _ = stringValue(val)
+			p.OperationID, _ = jsonscan.StringValue(val, nil)
 		case "input":
 			p.Input = val
 		case "auth_token":
-			p.AuthToken, p.HasAuthToken = stringValue(val)
+			p.AuthToken, p.HasAuthToken = jsonscan.StringValue(val, nil)
 		case "forwarded_for":
 			p.ForwardedFor = decodeIdentity(val)
 		}
@@ -116,7 +118,7 @@ func decodeIdentity(raw json.RawMessage) *core.Identity {
 // decodeResponded reads the output of call.responded; a missing output reads as null.
 func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 	var out json.RawMessage
-	if members(raw, func(key []byte, val []byte) error {
+	if jsonscan.Members(raw, func(key []byte, val []byte) error {
 		if string(key) == "output" {
 			out = val
 		}
@@ -133,9 +135,9 @@ func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 // appendError encodes a call.error payload with keys in wire order.
 func appendError(b []byte, e *CallError) []byte {
 	b = append(b, `{"code":`...)
-	b = appendString(b, e.Code)
+	b = jsonscan.AppendString(b, e.Code)
 	b = append(b, `,"message":`...)
-	b = appendString(b, e.Message)
+	b = jsonscan.AppendString(b, e.Message)
 	if e.Retryable {
 		b = append(b, `,"retryable":true`...)
 	} else {
@@ -152,13 +154,13 @@ func appendError(b []byte, e *CallError) []byte {
 func decodeError(raw json.RawMessage) (*CallError, bool) {
 	e := &CallError{}
 	var haveCode, haveMsg, haveRetry, bad bool
-	if members(raw, func(key []byte, val []byte) error {
+	if jsonscan.Members(raw, func(key []byte, val []byte) error {
 		switch string(key) {
 		case "code":
-			e.Code, haveCode = stringValue(val)
+			e.Code, haveCode = jsonscan.StringValue(val, nil)
 			bad = bad || !haveCode
 		case "message":
-			e.Message, haveMsg = stringValue(val)
+			e.Message, haveMsg = jsonscan.StringValue(val, nil)
 			bad = bad || !haveMsg
 		case "retryable":
 			switch string(val) {

@@ -3,6 +3,8 @@ package call
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // decodeTree parses one JSON document into the generic form JSON Schema validation works on
@@ -11,24 +13,24 @@ import (
 // deep recursion made schema validation a fifth of a server's CPU per call (profile of the
 // unary benchmark), half of it in goroutine stack growth.
 func decodeTree(b []byte) (any, error) {
-	i := skipWS(b, 0)
+	i := jsonscan.SkipWS(b, 0)
 	v, end, err := treeValue(b, i, 0)
 	if err != nil {
 		return nil, err
 	}
-	if skipWS(b, end) != len(b) {
-		return nil, errSyntax
+	if jsonscan.SkipWS(b, end) != len(b) {
+		return nil, jsonscan.ErrSyntax
 	}
 	return v, nil
 }
 
 func treeValue(b []byte, i, depth int) (any, int, error) {
-	if i >= len(b) || depth > maxScanDepth {
-		return nil, 0, errSyntax
+	if i >= len(b) || depth > jsonscan.MaxDepth {
+		return nil, 0, jsonscan.ErrSyntax
 	}
 	switch c := b[i]; {
 	case c == '"':
-		end, esc, err := scanString(b, i)
+		end, esc, err := jsonscan.ScanString(b, i)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -38,7 +40,7 @@ func treeValue(b []byte, i, depth int) (any, int, error) {
 		return treeObject(b, i, depth)
 	case c == '[':
 		arr := []any{}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 		if i < len(b) && b[i] == ']' {
 			return arr, i + 1, nil
 		}
@@ -49,21 +51,21 @@ func treeValue(b []byte, i, depth int) (any, int, error) {
 			}
 			arr = append(arr, v)
 			var done bool
-			if i, done, err = afterElement(b, next, ']'); err != nil || done {
+			if i, done, err = jsonscan.AfterElement(b, next, ']'); err != nil || done {
 				return arr, i, err
 			}
 		}
 	case c == 't':
-		end, err := literal(b, i, "true")
+		end, err := jsonscan.Literal(b, i, "true")
 		return true, end, err
 	case c == 'f':
-		end, err := literal(b, i, "false")
+		end, err := jsonscan.Literal(b, i, "false")
 		return false, end, err
 	case c == 'n':
-		end, err := literal(b, i, "null")
+		end, err := jsonscan.Literal(b, i, "null")
 		return nil, end, err
 	default:
-		end, err := scanNumber(b, i)
+		end, err := jsonscan.ScanNumber(b, i)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -73,15 +75,15 @@ func treeValue(b []byte, i, depth int) (any, int, error) {
 
 func treeObject(b []byte, i, depth int) (any, int, error) {
 	obj := map[string]any{}
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return obj, i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return nil, 0, errSyntax
+			return nil, 0, jsonscan.ErrSyntax
 		}
-		kEnd, kEsc, err := scanString(b, i)
+		kEnd, kEsc, err := jsonscan.ScanString(b, i)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -89,17 +91,17 @@ func treeObject(b []byte, i, depth int) (any, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		i = skipWS(b, kEnd)
+		i = jsonscan.SkipWS(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
-			return nil, 0, errSyntax
+			return nil, 0, jsonscan.ErrSyntax
 		}
-		v, next, err := treeValue(b, skipWS(b, i+1), depth+1)
+		v, next, err := treeValue(b, jsonscan.SkipWS(b, i+1), depth+1)
 		if err != nil {
 			return nil, 0, err
 		}
 		obj[key] = v // a repeated key keeps the last value, like encoding/json
 		var done bool
-		if i, done, err = afterElement(b, next, '}'); err != nil || done {
+		if i, done, err = jsonscan.AfterElement(b, next, '}'); err != nil || done {
 			return obj, i, err
 		}
 	}
@@ -114,7 +116,7 @@ func treeString(lit []byte, escaped bool) (string, error) {
 	}
 	var s string
 	if err := json.Unmarshal(lit, &s); err != nil {
-		return "", errSyntax
+		return "", jsonscan.ErrSyntax
 	}
 	return s, nil
 }

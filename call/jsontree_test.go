@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 var treeCases = []string{
@@ -36,7 +38,7 @@ func TestDecodeTreeMatchesLibrary(t *testing.T) {
 }
 
 func TestDecodeTreeDepthBounded(t *testing.T) {
-	deep := bytes.Repeat([]byte("["), maxScanDepth+2)
+	deep := bytes.Repeat([]byte("["), jsonscan.MaxDepth+2)
 	if _, err := decodeTree(deep); err == nil {
 		t.Fatal("a document nested beyond the limit was accepted")
 	}
@@ -90,7 +92,7 @@ func TestScanStringMatchesByteLoop(t *testing.T) {
 					b := append([]byte(`"`+prefix), bytes.Repeat([]byte("a"), n)...)
 					b = append(b, '"', 'z')
 					b[1+len(prefix)+pos] = byte(c)
-					end, esc, err := scanString(b, 0)
+					end, esc, err := jsonscan.ScanString(b, 0)
 					wEnd, wEsc, wOK := scanStringByBytes(b, 0)
 					if (err == nil) != wOK || end != wEnd || esc != wEsc {
 						t.Fatalf("%q: scanString %d %v %v, byte loop %d %v %v", b, end, esc, err, wEnd, wEsc, wOK)

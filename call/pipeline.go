@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"time"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // RunRegistration runs reg as a composed child of parent (§11.3): depth and abort checks, the
@@ -109,7 +111,7 @@ func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *
 	if len(out) == 0 {
 		out = json.RawMessage("null")
 	}
-	if !validJSON(out) {
+	if !jsonscan.Valid(out) {
 		d.log.Error("handler returned invalid JSON", "op", reg.Spec.Name, "request_id", oc.RequestID)
 		return nil, errInternal(msgInternal, errors.New("output is not valid JSON"))
 	}

@@ -3,6 +3,8 @@ package call
 import (
 	"slices"
 	"unicode/utf8"
+
+	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
 // fastSchema validates instances of the schemas most operations declare (type, properties,
@@ -148,14 +150,14 @@ func (s *fastSchema) addProp(name string, sub *fastSchema) int {
 
 // accepts reports whether the document b is certainly valid.
 func (s *fastSchema) accepts(b []byte) bool {
-	i := skipWS(b, 0)
+	i := jsonscan.SkipWS(b, 0)
 	end, ok := s.value(b, i, 0)
-	return ok && skipWS(b, end) == len(b)
+	return ok && jsonscan.SkipWS(b, end) == len(b)
 }
 
 // value checks the value at b[i] and returns the index after it.
 func (s *fastSchema) value(b []byte, i, depth int) (int, bool) {
-	if s.never || i >= len(b) || depth > maxScanDepth {
+	if s.never || i >= len(b) || depth > jsonscan.MaxDepth {
 		return 0, false
 	}
 	c := b[i]
@@ -168,7 +170,7 @@ func (s *fastSchema) value(b []byte, i, depth int) (int, bool) {
 	case c == '[' && s.items != nil:
 		return s.array(b, i, depth)
 	}
-	end, err := scanValue(b, i, depth)
+	end, err := jsonscan.ScanValue(b, i, depth)
 	return end, err == nil
 }
 
@@ -190,7 +192,7 @@ func (s *fastSchema) typeOK(b []byte, i int, c byte) bool {
 			return true
 		}
 		// An integer literal is an integer; 1.0 or 1e2 are left to the full validator.
-		end, err := scanNumber(b, i)
+		end, err := jsonscan.ScanNumber(b, i)
 		if err != nil {
 			return false
 		}
@@ -206,7 +208,7 @@ func (s *fastSchema) typeOK(b []byte, i int, c byte) bool {
 
 func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 	var seen uint64
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, s.required == 0
 	}
@@ -214,7 +216,7 @@ func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 		if i >= len(b) || b[i] != '"' {
 			return 0, false
 		}
-		kEnd, kEsc, err := scanString(b, i)
+		kEnd, kEsc, err := jsonscan.ScanString(b, i)
 		if err != nil || kEsc {
 			return 0, false
 		}
@@ -222,11 +224,11 @@ func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 		if !utf8.Valid(key) {
 			return 0, false // decoded, it would read U+FFFD: the full validator decides
 		}
-		i = skipWS(b, kEnd)
+		i = jsonscan.SkipWS(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
 			return 0, false
 		}
-		i = skipWS(b, i+1)
+		i = jsonscan.SkipWS(b, i+1)
 		sub, known := (*fastSchema)(nil), false
 		for n, name := range s.propNames {
 			if name == string(key) {
@@ -248,14 +250,14 @@ func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 		if sub != nil {
 			i, ok = sub.value(b, i, depth+1)
 		} else {
-			i, err = scanValue(b, i, depth+1)
+			i, err = jsonscan.ScanValue(b, i, depth+1)
 			ok = err == nil
 		}
 		if !ok {
 			return 0, false
 		}
 		var done bool
-		if i, done, err = afterElement(b, i, '}'); err != nil {
+		if i, done, err = jsonscan.AfterElement(b, i, '}'); err != nil {
 			return 0, false
 		}
 		if done {
@@ -265,7 +267,7 @@ func (s *fastSchema) object(b []byte, i, depth int) (int, bool) {
 }
 
 func (s *fastSchema) array(b []byte, i, depth int) (int, bool) {
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipWS(b, i+1)
 	if i < len(b) && b[i] == ']' {
 		return i + 1, true
 	}
@@ -276,7 +278,7 @@ func (s *fastSchema) array(b []byte, i, depth int) (int, bool) {
 		}
 		var done bool
 		var err error
-		if i, done, err = afterElement(b, i, ']'); err != nil {
+		if i, done, err = jsonscan.AfterElement(b, i, ']'); err != nil {
 			return 0, false
 		}
 		if done {

@@ -1,4 +1,8 @@
-package call
+// Package jsonscan is a small JSON scanner for the alknet/call hot paths: it validates syntax
+// and returns the raw spans of an object's members in one pass, without reflection or a second
+// validation pass (encoding/json's Decoder cost ~30% of a call's CPU in profiles), and appends
+// JSON strings without allocating. Values stay raw bytes. docs/performance.md, ADR 0009.
+package jsonscan
 
 import (
 	"bytes"
@@ -8,27 +12,26 @@ import (
 	"unicode/utf8"
 )
 
-// A small JSON scanner for the envelope path: it validates syntax and returns the raw spans
-// of an object's members in one pass, without reflection or a second validation pass
-// (encoding/json's Decoder cost ~30% of a call's CPU in profiles). Values stay raw bytes.
+// ErrSyntax is every syntax error the scanner reports.
+var ErrSyntax = errors.New("invalid JSON")
 
-var errSyntax = errors.New("invalid JSON")
+// IsWS reports JSON white space.
+func IsWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && isWS(b[i]) {
+// SkipWS returns the index of the first byte at or after i that is not white space.
+func SkipWS(b []byte, i int) int {
+	for i < len(b) && IsWS(b[i]) {
 		i++
 	}
 	return i
 }
 
-// scanString returns the index after the string starting at b[i] == '"' and whether it held
+// ScanString returns the index after the string starting at b[i] == '"' and whether it held
 // an escape. The closing quote and the backslashes are found with bytes.IndexByte
 // (vectorised) and the bytes between are checked for control characters eight at a time:
 // subscription items are ~1 KiB strings, and a byte loop was a quarter of a subscriber's CPU.
 // Every byte is searched once: the quote found stays the candidate until an escape passes it.
-func scanString(b []byte, i int) (int, bool, error) {
+func ScanString(b []byte, i int) (int, bool, error) {
 	i++
 	// Keys, ids and event types end within a few bytes: a byte loop is quicker for them.
 	for n := 0; n < 16 && i < len(b); n++ {
@@ -47,7 +50,7 @@ func scanString(b []byte, i int) (int, bool, error) {
 		if q < i {
 			k := bytes.IndexByte(b[i:], '"')
 			if k < 0 {
-				return 0, false, errSyntax
+				return 0, false, ErrSyntax
 			}
 			q = i + k
 		}
@@ -55,8 +58,8 @@ func scanString(b []byte, i int) (int, bool, error) {
 		if k := bytes.IndexByte(b[i:q], '\\'); k >= 0 {
 			end = i + k
 		}
-		if hasControl(b[i:end]) {
-			return 0, false, errSyntax
+		if HasControl(b[i:end]) {
+			return 0, false, ErrSyntax
 		}
 		if end == q {
 			return q + 1, escaped, nil
@@ -64,23 +67,23 @@ func scanString(b []byte, i int) (int, bool, error) {
 		escaped = true
 		i = end
 		if i+1 >= len(b) {
-			return 0, false, errSyntax
+			return 0, false, ErrSyntax
 		}
 		switch b[i+1] {
 		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 			i += 2
 		case 'u':
 			if i+6 > len(b) {
-				return 0, false, errSyntax
+				return 0, false, ErrSyntax
 			}
 			for _, h := range b[i+2 : i+6] {
 				if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-					return 0, false, errSyntax
+					return 0, false, ErrSyntax
 				}
 			}
 			i += 6
 		default:
-			return 0, false, errSyntax
+			return 0, false, ErrSyntax
 		}
 	}
 }
@@ -91,9 +94,9 @@ const (
 	controls = 0x2020202020202020
 )
 
-// hasControl reports whether b holds a byte below 0x20. A word holds none when no byte
+// HasControl reports whether b holds a byte below 0x20. A word holds none when no byte
 // borrows in w - 0x20 per byte; bytes >= 0x80 pass, as they should inside a string.
-func hasControl(b []byte) bool {
+func HasControl(b []byte) bool {
 	j := 0
 	for ; j+16 <= len(b); j += 16 {
 		w, v := binary.LittleEndian.Uint64(b[j:]), binary.LittleEndian.Uint64(b[j+8:])
@@ -109,8 +112,8 @@ func hasControl(b []byte) bool {
 	return false
 }
 
-// scanNumber validates a JSON number at b[i].
-func scanNumber(b []byte, i int) (int, error) {
+// ScanNumber validates a JSON number at b[i].
+func ScanNumber(b []byte, i int) (int, error) {
 	start := i
 	if i < len(b) && b[i] == '-' {
 		i++
@@ -123,7 +126,7 @@ func scanNumber(b []byte, i int) (int, error) {
 			i++
 		}
 	default:
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
@@ -132,7 +135,7 @@ func scanNumber(b []byte, i int) (int, error) {
 			i++
 		}
 		if i == d {
-			return 0, errSyntax
+			return 0, ErrSyntax
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
@@ -145,99 +148,101 @@ func scanNumber(b []byte, i int) (int, error) {
 			i++
 		}
 		if i == d {
-			return 0, errSyntax
+			return 0, ErrSyntax
 		}
 	}
 	if i == start {
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	return i, nil
 }
 
-const maxScanDepth = 10000
+// MaxDepth bounds the nesting of arrays and objects.
+const MaxDepth = 10000
 
-// scanValue returns the index after the value starting at b[i] (no leading white space).
-func scanValue(b []byte, i, depth int) (int, error) {
-	if i >= len(b) || depth > maxScanDepth {
-		return 0, errSyntax
+// ScanValue returns the index after the value starting at b[i] (no leading white space).
+func ScanValue(b []byte, i, depth int) (int, error) {
+	if i >= len(b) || depth > MaxDepth {
+		return 0, ErrSyntax
 	}
 	switch c := b[i]; {
 	case c == '"':
-		end, _, err := scanString(b, i)
+		end, _, err := ScanString(b, i)
 		return end, err
 	case c == '{':
-		return scanObject(b, i, depth, nil)
+		return ScanObject(b, i, depth, nil)
 	case c == '[':
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		if i < len(b) && b[i] == ']' {
 			return i + 1, nil
 		}
 		for {
 			var err error
-			if i, err = scanValue(b, i, depth+1); err != nil {
+			if i, err = ScanValue(b, i, depth+1); err != nil {
 				return 0, err
 			}
 			var done bool
-			if i, done, err = afterElement(b, i, ']'); err != nil || done {
+			if i, done, err = AfterElement(b, i, ']'); err != nil || done {
 				return i, err
 			}
 		}
 	case c == 't':
-		return literal(b, i, "true")
+		return Literal(b, i, "true")
 	case c == 'f':
-		return literal(b, i, "false")
+		return Literal(b, i, "false")
 	case c == 'n':
-		return literal(b, i, "null")
+		return Literal(b, i, "null")
 	default:
-		return scanNumber(b, i)
+		return ScanNumber(b, i)
 	}
 }
 
-func literal(b []byte, i int, lit string) (int, error) {
+// Literal checks the literal lit (true, false, null) at b[i].
+func Literal(b []byte, i int, lit string) (int, error) {
 	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
-		return 0, errSyntax
+		return 0, ErrSyntax
 	}
 	return i + len(lit), nil
 }
 
-// scanObject validates the object at b[i] == '{' and calls member for each key (raw, with
+// ScanObject validates the object at b[i] == '{' and calls member for each key (raw, with
 // quotes) and value span.
-func scanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool, val []byte) error) (int, error) {
-	return scanObjectNested(b, i, depth, member, "", nil)
+func ScanObject(b []byte, i, depth int, member func(key []byte, keyEscaped bool, val []byte) error) (int, error) {
+	return ScanObjectNested(b, i, depth, member, "", nil)
 }
 
-// memberFunc receives an object member: its key (raw, with quotes) and value span.
-type memberFunc func(key []byte, keyEscaped bool, val []byte) error
+// MemberFunc receives an object member: its key (raw, with quotes) and value span.
+type MemberFunc func(key []byte, keyEscaped bool, val []byte) error
 
-// scanObjectNested is scanObject that also reports, to nested, the members of the value of
+// ScanObjectNested is scanObject that also reports, to nested, the members of the value of
 // nestedKey (raw, with quotes) when it is an object, during the same pass.
-func scanObjectNested(b []byte, i, depth int, member memberFunc, nestedKey string, nested memberFunc) (int, error) {
-	i = skipWS(b, i+1)
+func ScanObjectNested(b []byte, i, depth int, member MemberFunc, nestedKey string, nested MemberFunc) (int, error) {
+	i = SkipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return i + 1, nil
 	}
 	for {
 		if i >= len(b) || b[i] != '"' {
-			return 0, errSyntax
+			return 0, ErrSyntax
 		}
-		kEnd, kEsc, err := scanString(b, i)
+		kEnd, kEsc, err := ScanString(b, i)
 		if err != nil {
 			return 0, err
 		}
 		key := b[i:kEnd]
-		i = skipWS(b, kEnd)
+		i = SkipWS(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
-			return 0, errSyntax
+			return 0, ErrSyntax
 		}
-		i = skipWS(b, i+1)
+		i = SkipWS(b, i+1)
 		vStart := i
 		if nested != nil && i < len(b) && b[i] == '{' && string(key) == nestedKey {
-			if depth+1 > maxScanDepth {
-				return 0, errSyntax
+			if depth+1 > MaxDepth {
+				return 0, ErrSyntax
 			}
-			i, err = scanObjectNested(b, i, depth+1, nested, "", nil)
+			i, err = ScanObjectNested(b, i, depth+1, nested, "", nil)
 		} else {
-			i, err = scanValue(b, i, depth+1)
+			i, err = ScanValue(b, i, depth+1)
 		}
 		if err != nil {
 			return 0, err
@@ -248,47 +253,47 @@ func scanObjectNested(b []byte, i, depth int, member memberFunc, nestedKey strin
 			}
 		}
 		var done bool
-		if i, done, err = afterElement(b, i, '}'); err != nil || done {
+		if i, done, err = AfterElement(b, i, '}'); err != nil || done {
 			return i, err
 		}
 	}
 }
 
-// afterElement reads what follows an array element or object member: the closer (done, and
+// AfterElement reads what follows an array element or object member: the closer (done, and
 // the index after it) or a comma (the index of the next element).
-func afterElement(b []byte, i int, closer byte) (int, bool, error) {
-	i = skipWS(b, i)
+func AfterElement(b []byte, i int, closer byte) (int, bool, error) {
+	i = SkipWS(b, i)
 	switch {
 	case i >= len(b):
-		return 0, false, errSyntax
+		return 0, false, ErrSyntax
 	case b[i] == closer:
 		return i + 1, true, nil
 	case b[i] != ',':
-		return 0, false, errSyntax
+		return 0, false, ErrSyntax
 	}
-	return skipWS(b, i+1), false, nil
+	return SkipWS(b, i+1), false, nil
 }
 
-// members scans a whole document that must be one object, calling member for each member.
+// Members scans a whole document that must be one object, calling member for each member.
 // The key is only valid during the call (callers compare it with string(key), which does
 // not allocate).
-func members(b []byte, member func(key []byte, val []byte) error) error {
-	return membersNested(b, func(key []byte, _ bool, val []byte) error { return member(key, val) }, "", nil)
+func Members(b []byte, member func(key []byte, val []byte) error) error {
+	return MembersNested(b, func(key []byte, _ bool, val []byte) error { return member(key, val) }, "", nil)
 }
 
-// membersNested is members with scanObjectNested's nested report for one top-level key (only
+// MembersNested is members with scanObjectNested's nested report for one top-level key (only
 // when written without escapes, which member learns from its keyEscaped argument).
-func membersNested(b []byte, member func(key []byte, keyEscaped bool, val []byte) error, nestedKey string, nested memberFunc) error {
-	i := skipWS(b, 0)
+func MembersNested(b []byte, member func(key []byte, keyEscaped bool, val []byte) error, nestedKey string, nested MemberFunc) error {
+	i := SkipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return errSyntax
+		return ErrSyntax
 	}
-	end, err := scanObjectNested(b, i, 0, func(key []byte, esc bool, val []byte) error {
+	end, err := ScanObjectNested(b, i, 0, func(key []byte, esc bool, val []byte) error {
 		k := key[1 : len(key)-1]
 		if esc {
 			var u string
 			if json.Unmarshal(key, &u) != nil {
-				return errSyntax
+				return ErrSyntax
 			}
 			k = []byte(u)
 		}
@@ -297,22 +302,20 @@ func membersNested(b []byte, member func(key []byte, keyEscaped bool, val []byte
 	if err != nil {
 		return err
 	}
-	if skipWS(b, end) != len(b) {
-		return errSyntax
+	if SkipWS(b, end) != len(b) {
+		return ErrSyntax
 	}
 	return nil
 }
 
-// eventTypes are interned so decoding an envelope's type allocates nothing.
-var eventTypes = []string{EventRequested, EventResponded, EventCompleted, EventAborted, EventError}
-
-// stringValue decodes a raw JSON string value; ok is false for any other JSON type.
-func stringValue(raw []byte) (string, bool) {
+// StringValue decodes a raw JSON string value; ok is false for any other JSON type. A value
+// equal to one of interned is returned as that string, without allocating.
+func StringValue(raw []byte, interned []string) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	inner := raw[1 : len(raw)-1]
-	for _, t := range eventTypes {
+	for _, t := range interned {
 		if string(inner) == t {
 			return t, true
 		}
@@ -329,9 +332,9 @@ func stringValue(raw []byte) (string, bool) {
 	return string(inner), true
 }
 
-// appendString appends s as a JSON string, escaping only what JSON requires (<, > and & stay
+// AppendString appends s as a JSON string, escaping only what JSON requires (<, > and & stay
 // as they are; U+2028/U+2029 are escaped like encoding/json does; invalid UTF-8 becomes U+FFFD).
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
 	start := 0
@@ -380,9 +383,9 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// validJSON reports whether b is exactly one JSON value (with surrounding white space).
-func validJSON(b []byte) bool {
-	i := skipWS(b, 0)
-	end, err := scanValue(b, i, 0)
-	return err == nil && skipWS(b, end) == len(b)
+// Valid reports whether b is exactly one JSON value (with surrounding white space).
+func Valid(b []byte) bool {
+	i := SkipWS(b, 0)
+	end, err := ScanValue(b, i, 0)
+	return err == nil && SkipWS(b, end) == len(b)
 }
