@@ -15,8 +15,8 @@ FUZZ_TARGETS := \
 	call/.:FuzzFrameReader \
 	call/.:FuzzDecodeEnvelope \
 	call/internal/jsonscan:FuzzScanner \
-	call/.:FuzzDecodeTree \
-	call/.:FuzzFastSchema \
+	call/internal/schema:FuzzDecodeTree \
+	call/internal/schema:FuzzFastSchema \
 	vault/.:FuzzParsePath \
 	vault/.:FuzzCanonicalMnemonic \
 	vault/.:FuzzDecryptEncryptedData \

@@ -404,7 +404,7 @@ func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *R
 			return errInternal(msgInternal, errors.New("output is not valid JSON"))
 		}
 		if d.cfg.ValidateOutputs {
-			if err := reg.output.validate(out); err != nil {
+			if err := reg.output.Validate(out); err != nil {
 				return errInternal(msgOutputMismatch, err)
 			}
 		}

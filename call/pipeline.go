@@ -89,7 +89,7 @@ func dispatcherOf(oc *OperationContext) *Dispatcher {
 }
 
 func validateInput(reg *Registration, input json.RawMessage) *CallError {
-	if err := reg.input.validate(input); err != nil {
+	if err := reg.input.Validate(input); err != nil {
 		return &CallError{Code: CodeInvalidInput, Message: "invalid input: " + err.Error()}
 	}
 	return nil
@@ -116,7 +116,7 @@ func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *
 		return nil, errInternal(msgInternal, errors.New("output is not valid JSON"))
 	}
 	if d.cfg.ValidateOutputs {
-		if err := reg.output.validate(out); err != nil {
+		if err := reg.output.Validate(out); err != nil {
 			d.log.Error("output does not match schema", "op", reg.Spec.Name, "err", err)
 			return nil, errInternal(msgOutputMismatch, err)
 		}
@@ -144,7 +144,7 @@ func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error
 	}
 	if _, ok := reg.Spec.declares(ce.Code); ok {
 		if d.cfg.ValidateOutputs && len(ce.Details) > 0 {
-			if verr := reg.errSchemas[ce.Code].validate(ce.Details); verr != nil {
+			if verr := reg.errSchemas[ce.Code].Validate(ce.Details); verr != nil {
 				d.log.Error("error details do not match schema", "op", reg.Spec.Name, "code", ce.Code, "err", verr)
 				return errInternal(msgOutputMismatch, verr)
 			}

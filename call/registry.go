@@ -9,6 +9,8 @@ import (
 	"sort"
 
 	"github.com/alkdev/alknet/core"
+
+	"github.com/alkdev/alknet/call/internal/schema"
 )
 
 // Handler serves a query or mutation.
@@ -81,8 +83,8 @@ type HandlerRegistration struct {
 // imports) hold these and run them with RunRegistration.
 type Registration struct {
 	HandlerRegistration
-	input, output *compiledSchema
-	errSchemas    map[string]*compiledSchema
+	input, output *schema.Schema
+	errSchemas    map[string]*schema.Schema
 }
 
 // ErrRegistration matches every registration error.
@@ -123,19 +125,19 @@ func NewRegistration(r HandlerRegistration) (*Registration, error) {
 	if r.Provenance == Local && s.AccessControl.RequiredScopesAny != nil && len(s.AccessControl.RequiredScopesAny) == 0 {
 		return fail("required_scopes_any is present but empty: no caller could ever satisfy it")
 	}
-	out := &Registration{HandlerRegistration: r, errSchemas: map[string]*compiledSchema{}}
+	out := &Registration{HandlerRegistration: r, errSchemas: map[string]*schema.Schema{}}
 	var err error
-	if out.input, err = compileSchema(s.InputSchema); err != nil {
+	if out.input, err = schema.Compile(s.InputSchema); err != nil {
 		return fail("input_schema: %v", err)
 	}
-	if out.output, err = compileSchema(s.OutputSchema); err != nil {
+	if out.output, err = schema.Compile(s.OutputSchema); err != nil {
 		return fail("output_schema: %v", err)
 	}
 	for _, d := range s.ErrorSchemas {
 		if IsProtocolCode(d.Code) || d.Code == "" {
 			return fail("error code %q is empty or a protocol code", d.Code)
 		}
-		if out.errSchemas[d.Code], err = compileSchema(d.Schema); err != nil {
+		if out.errSchemas[d.Code], err = schema.Compile(d.Schema); err != nil {
 			return fail("error_schemas[%s]: %v", d.Code, err)
 		}
 	}

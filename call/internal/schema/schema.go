@@ -1,4 +1,8 @@
-package call
+// Package schema compiles and checks the JSON Schemas (2020-12) of operations' inputs,
+// outputs and error details: santhosh-tekuri/jsonschema for the full rules and their error
+// messages, a raw-bytes fast path for the common subset that can only accept, and a one-pass
+// tree builder instead of encoding/json (ADR 0010).
+package schema
 
 import (
 	"bytes"
@@ -16,8 +20,8 @@ import (
 // englishPrinter renders validation messages; created once.
 var englishPrinter = sync.OnceValue(func() *message.Printer { return message.NewPrinter(language.English) })
 
-// compiledSchema validates instances; nil accepts everything.
-type compiledSchema struct {
+// Schema validates instances; a nil *Schema accepts everything.
+type Schema struct {
 	s    *jsonschema.Schema
 	fast *fastSchema // nil when the schema is outside the fast subset
 }
@@ -31,8 +35,9 @@ func (refuseLoader) Load(url string) (any, error) {
 
 const schemaURL = "mem:///schema.json"
 
-// compileSchema compiles a JSON Schema 2020-12 document. Absent, null, {} and true accept all.
-func compileSchema(raw json.RawMessage) (*compiledSchema, error) {
+// Compile compiles a JSON Schema 2020-12 document. Absent, null, {} and true accept all (nil).
+// External $refs are refused; only in-document references resolve.
+func Compile(raw json.RawMessage) (*Schema, error) {
 	trimmed := bytes.TrimSpace(raw)
 	switch string(trimmed) {
 	case "", "null", "{}", "true":
@@ -52,11 +57,12 @@ func compileSchema(raw json.RawMessage) (*compiledSchema, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &compiledSchema{s: s, fast: compileFast(doc, 0)}, nil
+	return &Schema{s: s, fast: compileFast(doc, 0)}, nil
 }
 
-// validate checks raw against the schema; the error's text is the first failure.
-func (c *compiledSchema) validate(raw json.RawMessage) error {
+// Validate checks raw against the schema; the error's text is the first failure, as
+// "at '<instance location>': <message>".
+func (c *Schema) Validate(raw json.RawMessage) error {
 	if c == nil || (c.fast != nil && c.fast.accepts(raw)) {
 		return nil
 	}

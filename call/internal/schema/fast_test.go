@@ -1,4 +1,4 @@
-package call
+package schema
 
 import (
 	"encoding/json"
@@ -22,7 +22,7 @@ var fastSchemas = []string{
 
 func TestFastSchemaCompiles(t *testing.T) {
 	for i, src := range fastSchemas {
-		cs, err := compileSchema(json.RawMessage(src))
+		cs, err := Compile(json.RawMessage(src))
 		if err != nil {
 			t.Fatalf("schema %d: %v", i, err)
 		}
@@ -75,18 +75,18 @@ func TestFastSchemaAgrees(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%d/%s", tc.schema, tc.instance), func(t *testing.T) {
-			cs, err := compileSchema(json.RawMessage(fastSchemas[tc.schema]))
+			cs, err := Compile(json.RawMessage(fastSchemas[tc.schema]))
 			if err != nil {
 				t.Fatal(err)
 			}
-			full := (&compiledSchema{s: cs.s}).validate(json.RawMessage(tc.instance))
+			full := (&Schema{s: cs.s}).Validate(json.RawMessage(tc.instance))
 			if (full == nil) != tc.valid {
 				t.Fatalf("full validator: %v, want valid = %v", full, tc.valid)
 			}
 			if got := cs.fast != nil && cs.fast.accepts([]byte(tc.instance)); got != tc.fast {
 				t.Fatalf("fast path accepts = %v, want %v", got, tc.fast)
 			}
-			if got := cs.validate(json.RawMessage(tc.instance)); (got == nil) != tc.valid {
+			if got := cs.Validate(json.RawMessage(tc.instance)); (got == nil) != tc.valid {
 				t.Fatalf("validate: %v, want valid = %v", got, tc.valid)
 			}
 		})
@@ -98,9 +98,9 @@ func FuzzFastSchema(f *testing.F) {
 	for i, s := range []string{`{"text":"hi"}`, `{"a":1,"b":2}`, `null`, `[{"x":true,"y":3}]`, `{"x":1}`, `-3`} {
 		f.Add(uint8(i), []byte(s))
 	}
-	compiled := make([]*compiledSchema, len(fastSchemas))
+	compiled := make([]*Schema, len(fastSchemas))
 	for i, src := range fastSchemas {
-		cs, err := compileSchema(json.RawMessage(src))
+		cs, err := Compile(json.RawMessage(src))
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func FuzzFastSchema(f *testing.F) {
 		if cs.fast == nil || !cs.fast.accepts(instance) {
 			return
 		}
-		if err := (&compiledSchema{s: cs.s}).validate(instance); err != nil {
+		if err := (&Schema{s: cs.s}).Validate(instance); err != nil {
 			t.Fatalf("fast path accepted %q, full validator: %v", instance, err)
 		}
 	})

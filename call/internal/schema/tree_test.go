@@ -1,4 +1,4 @@
-package call
+package schema
 
 import (
 	"bytes"
@@ -101,4 +101,15 @@ func TestScanStringMatchesByteLoop(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzDecodeTree checks the schema-validation tree builder against the library's own
+// decoder (encoding/json with UseNumber): same acceptance, same tree.
+func FuzzDecodeTree(f *testing.F) {
+	for _, s := range treeCases {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkTree(t, b)
+	})
 }
