@@ -244,7 +244,7 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 // sendRequest writes call.requested on a new stream (multi-stream) or the shared one. With
 // readInline, a new stream is returned for the caller to read (readOwnStream); otherwise a
 // worker reads it.
-func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.RawMessage, o callOpts, readInline bool) (*wire, error) {
+func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.RawMessage, o callOpts, readInline bool) (*framed, error) {
 	if len(in) == 0 {
 		in = json.RawMessage("null")
 	}
@@ -269,7 +269,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
 			return nil, p.err
 		}
-		w := c.newWire(st)
+		w := c.newFramed(st)
 		if err := w.send(env); err != nil {
 			st.Cancel(0)
 			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
@@ -293,7 +293,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		c.finishPending(p, nil, errCancelled(ctx.Err()))
 		return nil, p.err
 	}
-	shared := c.sharedWire()
+	shared := c.sharedFramed()
 	if shared == nil {
 		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
 		return nil, p.err
@@ -306,7 +306,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 }
 
 // readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).
-func (c *Conn) readOwnStream(w *wire, p *pending) {
+func (c *Conn) readOwnStream(w *framed, p *pending) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
 	defer w.s.Close()   // CancelRead(0) once terminal
@@ -354,7 +354,7 @@ func (c *Conn) readOwnStream(w *wire, p *pending) {
 func (c *Conn) sendAbort(id string) {
 	env := Envelope{Type: EventAborted, ID: id, Payload: emptyObject}
 	if !c.c.MultiStream() {
-		if w := c.sharedWire(); w != nil {
+		if w := c.sharedFramed(); w != nil {
 			_ = w.send(env)
 		}
 		return
@@ -380,7 +380,7 @@ func (c *Conn) sendAbort(id string) {
 			return
 		}
 		_ = st.SetWriteDeadline(time.Now().Add(abortSendTimeout))
-		if err := c.newWire(st).send(env); err != nil {
+		if err := c.newFramed(st).send(env); err != nil {
 			c.log.Debug("abort not sent", "id", id, "err", err)
 			st.Cancel(0)
 			return
@@ -503,7 +503,7 @@ func (c *Conn) FlushAborts(ctx context.Context) error {
 }
 
 // sharedWire returns the single stream once Run has it (nil before, or on multi-stream).
-func (c *Conn) sharedWire() *wire {
+func (c *Conn) sharedFramed() *framed {
 	select {
 	case <-c.ready:
 		return c.shared

@@ -71,7 +71,7 @@ type Conn struct {
 	early      map[string]struct{}
 	earlyOrder []string
 
-	shared    *wire         // single-stream: the one stream (nil on multi-stream)
+	shared    *framed       // single-stream: the one stream (nil on multi-stream)
 	ready     chan struct{} // closed once Run has the shared stream (or knows there is none)
 	readyOnce sync.Once
 	runOnce   sync.Once
@@ -203,32 +203,32 @@ func (c *Conn) acceptLoop() error {
 	}
 }
 
-// wire is one stream with its frame reader and writer (one allocation for the three).
-type wire struct {
+// framed is one stream with its frame reader and writer (one allocation for the three).
+type framed struct {
 	s conn.Stream
 	r FrameReader
 	w FrameWriter
 }
 
-func (c *Conn) newWire(s conn.Stream) *wire {
-	w := &wire{}
-	c.initWire(w, s)
+func (c *Conn) newFramed(s conn.Stream) *framed {
+	w := &framed{}
+	c.initFramed(w, s)
 	return w
 }
 
-func (c *Conn) initWire(w *wire, s conn.Stream) {
+func (c *Conn) initFramed(w *framed, s conn.Stream) {
 	w.s = s
 	w.r.init(s, c.d.cfg.MaxFrameSize, c.d.budget)
 	w.w.init(s, c.d.cfg.MaxFrameSize)
 }
 
-func (w *wire) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
+func (w *framed) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
 
 // servedStream tracks a stream the peer opened: FIN once clean EOF was read and every
 // request read from it is terminal.
 type servedStream struct {
-	w        *wire
-	wire     wire // w points here: stream, reader and writer in this one allocation
+	w        *framed
+	framed   framed // w points here: stream, reader and writer in this one allocation
 	mu       sync.Mutex
 	inflight int
 	eof      bool
@@ -282,9 +282,9 @@ func (s *servedStream) peerEnded() {
 func (c *Conn) serveStream(st conn.Stream) {
 	c.d.streamOpened()
 	ss := &servedStream{}
-	ss.w = &ss.wire
+	ss.w = &ss.framed
 	ss.ids = ss.idsBuf[:0]
-	c.initWire(ss.w, st)
+	c.initFramed(ss.w, st)
 	c.readServed(ss)
 }
 
@@ -438,7 +438,7 @@ func (c *Conn) serveShared() error {
 	if err != nil {
 		return err
 	}
-	c.shared = c.newWire(st)
+	c.shared = c.newFramed(st)
 	c.shared.r.ReadAhead(readAheadSize) // every frame of the connection comes this way
 	defer c.shared.r.discard()
 	c.readyOnce.Do(func() { close(c.ready) })

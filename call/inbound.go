@@ -16,7 +16,7 @@ type inbound struct {
 	id     string
 	node   *reqNode
 	cancel context.CancelFunc
-	out    *wire
+	out    *framed
 	stream *servedStream // multi-stream only
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
@@ -56,7 +56,7 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 // set, on the calling goroutine once the request is registered and inline has run (it hands
 // the caller's other work to someone else). It reports whether it ran the request inline;
 // a request refused at once is answered here and not run.
-func (c *Conn) acceptRequest(e Envelope, out *wire, ss *servedStream, inline func()) bool {
+func (c *Conn) acceptRequest(e Envelope, out *framed, ss *servedStream, inline func()) bool {
 	reject := func(ce *CallError) {
 		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
 	}

@@ -10,7 +10,7 @@ import (
 // reuseStream is a long-lived stream a caller pipelines queries and mutations on
 // (ConnOptions.StreamReuse, call-protocol.md §4.1.4).
 type reuseStream struct {
-	w       *wire
+	w       *framed
 	mu      sync.Mutex
 	pending map[string]*pending
 	last    time.Time // when it last had nothing in flight
@@ -59,7 +59,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 		}
 		return nil, err
 	}
-	rs := &reuseStream{w: c.newWire(st), pending: map[string]*pending{}, last: time.Now()}
+	rs := &reuseStream{w: c.newFramed(st), pending: map[string]*pending{}, last: time.Now()}
 	c.reuse = append(c.reuse, rs)
 	c.wg.Add(1)
 	go func() {
