@@ -11,6 +11,8 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/call/demo"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // Checklist 52: a handler ignoring ctx past DefaultTimeout yields TIMEOUT on time.
@@ -26,7 +28,7 @@ func TestServerDeadline(t *testing.T) {
 		st.request("d1", "/d/stubborn", nil)
 		e := st.mustNext()
 		took := time.Since(begin)
-		if e.Type != call.EventError || string(e.Payload) != `{"code":"TIMEOUT","message":"deadline exceeded","retryable":true}` {
+		if e.Type != wire.EventError || string(e.Payload) != `{"code":"TIMEOUT","message":"deadline exceeded","retryable":true}` {
 			t.Fatalf("%s: %+v %s", tr, e, e.Payload)
 		}
 		// Not before the deadline, and within deadline + 1 s (tighter figures are for make bench).
@@ -88,10 +90,10 @@ func TestWireAbort(t *testing.T) {
 		sent := time.Now()
 		if where == "fresh" {
 			ab := openRaw(t, c)
-			ab.send(call.EventAborted, "w-"+where, map[string]any{})
+			ab.send(wire.EventAborted, "w-"+where, map[string]any{})
 			_ = ab.s.CloseWrite()
 		} else {
-			st.send(call.EventAborted, "w-"+where, map[string]any{})
+			st.send(wire.EventAborted, "w-"+where, map[string]any{})
 		}
 		at := <-cancelled
 		if d := at.Sub(sent); d > time.Second { // the 100 ms design target is measured by make bench
@@ -225,7 +227,7 @@ func TestAbortCascade(t *testing.T) {
 func TestAbortUnknownIgnored(t *testing.T) {
 	n := startNode(t, nodeOpts{regs: demoRegs()})
 	st := openRaw(t, n.rawConn(t, "tcp"))
-	st.send(call.EventAborted, "nobody", map[string]any{})
+	st.send(wire.EventAborted, "nobody", map[string]any{})
 	st.request("e", "/demo/echo", map[string]string{"text": "after"})
 	if e := st.mustNext(); e.ID != "e" || !strings.Contains(string(e.Payload), "after") {
 		t.Fatalf("%+v", e)

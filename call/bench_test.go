@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/alkdev/alknet/call"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // BenchmarkUnaryCall is one demo/echo round trip, client and server in this process.
@@ -42,19 +44,19 @@ func BenchmarkUnaryCall(b *testing.B) {
 // BenchmarkFrameEncodeDecode is the envelope path of one request: encode, frame, read, decode.
 func BenchmarkFrameEncodeDecode(b *testing.B) {
 	b.ReportAllocs()
-	env := call.Envelope{Type: call.EventRequested, ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Payload: js(`{"operationId":"/demo/echo","input":{"text":"hello"}}`)}
+	env := wire.Envelope{Type: wire.EventRequested, ID: "0f8fad5b-d9cb-469f-a165-70867728950e", Payload: js(`{"operationId":"/demo/echo","input":{"text":"hello"}}`)}
 	var buf bytes.Buffer
-	w := call.NewFrameWriter(&buf, 0)
+	w := wire.NewFrameWriter(&buf, 0)
 	for b.Loop() {
 		buf.Reset()
-		if err := w.WriteFrame(call.AppendEnvelope(nil, env)); err != nil {
+		if err := w.WriteFrame(wire.AppendEnvelope(nil, env)); err != nil {
 			b.Fatal(err)
 		}
-		body, err := call.NewFrameReader(&buf, 0).ReadFrame()
+		body, err := wire.NewFrameReader(&buf, 0).ReadFrame()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := call.DecodeEnvelope(body); err != nil {
+		if _, err := wire.DecodeEnvelope(body); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/alkdev/alknet/core/conn"
 
 	"github.com/alkdev/alknet/call/internal/jsonscan"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // readAheadSize is the read-ahead chunk of streams that carry many frames: a subscription's
@@ -142,7 +144,7 @@ func (c *Conn) lookupPending(id string) *pending {
 
 // deliver routes a response event to its pending entry; events for unknown ids are ignored.
 // only, when set, restricts delivery to that entry (a caller-opened stream).
-func (c *Conn) deliver(e Envelope, only *pending) {
+func (c *Conn) deliver(e wire.Envelope, only *pending) {
 	var p *pending
 	switch {
 	case only == nil:
@@ -158,8 +160,8 @@ func (c *Conn) deliver(e Envelope, only *pending) {
 		return
 	}
 	switch e.Type {
-	case EventResponded:
-		out, ok := e.respondedOutput()
+	case wire.EventResponded:
+		out, ok := e.RespondedOutput()
 		if !ok {
 			return
 		}
@@ -181,17 +183,17 @@ func (c *Conn) deliver(e Envelope, only *pending) {
 		case p.items <- out:
 		case <-p.done:
 		}
-	case EventCompleted:
+	case wire.EventCompleted:
 		if p.sub {
 			c.finishPending(p, nil, io.EOF)
 		}
-	case EventError:
-		ce, ok := decodeError(e.Payload)
+	case wire.EventError:
+		ce, ok := decodeCallError(e.Payload)
 		if !ok {
 			return // undecodable: the request stays pending until it ends otherwise
 		}
 		c.finishPending(p, nil, normalizeRemote(ce, p.known))
-	case EventAborted:
+	case wire.EventAborted:
 		c.finishPending(p, nil, errCancelled(nil))
 	}
 }
@@ -255,11 +257,11 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if op != "" && op[0] != '/' {
 		op = "/" + op
 	}
-	payload := RequestedPayload{OperationID: op, Input: in, ForwardedFor: o.forwardedFor}
+	payload := wire.RequestedPayload{OperationID: op, Input: in, ForwardedFor: o.forwardedFor}
 	if o.hasToken {
 		payload.AuthToken = o.token
 	}
-	env := Envelope{Type: EventRequested, ID: p.id, frame: requestedFrame(p.id, payload)}
+	env := wire.Requested(p.id, payload)
 	if c.c.MultiStream() && c.o.StreamReuse > 0 && !p.sub {
 		return nil, c.sendReuse(ctx, p, env)
 	}
@@ -310,7 +312,7 @@ func (c *Conn) readOwnStream(w *framed, p *pending) {
 	c.d.streamOpened()
 	defer c.d.streamClosed()
 	defer w.s.Close()   // CancelRead(0) once terminal
-	defer w.r.discard() // a partial frame's charge goes with the stream
+	defer w.r.Discard() // a partial frame's charge goes with the stream
 	if p.sub {
 		// Many frames follow: read them through a buffer, not two stream reads per frame.
 		w.r.ReadAhead(readAheadSize)
@@ -329,14 +331,14 @@ func (c *Conn) readOwnStream(w *framed, p *pending) {
 			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
 			return
 		}
-		e, err := DecodeEnvelope(body)
+		e, err := wire.DecodeEnvelope(body)
 		if err != nil {
-			w.s.Cancel(codeProtocolError)
+			w.s.Cancel(wire.CodeProtocolError)
 			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
 			return
 		}
 		switch e.Type {
-		case EventResponded, EventCompleted, EventError, EventAborted:
+		case wire.EventResponded, wire.EventCompleted, wire.EventError, wire.EventAborted:
 			c.deliver(e, p)
 		default:
 			continue // wrong direction or unknown: ignored
@@ -352,7 +354,7 @@ func (c *Conn) readOwnStream(w *framed, p *pending) {
 // sendAbort tells the peer to abort id: a fresh stream on multi-stream connections (given
 // up after 5 s), the shared stream otherwise.
 func (c *Conn) sendAbort(id string) {
-	env := Envelope{Type: EventAborted, ID: id, Payload: emptyObject}
+	env := wire.Envelope{Type: wire.EventAborted, ID: id, Payload: wire.EmptyObject}
 	if !c.c.MultiStream() {
 		if w := c.sharedFramed(); w != nil {
 			_ = w.send(env)

@@ -13,6 +13,8 @@ import (
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // ConnOptions configure the client side of a Conn (§15.1).
@@ -206,8 +208,8 @@ func (c *Conn) acceptLoop() error {
 // framed is one stream with its frame reader and writer (one allocation for the three).
 type framed struct {
 	s conn.Stream
-	r FrameReader
-	w FrameWriter
+	r wire.FrameReader
+	w wire.FrameWriter
 }
 
 func (c *Conn) newFramed(s conn.Stream) *framed {
@@ -218,11 +220,16 @@ func (c *Conn) newFramed(s conn.Stream) *framed {
 
 func (c *Conn) initFramed(w *framed, s conn.Stream) {
 	w.s = s
-	w.r.init(s, c.d.cfg.MaxFrameSize, c.d.budget)
-	w.w.init(s, c.d.cfg.MaxFrameSize)
+	w.r.Init(s, c.d.cfg.MaxFrameSize, c.d.budget)
+	w.w.Init(s, c.d.cfg.MaxFrameSize)
 }
 
-func (w *framed) send(e Envelope) error { return w.w.writeFramed(e.encodedFrame()) }
+func (w *framed) send(e wire.Envelope) error { return w.w.WriteFramed(e.EncodedFrame()) }
+
+// sendStop is send whose wait for queue room ends once stop is set (an abort).
+func (w *framed) sendStop(e wire.Envelope, stop *atomic.Bool) error {
+	return w.w.WriteFramedStop(e.EncodedFrame(), stop)
+}
 
 // servedStream tracks a stream the peer opened: FIN once clean EOF was read and every
 // request read from it is terminal.
@@ -296,13 +303,13 @@ func (c *Conn) readServed(ss *servedStream) {
 	handedOff := false
 	defer func() {
 		if !handedOff {
-			ss.w.r.discard()
+			ss.w.r.Discard()
 			c.d.streamClosed()
 		}
 	}()
 	st := ss.w.s
-	var idle readIdle
-	idle.init(st, &ss.w.r, c.d.cfg.StreamIdleTimeout)
+	var idle wire.IdleTimer
+	idle.Init(st, &ss.w.r, c.d.cfg.StreamIdleTimeout)
 	busy := func() bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
@@ -317,10 +324,10 @@ func (c *Conn) readServed(ss *servedStream) {
 		})
 	}
 	for {
-		idle.arm()
+		idle.Arm()
 		body, err := ss.w.r.ReadFrame()
 		if err != nil {
-			if stale, deadline := idle.expired(err, busy); deadline {
+			if stale, deadline := idle.Expired(err, busy); deadline {
 				if !stale {
 					continue // bytes arrived or requests are in flight: read on
 				}
@@ -334,13 +341,13 @@ func (c *Conn) readServed(ss *servedStream) {
 			c.brokenStream(ss, err)
 			return
 		}
-		e, err := DecodeEnvelope(body)
+		e, err := wire.DecodeEnvelope(body)
 		if err != nil {
 			c.brokenStream(ss, err)
 			return
 		}
 		switch e.Type {
-		case EventRequested:
+		case wire.EventRequested:
 			if ss.w.r.Ended() {
 				// The last frame this stream will carry (a stream per call, request and FIN
 				// together): nothing is left to read, no one needs to take over.
@@ -351,13 +358,13 @@ func (c *Conn) readServed(ss *servedStream) {
 			if c.acceptRequest(e, ss.w, ss, handOff) {
 				return // the request ran here; the follower reads on
 			}
-		case EventAborted:
+		case wire.EventAborted:
 			if c.abortInbound(e.ID) {
 				c.log.Debug("request aborted by the caller", "request_id", e.ID)
 			} else {
 				c.rememberEarlyAbort(e.ID)
 			}
-		case EventResponded, EventCompleted, EventError:
+		case wire.EventResponded, wire.EventCompleted, wire.EventError:
 			c.log.Debug("ignoring a response event on a stream the peer opened", "type", e.Type)
 		default:
 			c.log.Debug("ignoring unknown event type", "type", e.Type)
@@ -422,7 +429,7 @@ func (c *Conn) brokenStream(ss *servedStream, err error) {
 	for _, id := range ids {
 		c.abortInbound(id)
 	}
-	ss.w.s.Cancel(codeProtocolError)
+	ss.w.s.Cancel(wire.CodeProtocolError)
 }
 
 // busy reports whether requests are in flight in either direction.
@@ -440,21 +447,21 @@ func (c *Conn) serveShared() error {
 	}
 	c.shared = c.newFramed(st)
 	c.shared.r.ReadAhead(readAheadSize) // every frame of the connection comes this way
-	defer c.shared.r.discard()
+	defer c.shared.r.Discard()
 	c.readyOnce.Do(func() { close(c.ready) })
 	// No byte for the connection's idle timeout with nothing in flight either way ends it
 	// (core.md §5.5: single-stream connections have no transport-level idle timeout).
-	var idle readIdle
-	idle.init(st, &c.shared.r, conn.TimeoutsOf(c.c).Idle)
+	var idle wire.IdleTimer
+	idle.Init(st, &c.shared.r, conn.TimeoutsOf(c.c).Idle)
 	for {
-		idle.arm()
+		idle.Arm()
 		body, err := c.shared.r.ReadFrame()
 		if err != nil {
-			if stale, deadline := idle.expired(err, c.busy); deadline {
+			if stale, deadline := idle.Expired(err, c.busy); deadline {
 				if !stale {
 					continue
 				}
-				c.log.Debug("closing idle connection", "idle_timeout", idle.timeout)
+				c.log.Debug("closing idle connection", "idle_timeout", conn.TimeoutsOf(c.c).Idle)
 				_ = c.c.Close(conn.CodeNormal, "idle")
 				return conn.ErrConnectionClosed
 			}
@@ -464,18 +471,18 @@ func (c *Conn) serveShared() error {
 			_ = c.c.Close(conn.CodeNormal, "")
 			return err
 		}
-		e, err := DecodeEnvelope(body)
+		e, err := wire.DecodeEnvelope(body)
 		if err != nil {
 			c.log.Debug("malformed frame: closing connection", "err", err)
 			_ = c.c.Close(conn.CodeNormal, "")
 			return err
 		}
 		switch e.Type {
-		case EventRequested:
+		case wire.EventRequested:
 			c.acceptRequest(e, c.shared, nil, nil)
-		case EventResponded, EventCompleted, EventError:
+		case wire.EventResponded, wire.EventCompleted, wire.EventError:
 			c.deliver(e, nil)
-		case EventAborted:
+		case wire.EventAborted:
 			if c.abortInbound(e.ID) {
 				c.log.Debug("request aborted by the caller", "request_id", e.ID)
 			} else {

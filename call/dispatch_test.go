@@ -14,6 +14,8 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // blockOp blocks until release is closed (or its ctx ends) and reports when it started.
@@ -70,7 +72,7 @@ func TestMalformedFrames(t *testing.T) {
 				t.Fatalf("after a malformed frame: %+v, %v (want a reset with code 1 by the node)", e, err)
 			}
 			good.request("g", "/demo/echo", map[string]string{"text": "still"})
-			if e := good.mustNext(); e.Type != call.EventResponded {
+			if e := good.mustNext(); e.Type != wire.EventResponded {
 				t.Fatalf("other stream: %+v", e)
 			}
 		})
@@ -102,8 +104,8 @@ func TestMalformedFrames(t *testing.T) {
 		_, err := cc.Call(ctx, "x/y", js(`{}`))
 		pending <- err
 	}()
-	_, _ = call.NewFrameReader(bs, 0).ReadFrame() // the request arrived
-	_ = call.NewFrameWriter(bs, 0).WriteFrame([]byte(`garbage`))
+	_, _ = wire.NewFrameReader(bs, 0).ReadFrame() // the request arrived
+	_ = wire.NewFrameWriter(bs, 0).WriteFrame([]byte(`garbage`))
 	err := <-pending
 	var ce *call.CallError
 	if !errors.As(err, &ce) || ce.Code != "INTERNAL" || ce.Message != "connection closed" {
@@ -131,7 +133,7 @@ func TestCalleeStreams(t *testing.T) {
 	st.request("first", "/test/block", nil)
 	<-started
 	st.request("second", "/demo/echo", map[string]string{"text": "2"})
-	if e := st.mustNext(); e.ID != "second" || e.Type != call.EventResponded {
+	if e := st.mustNext(); e.ID != "second" || e.Type != wire.EventResponded {
 		t.Fatalf("second: %+v", e)
 	}
 	close(release)
@@ -162,7 +164,7 @@ func TestCalleeStreams(t *testing.T) {
 		var out struct {
 			Output struct{ Text string } `json:"output"`
 		}
-		if e.Type != call.EventResponded || json.Unmarshal(e.Payload, &out) != nil || "m"+out.Output.Text != e.ID {
+		if e.Type != wire.EventResponded || json.Unmarshal(e.Payload, &out) != nil || "m"+out.Output.Text != e.ID {
 			t.Fatalf("frame %+v", e)
 		}
 		seen[e.ID] = true
@@ -191,7 +193,7 @@ func TestCallerStreamPerCall(t *testing.T) {
 				return
 			}
 			go func() {
-				r := call.NewFrameReader(s, 0)
+				r := wire.NewFrameReader(s, 0)
 				var got seen
 				var id string
 				for {
@@ -203,11 +205,11 @@ func TestCallerStreamPerCall(t *testing.T) {
 					if err != nil {
 						break
 					}
-					e, _ := call.DecodeEnvelope(body)
+					e, _ := wire.DecodeEnvelope(body)
 					id = e.ID
 					got.frames++
 				}
-				_ = call.NewFrameWriter(s, 0).WriteFrame(call.AppendEnvelope(nil, call.Envelope{Type: call.EventResponded, ID: id, Payload: js(`{"output":1}`)}))
+				_ = wire.NewFrameWriter(s, 0).WriteFrame(wire.AppendEnvelope(nil, wire.Envelope{Type: wire.EventResponded, ID: id, Payload: js(`{"output":1}`)}))
 				_ = s.CloseWrite()
 				results <- got
 			}()
@@ -288,11 +290,11 @@ func TestDuplicateID(t *testing.T) {
 		<-started
 		st.request("dup", "/demo/echo", map[string]string{"text": "x"})
 		e := st.mustNext()
-		if e.ID != "dup" || e.Type != call.EventError || !strings.Contains(string(e.Payload), `"code":"INVALID_INPUT","message":"duplicate request id"`) {
+		if e.ID != "dup" || e.Type != wire.EventError || !strings.Contains(string(e.Payload), `"code":"INVALID_INPUT","message":"duplicate request id"`) {
 			t.Fatalf("%s duplicate: %+v %s", tr, e, e.Payload)
 		}
 		release <- struct{}{}
-		if e := st.mustNext(); e.ID != "dup" || e.Type != call.EventResponded {
+		if e := st.mustNext(); e.ID != "dup" || e.Type != wire.EventResponded {
 			t.Fatalf("%s first: %+v", tr, e)
 		}
 	}

@@ -14,7 +14,21 @@ import (
 	"github.com/alkdev/alknet/core"
 
 	"github.com/alkdev/alknet/call/internal/jsonscan"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
+
+// Frame size limits (docs/protocol.md §2): MaxFrameSize defaults to 16 MiB and may be set
+// from 1 KiB to the 64 MiB cap.
+const (
+	MaxFrameSizeCap     = wire.MaxFrameSizeCap
+	DefaultMaxFrameSize = wire.DefaultMaxFrameSize
+	MinMaxFrameSize     = wire.MinMaxFrameSize
+)
+
+// DefaultMaxPartialFrameBytes is the default node-wide budget for bytes held in partial
+// frames (Config.MaxPartialFrameBytes).
+const DefaultMaxPartialFrameBytes = wire.DefaultMaxPartialFrameBytes
 
 // Config holds the dispatcher's limits (§17); zero fields take the defaults.
 type Config struct {
@@ -107,8 +121,8 @@ type Dispatcher struct {
 	observer  Observer
 
 	// Node-wide state, shared by the dispatchers WithConfig derives from this one.
-	budget   *FrameBudget  // bytes held in partial frames
-	inflight *atomic.Int64 // inbound requests in flight on every connection
+	budget   *wire.FrameBudget // bytes held in partial frames
+	inflight *atomic.Int64     // inbound requests in flight on every connection
 }
 
 // Observer receives call metrics (the CLI exports them to Prometheus). Implementations must
@@ -192,7 +206,7 @@ func NewDispatcher(r *Registry, cfg Config, ids core.IdentityProvider, opts ...D
 		o(d)
 	}
 	d.log = logger(d.log)
-	d.budget = NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
+	d.budget = wire.NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
 	d.inflight = new(atomic.Int64)
 	return d, nil
 }
@@ -214,8 +228,9 @@ func (d *Dispatcher) reserveInFlight() bool {
 	return true
 }
 
-// FrameBudget returns the node-wide budget of bytes held in partial frames.
-func (d *Dispatcher) FrameBudget() *FrameBudget { return d.budget }
+// PartialFrameBytes returns the bytes held in partial frames now, node-wide (the budget is
+// Config.MaxPartialFrameBytes).
+func (d *Dispatcher) PartialFrameBytes() int64 { return d.budget.Held() }
 
 // InFlight returns the inbound requests in flight on every connection of the dispatcher.
 func (d *Dispatcher) InFlight() int64 { return d.inflight.Load() }

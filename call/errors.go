@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // Protocol error codes (call-protocol.md §7.1).
@@ -122,4 +124,18 @@ func asCallError(err error) *CallError {
 		return ce
 	}
 	return errInternal(msgInternal, err)
+}
+
+// appendCallError encodes e as a call.error payload.
+func appendCallError(b []byte, e *CallError) []byte {
+	return wire.AppendError(b, wire.ErrorPayload{Code: e.Code, Message: e.Message, Details: e.Details, Retryable: e.Retryable})
+}
+
+// decodeCallError reads a call.error payload from the peer.
+func decodeCallError(raw []byte) (*CallError, bool) {
+	p, ok := wire.DecodeError(raw)
+	if !ok {
+		return nil, false
+	}
+	return &CallError{Code: p.Code, Message: p.Message, Details: p.Details, Retryable: p.Retryable}, true
 }

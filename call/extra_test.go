@@ -13,6 +13,8 @@ import (
 	"github.com/alkdev/alknet/call/builtin"
 	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // Checklist 4: a 64 KiB string input round-trips byte for byte through an echo op.
@@ -45,7 +47,7 @@ func TestTruncatedResponse(t *testing.T) {
 		if err != nil {
 			return
 		}
-		_, _ = call.NewFrameReader(s, 0).ReadFrame()
+		_, _ = wire.NewFrameReader(s, 0).ReadFrame()
 		_, _ = s.Write([]byte{0, 0, 0, 50, '{', '"'}) // a prefix promising 50 bytes, then FIN
 		_ = s.CloseWrite()
 	}()
@@ -68,7 +70,7 @@ func TestNullInputAndPanic(t *testing.T) {
 	boom := queryOp("n/panic", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { panic("boom") })
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{got, boom}})
 	st := openRaw(t, n.rawConn(t, "quic"))
-	st.send(call.EventRequested, "1", map[string]any{"operationId": "/n/input"})
+	st.send(wire.EventRequested, "1", map[string]any{"operationId": "/n/input"})
 	if e := st.mustNext(); string(e.Payload) != `{"output":"null"}` {
 		t.Fatalf("missing input: %s", e.Payload)
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/tlsconf"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // rawFrame is one frame: prefix and body.
@@ -90,10 +92,10 @@ func TestAnnouncedFrameSizeNotAllocated(t *testing.T) {
 	// Every partial frame is charged (64 KiB each) once the node has read its byte.
 	want := int64((tcpConns + quicStreams) * 64 << 10)
 	deadline := time.Now().Add(5 * time.Second)
-	for n.d.FrameBudget().Held() < want && time.Now().Before(deadline) {
+	for n.d.PartialFrameBytes() < want && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if held := n.d.FrameBudget().Held(); held != want {
+	if held := n.d.PartialFrameBytes(); held != want {
 		t.Fatalf("partial frames hold %d bytes, want %d (64 KiB each)", held, want)
 	}
 	growth := int64(heapInUse()) - int64(before)
@@ -140,9 +142,9 @@ func TestPartialFrameBudget(t *testing.T) {
 	select {
 	case <-peers[3].closed: // the largest holder (80 KiB received, a 128 KiB buffer)
 	case <-time.After(5 * time.Second):
-		t.Fatalf("no stream was closed; %d bytes held", d.FrameBudget().Held())
+		t.Fatalf("no stream was closed; %d bytes held", d.PartialFrameBytes())
 	}
-	if held := d.FrameBudget().Held(); held > frameMax {
+	if held := d.PartialFrameBytes(); held > frameMax {
 		t.Fatalf("held %d bytes after the eviction, budget %d", held, frameMax)
 	}
 	for i := range 3 {
@@ -269,9 +271,9 @@ func TestWriteTimeoutStalledReader(t *testing.T) {
 func waitIdle(t testing.TB, d *call.Dispatcher) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for d.InFlight() != 0 || d.FrameBudget().Held() != 0 {
+	for d.InFlight() != 0 || d.PartialFrameBytes() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d requests in flight, %d bytes held in partial frames", d.InFlight(), d.FrameBudget().Held())
+			t.Fatalf("%d requests in flight, %d bytes held in partial frames", d.InFlight(), d.PartialFrameBytes())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -375,7 +377,8 @@ func TestAbortWhileWriteBlocked(t *testing.T) {
 	select {
 	case <-cancelled:
 	case <-time.After(3 * time.Second):
-		t.Fatal("the abort did not reach the handler while its write was blocked")
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the abort did not reach the handler while its write was blocked; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 }
 
@@ -578,7 +581,7 @@ func (hostileCallee) Handle(ctx context.Context, c conn.Connection, _ auth.AuthC
 			return nil
 		}
 		go func() {
-			if _, err := call.NewFrameReader(st, 0).ReadFrame(); err != nil {
+			if _, err := wire.NewFrameReader(st, 0).ReadFrame(); err != nil {
 				return
 			}
 			_, _ = st.Write(binary.BigEndian.AppendUint32(nil, 1<<20))

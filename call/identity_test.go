@@ -17,6 +17,8 @@ import (
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/identity"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 const testToken = "alk_test-token-do-not-use-000000000000000000"
@@ -84,7 +86,7 @@ func TestRequestIdentity(t *testing.T) {
 	}
 	// A malformed forwarded_for is dropped.
 	st := openRaw(t, n.rawConn(t, "quic"))
-	st.send(call.EventRequested, "f", map[string]any{"operationId": "/id/whoami", "input": nil, "forwarded_for": map[string]any{"scopes": "nope"}})
+	st.send(wire.EventRequested, "f", map[string]any{"operationId": "/id/whoami", "input": nil, "forwarded_for": map[string]any{"scopes": "nope"}})
 	if e := st.mustNext(); string(e.Payload) != `{"output":{"forwarded_for":null,"id":null}}` {
 		t.Fatalf("malformed forwarded_for: %s", e.Payload)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // inbound is a request the peer sent us, in flight until it is terminal on the wire.
@@ -39,28 +41,28 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 		return errCancelled(nil)
 	}
 	if in.itemHead == nil {
-		in.itemHead = respondedHead(nil, in.id)
+		in.itemHead = wire.RespondedHead(nil, in.id)
 	}
-	flush, err := in.out.w.queueBatched(in.itemHead, out, respondedTail, &in.stopping)
+	flush, err := in.out.w.QueueBatched(in.itemHead, out, wire.RespondedTail, &in.stopping)
 	in.mu.Unlock()
-	if errors.Is(err, ErrWriteStopped) {
+	if errors.Is(err, wire.ErrWriteStopped) {
 		return errCancelled(nil)
 	}
 	if err != nil || !flush {
 		return err
 	}
-	return in.out.w.flush()
+	return in.out.w.Flush()
 }
 
 // acceptRequest starts a call.requested (§4.1.3, §4.3.3, §17) on a worker, or, with inline
 // set, on the calling goroutine once the request is registered and inline has run (it hands
 // the caller's other work to someone else). It reports whether it ran the request inline;
 // a request refused at once is answered here and not run.
-func (c *Conn) acceptRequest(e Envelope, out *framed, ss *servedStream, inline func()) bool {
+func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inline func()) bool {
 	reject := func(ce *CallError) {
-		_ = out.send(Envelope{Type: EventError, ID: e.ID, Payload: appendError(nil, ce)})
+		_ = out.send(wire.Envelope{Type: wire.EventError, ID: e.ID, Payload: appendCallError(nil, ce)})
 	}
-	p := decodeRequested(e.Payload)
+	p := wire.DecodeRequested(e.Payload)
 	// Not a child of c.ctx: teardown aborts every inbound request itself, and a child would
 	// register with (and contend on) the connection's context on every call.
 	reg := c.d.rootRegistration(p.OperationID)
@@ -117,29 +119,37 @@ func (c *Conn) acceptRequest(e Envelope, out *framed, ss *servedStream, inline f
 }
 
 // finishInbound writes the terminal event (nil: none) once and forgets the request.
-func (c *Conn) finishInbound(in *inbound, e *Envelope) {
+func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
+	// The terminal state is decided under the request's lock; the event is written after it.
+	// Items queued before stay ahead of it (the stream's writer keeps order), none can follow
+	// (sendItem checks terminal under the lock), and an abort (on a single-stream connection,
+	// read by the connection's only reader) never waits for a write to a peer that stopped
+	// reading: it finds the request terminal, or its write gives up (stopping).
 	in.mu.Lock()
 	if in.terminal {
 		in.mu.Unlock()
 		return
 	}
 	in.terminal = true
+	in.mu.Unlock()
 	var err error
-	if e != nil {
-		if err = in.out.send(*e); errors.Is(err, ErrFrameTooLarge) {
+	if e != nil && !in.stopping.Load() {
+		if err = in.out.sendStop(*e, &in.stopping); errors.Is(err, wire.ErrFrameTooLarge) {
 			// Nothing was written: answer with the error instead (§17).
 			e = errorEnvelope(in.id, errInternal(msgResponseTooLarge, err))
-			err = in.out.send(*e)
+			err = in.out.sendStop(*e, &in.stopping)
+		}
+		if errors.Is(err, wire.ErrWriteStopped) {
+			e, err = nil, nil // aborted while it waited: nothing more is written for the id
 		}
 	}
-	in.mu.Unlock()
 	if in.observe != nil {
 		var ce *CallError
 		switch {
 		case e == nil:
 			ce = errCancelled(nil)
-		case e.Type == EventError:
-			ce, _ = decodeError(e.Payload)
+		case e.Type == wire.EventError:
+			ce, _ = decodeCallError(e.Payload)
 		}
 		in.observe(ce)
 	}
@@ -174,17 +184,17 @@ func (c *Conn) abortInbound(id string) bool {
 	}
 	in.node.aborted.Store(true)
 	in.stopping.Store(true)
-	in.out.w.wake()
+	in.out.w.Wake()
 	c.finishInbound(in, nil)
 	return true
 }
 
-func errorEnvelope(id string, ce *CallError) *Envelope {
-	return &Envelope{Type: EventError, ID: id, Payload: appendError(nil, ce)}
+func errorEnvelope(id string, ce *CallError) *wire.Envelope {
+	return &wire.Envelope{Type: wire.EventError, ID: id, Payload: appendCallError(nil, ce)}
 }
 
 // runInbound runs one root request to its terminal event.
-func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) {
+func (c *Conn) runInbound(ctx context.Context, in *inbound, p wire.RequestedPayload) {
 	connID, peers := c.peerIdentity()
 	identity, rejected := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
 	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
@@ -197,7 +207,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 	if rt.reg.Spec.Type == OpSubscription { // no deadline (§13)
 		emit := func(out json.RawMessage) error {
 			if err := in.sendItem(out); err != nil {
-				if errors.Is(err, ErrFrameTooLarge) {
+				if errors.Is(err, wire.ErrFrameTooLarge) {
 					c.finishInbound(in, errorEnvelope(in.id, errInternal(msgResponseTooLarge, err)))
 					return err
 				}
@@ -216,7 +226,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 			c.finishInbound(in, errorEnvelope(in.id, ce))
 			return
 		}
-		c.finishInbound(in, &Envelope{Type: EventCompleted, ID: in.id, Payload: emptyObject})
+		c.finishInbound(in, &wire.Envelope{Type: wire.EventCompleted, ID: in.id, Payload: wire.EmptyObject})
 		return
 	}
 	// A deadline that passes first is answered at once; a later result is discarded (§13.3).
@@ -237,7 +247,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p RequestedPayload) 
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return
 	}
-	env := respondedEnvelope(in.id, out)
+	env := wire.Responded(in.id, out)
 	c.finishInbound(in, &env)
 }
 

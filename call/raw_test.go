@@ -14,6 +14,8 @@ import (
 	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/tlsconf"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // rawConn is a connection to a node without a call.Conn: tests write frames by hand.
@@ -26,8 +28,8 @@ func (n *node) rawConn(t testing.TB, transport string) conn.Connection {
 type rawStream struct {
 	t testing.TB
 	s conn.Stream
-	r *call.FrameReader
-	w *call.FrameWriter
+	r *wire.FrameReader
+	w *wire.FrameWriter
 }
 
 func openRaw(t testing.TB, c conn.Connection) *rawStream {
@@ -36,7 +38,7 @@ func openRaw(t testing.TB, c conn.Connection) *rawStream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rawStream{t: t, s: s, r: call.NewFrameReader(s, 0), w: call.NewFrameWriter(s, 0)}
+	return &rawStream{t: t, s: s, r: wire.NewFrameReader(s, 0), w: wire.NewFrameWriter(s, 0)}
 }
 
 func (r *rawStream) send(typ, id string, payload any) {
@@ -45,27 +47,27 @@ func (r *rawStream) send(typ, id string, payload any) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if err := r.w.WriteFrame(call.AppendEnvelope(nil, call.Envelope{Type: typ, ID: id, Payload: p})); err != nil {
+	if err := r.w.WriteFrame(wire.AppendEnvelope(nil, wire.Envelope{Type: typ, ID: id, Payload: p})); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
 func (r *rawStream) request(id, op string, input any) {
 	r.t.Helper()
-	r.send(call.EventRequested, id, map[string]any{"operationId": op, "input": input})
+	r.send(wire.EventRequested, id, map[string]any{"operationId": op, "input": input})
 }
 
 // next reads the next envelope, failing the test after d.
-func (r *rawStream) next(d time.Duration) (call.Envelope, error) {
+func (r *rawStream) next(d time.Duration) (wire.Envelope, error) {
 	_ = r.s.SetReadDeadline(time.Now().Add(d))
 	body, err := r.r.ReadFrame()
 	if err != nil {
-		return call.Envelope{}, err
+		return wire.Envelope{}, err
 	}
-	return call.DecodeEnvelope(body)
+	return wire.DecodeEnvelope(body)
 }
 
-func (r *rawStream) mustNext() call.Envelope {
+func (r *rawStream) mustNext() wire.Envelope {
 	r.t.Helper()
 	e, err := r.next(5 * time.Second)
 	if err != nil {

@@ -243,3 +243,16 @@ func (f *fakeOwnership) OwnsAny(_ context.Context, id *core.Identity, _ string) 
 func (f *fakeOwnership) OwnedResources(context.Context, *core.Identity, string) ([]string, error) {
 	return nil, nil
 }
+
+// Checklist 5: MaxFrameSize is settable from 1 KiB to the 64 MiB cap; more or less fails at
+// start-up.
+func TestConfigFrameSizeBounds(t *testing.T) {
+	for _, max := range []int{call.MaxFrameSizeCap + 1, call.MinMaxFrameSize - 1} {
+		if err := (call.Config{MaxFrameSize: max}).Validate(); !errors.Is(err, call.ErrConfig) {
+			t.Fatalf("MaxFrameSize %d accepted", max)
+		}
+	}
+	if err := (call.Config{MaxFrameSize: call.MaxFrameSizeCap}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // reuseStream is a long-lived stream a caller pipelines queries and mutations on
@@ -70,7 +72,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 }
 
 // sendReuse writes p's request on a shared long-lived stream.
-func (c *Conn) sendReuse(ctx context.Context, p *pending, env Envelope) error {
+func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) error {
 	rs, err := c.pickReuse(ctx)
 	if err != nil {
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
@@ -112,21 +114,21 @@ func (c *Conn) readReuse(rs *reuseStream) {
 	stop := context.AfterFunc(c.ctx, func() { rs.w.s.Cancel(0) })
 	defer stop()
 	defer rs.w.s.Close()
-	defer rs.w.r.discard()
+	defer rs.w.r.Discard()
 	for {
 		body, err := rs.w.r.ReadFrame()
 		if err == nil {
-			var e Envelope
-			if e, err = DecodeEnvelope(body); err == nil {
+			var e wire.Envelope
+			if e, err = wire.DecodeEnvelope(body); err == nil {
 				rs.mu.Lock()
 				p := rs.pending[e.ID]
 				rs.mu.Unlock()
-				if p != nil && (e.Type == EventResponded || e.Type == EventError || e.Type == EventAborted) {
+				if p != nil && (e.Type == wire.EventResponded || e.Type == wire.EventError || e.Type == wire.EventAborted) {
 					c.deliver(e, p)
 				}
 				continue
 			}
-			rs.w.s.Cancel(codeProtocolError)
+			rs.w.s.Cancel(wire.CodeProtocolError)
 		}
 		rs.mu.Lock()
 		rs.retired = true

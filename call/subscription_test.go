@@ -11,6 +11,8 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 func streamOp(name string, fn call.StreamingHandler) call.HandlerRegistration {
@@ -36,10 +38,10 @@ func TestSubscriptionOutcomes(t *testing.T) {
 	n := startNode(t, nodeOpts{regs: append(demoRegs(), oneThenError, long), cfg: call.Config{DefaultTimeout: 100 * time.Millisecond}})
 	st := openRaw(t, n.rawConn(t, "quic"))
 	st.request("s", "/test/oneerr", nil)
-	if e := st.mustNext(); e.Type != call.EventResponded {
+	if e := st.mustNext(); e.Type != wire.EventResponded {
 		t.Fatalf("%+v", e)
 	}
-	if e := st.mustNext(); e.Type != call.EventError || string(e.Payload) != `{"code":"INVALID_INPUT","message":"bad second","retryable":false}` {
+	if e := st.mustNext(); e.Type != wire.EventError || string(e.Payload) != `{"code":"INVALID_INPUT","message":"bad second","retryable":false}` {
 		t.Fatalf("%+v %s", e, e.Payload)
 	}
 	_ = st.s.CloseWrite()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/conn"
+
+	"github.com/alkdev/alknet/call/internal/wire"
 )
 
 // transcript is a golden wire exchange: frames sent to a node, frames expected back in order,
@@ -72,13 +74,13 @@ func TestTranscripts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := call.NewFrameWriter(st, 0)
+			w := wire.NewFrameWriter(st, 0)
 			for _, s := range tr.send {
 				if err := w.WriteFrame([]byte(s)); err != nil {
 					t.Fatal(err)
 				}
 			}
-			r := call.NewFrameReader(st, 0)
+			r := wire.NewFrameReader(st, 0)
 			for i, want := range tr.expect {
 				_ = st.SetReadDeadline(time.Now().Add(5 * time.Second))
 				got, err := r.ReadFrame()

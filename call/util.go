@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strings"
 )
 
 func sortStrings(s []string) { sort.Strings(s) }
@@ -39,3 +40,6 @@ func marshalNoEscape(v any) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
 }
+
+// stripSlash removes exactly one leading "/" from an operationId.
+func stripSlash(op string) string { return strings.TrimPrefix(op, "/") }

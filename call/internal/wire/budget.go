@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"log/slog"
@@ -29,7 +29,10 @@ type FrameBudget struct {
 
 // NewFrameBudget returns a budget of limit bytes (0: the default; negative: none).
 func NewFrameBudget(limit int64, log *slog.Logger) *FrameBudget {
-	b := &FrameBudget{log: logger(log), holders: map[*FrameReader]int64{}}
+	if log == nil {
+		log = slog.Default()
+	}
+	b := &FrameBudget{log: log, holders: map[*FrameReader]int64{}}
 	b.SetLimit(limit)
 	return b
 }
@@ -84,7 +87,7 @@ func (b *FrameBudget) adjust(f *FrameReader, n int) {
 		return
 	}
 	if c, ok := victim.r.(interface{ Cancel(code uint64) }); ok {
-		c.Cancel(codeProtocolError)
+		c.Cancel(CodeProtocolError)
 	}
 	if logNow {
 		args := []any{"held", held, "total", total, "budget", b.limit.Load(), "closed", evicted}

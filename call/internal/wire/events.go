@@ -1,13 +1,14 @@
-package call
+package wire
 
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 
 	"github.com/alkdev/alknet/core"
 
 	"github.com/alkdev/alknet/call/internal/jsonscan"
+
+	"slices"
 )
 
 // RequestedPayload is the payload of call.requested.
@@ -19,8 +20,8 @@ type RequestedPayload struct {
 	ForwardedFor *core.Identity
 }
 
-// appendRequested encodes the payload with keys in wire order.
-func appendRequested(b []byte, p RequestedPayload) []byte {
+// AppendRequested encodes the payload with keys in wire order.
+func AppendRequested(b []byte, p RequestedPayload) []byte {
 	if b == nil {
 		b = make([]byte, 0, len(p.OperationID)+len(p.Input)+len(p.AuthToken)+48)
 	}
@@ -61,7 +62,7 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 	for k := range id.Resources {
 		keys = append(keys, k)
 	}
-	sortStrings(keys)
+	slices.Sort(keys)
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')
@@ -79,10 +80,10 @@ func appendIdentity(b []byte, id *core.Identity) []byte {
 	return append(b, "}}"...)
 }
 
-// decodeRequested reads a call.requested payload leniently, as §3.2 says: a missing or
+// DecodeRequested reads a call.requested payload leniently, as §3.2 says: a missing or
 // non-string operationId reads as "", a missing input as null, a non-string auth_token and
 // an undecodable forwarded_for as absent.
-func decodeRequested(raw json.RawMessage) RequestedPayload {
+func DecodeRequested(raw json.RawMessage) RequestedPayload {
 	var p RequestedPayload
 	_ = jsonscan.Members(raw, func(key []byte, val []byte) error {
 		switch string(key) {
@@ -115,8 +116,8 @@ func decodeIdentity(raw json.RawMessage) *core.Identity {
 	return &core.Identity{ID: *w.ID, Scopes: w.Scopes, Resources: w.Resources}
 }
 
-// decodeResponded reads the output of call.responded; a missing output reads as null.
-func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
+// DecodeResponded reads the output of call.responded; a missing output reads as null.
+func DecodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 	var out json.RawMessage
 	if jsonscan.Members(raw, func(key []byte, val []byte) error {
 		if string(key) == "output" {
@@ -132,8 +133,17 @@ func decodeResponded(raw json.RawMessage) (json.RawMessage, bool) {
 	return out, true
 }
 
-// appendError encodes a call.error payload with keys in wire order.
-func appendError(b []byte, e *CallError) []byte {
+// ErrorPayload is the payload of call.error as it travels: the call package turns it into
+// its error type and back (docs/protocol.md).
+type ErrorPayload struct {
+	Code      string
+	Message   string
+	Details   json.RawMessage // nil: absent (a JSON null reads as absent)
+	Retryable bool
+}
+
+// AppendError encodes a call.error payload with keys in wire order.
+func AppendError(b []byte, e ErrorPayload) []byte {
 	b = append(b, `{"code":`...)
 	b = jsonscan.AppendString(b, e.Code)
 	b = append(b, `,"message":`...)
@@ -150,9 +160,9 @@ func appendError(b []byte, e *CallError) []byte {
 	return append(b, '}')
 }
 
-// decodeError reads a call.error payload; code, message and retryable are required.
-func decodeError(raw json.RawMessage) (*CallError, bool) {
-	e := &CallError{}
+// DecodeError reads a call.error payload; code, message and retryable are required.
+func DecodeError(raw json.RawMessage) (ErrorPayload, bool) {
+	var e ErrorPayload
 	var haveCode, haveMsg, haveRetry, bad bool
 	if jsonscan.Members(raw, func(key []byte, val []byte) error {
 		switch string(key) {
@@ -179,10 +189,7 @@ func decodeError(raw json.RawMessage) (*CallError, bool) {
 		}
 		return nil
 	}) != nil || bad || !haveCode || !haveMsg || !haveRetry {
-		return nil, false
+		return ErrorPayload{}, false
 	}
 	return e, true
 }
-
-// stripSlash removes exactly one leading "/" from an operationId.
-func stripSlash(op string) string { return strings.TrimPrefix(op, "/") }

@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"bytes"
@@ -142,11 +142,11 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("re-encode: %+v vs %+v (%v)", back, e, err)
 		}
 		// Payload readers never panic on any payload.
-		_ = decodeRequested(e.Payload)
-		_, _ = decodeError(e.Payload)
+		_ = DecodeRequested(e.Payload)
+		_, _ = DecodeError(e.Payload)
 		// The output found in the envelope's pass is the one decodeResponded finds.
-		got, gotOK := e.respondedOutput()
-		want, wantOK := decodeResponded(e.Payload)
+		got, gotOK := e.RespondedOutput()
+		want, wantOK := DecodeResponded(e.Payload)
 		if gotOK != wantOK || !bytes.Equal(got, want) {
 			t.Fatalf("output %q %v, decodeResponded %q %v", got, gotOK, want, wantOK)
 		}

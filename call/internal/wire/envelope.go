@@ -1,4 +1,9 @@
-package call
+// Package wire is the alknet/call wire format (docs/protocol.md): length-prefixed frames read
+// and written on one stream (FrameReader, FrameWriter, the node-wide FrameBudget for partial
+// frames, the IdleTimer that times a stream's inactivity), the envelope and the payloads of the
+// five events. The call package builds the protocol on it; nothing here knows about
+// operations, access control or connections.
+package wire
 
 import (
 	"encoding/json"
@@ -38,15 +43,20 @@ type Envelope struct {
 }
 
 // newFrame returns an empty frame buffer with room for the prefix and size more bytes.
-func newFrame(size int) []byte { return make([]byte, framePrefixLen, framePrefixLen+size) }
+func newFrame(size int) []byte { return make([]byte, PrefixLen, PrefixLen+size) }
 
-// encodedFrame returns e's frame (prefix room included), encoding it if it was not built
+// EncodedFrame returns e's frame (prefix room included), encoding it if it was not built
 // directly.
-func (e Envelope) encodedFrame() []byte {
+func (e Envelope) EncodedFrame() []byte {
 	if e.frame != nil {
 		return e.frame
 	}
 	return AppendEnvelope(newFrame(len(e.Type)+len(e.ID)+len(e.Payload)+40), e)
+}
+
+// Requested returns the call.requested envelope for id and p, encoded once into its frame.
+func Requested(id string, p RequestedPayload) Envelope {
+	return Envelope{Type: EventRequested, ID: id, frame: requestedFrame(id, p)}
 }
 
 // requestedFrame builds a call.requested frame in one buffer, payload included.
@@ -55,14 +65,14 @@ func requestedFrame(id string, p RequestedPayload) []byte {
 	b = append(b, `{"type":"call.requested","id":`...)
 	b = jsonscan.AppendString(b, id)
 	b = append(b, `,"payload":`...)
-	b = appendRequested(b, p)
+	b = AppendRequested(b, p)
 	return append(b, '}')
 }
 
-// respondedOutput returns the output of a call.responded envelope (null when absent).
-func (e Envelope) respondedOutput() (json.RawMessage, bool) {
+// RespondedOutput returns the output of a call.responded envelope (null when absent).
+func (e Envelope) RespondedOutput() (json.RawMessage, bool) {
 	if !e.outputKnown {
-		return decodeResponded(e.Payload)
+		return DecodeResponded(e.Payload)
 	}
 	if len(e.output) == 0 {
 		return json.RawMessage("null"), true
@@ -70,29 +80,29 @@ func (e Envelope) respondedOutput() (json.RawMessage, bool) {
 	return e.output, true
 }
 
-// respondedHead is what precedes the output in a call.responded envelope for id; the
+// RespondedHead is what precedes the output in a call.responded envelope for id; the
 // envelope ends with respondedTail.
-func respondedHead(b []byte, id string) []byte {
+func RespondedHead(b []byte, id string) []byte {
 	b = append(b, `{"type":"call.responded","id":`...)
 	b = jsonscan.AppendString(b, id)
 	return append(b, `,"payload":{"output":`...)
 }
 
-const respondedTail = "}}"
+const RespondedTail = "}}"
 
-// respondedEnvelope builds a call.responded envelope in one buffer, without encoding the
+// Responded builds a call.responded envelope in one buffer, without encoding the
 // payload separately first.
-func respondedEnvelope(id string, output json.RawMessage) Envelope {
+func Responded(id string, output json.RawMessage) Envelope {
 	if len(output) == 0 {
 		output = json.RawMessage("null")
 	}
-	b := respondedHead(newFrame(len(id)+len(output)+64), id)
+	b := RespondedHead(newFrame(len(id)+len(output)+64), id)
 	b = append(b, output...)
-	b = append(b, respondedTail...)
+	b = append(b, RespondedTail...)
 	return Envelope{Type: EventResponded, ID: id, frame: b}
 }
 
-var emptyObject = json.RawMessage(`{}`)
+var EmptyObject = json.RawMessage(`{}`)
 
 // AppendEnvelope encodes e with keys in wire order; payload must be valid JSON (nil = null).
 func AppendEnvelope(b []byte, e Envelope) []byte {

@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"errors"
@@ -6,14 +6,14 @@ import (
 	"time"
 )
 
-// readIdle times a stream's inactivity with read deadlines of half the timeout. At each
+// IdleTimer times a stream's inactivity with read deadlines of half the timeout. At each
 // deadline it asks whether a byte arrived (the FrameReader's count) since the last one: a
 // stream is idle once the windows without a byte add up to the timeout, so a frame that takes
 // long to arrive is never cut off while its bytes flow, and the FrameReader keeps the partial
 // frame across the deadlines. An idle stream is noticed between 1× and 1.5× the timeout after
 // its last byte. Deadlines are re-armed lazily while frames flow, so a frame costs a clock read,
 // not a deadline update.
-type readIdle struct {
+type IdleTimer struct {
 	s interface {
 		SetReadDeadline(time.Time) error
 	}
@@ -25,13 +25,13 @@ type readIdle struct {
 	quiet    time.Duration // time without a byte, over the windows that have passed
 }
 
-func (t *readIdle) init(s interface{ SetReadDeadline(time.Time) error }, r *FrameReader, timeout time.Duration) {
-	*t = readIdle{s: s, r: r, timeout: timeout}
+func (t *IdleTimer) Init(s interface{ SetReadDeadline(time.Time) error }, r *FrameReader, timeout time.Duration) {
+	*t = IdleTimer{s: s, r: r, timeout: timeout}
 }
 
-// arm is called before each read of a frame, so after progress: it sets a deadline half a
+// Arm is called before each read of a frame, so after progress: it sets a deadline half a
 // timeout away unless the one in force is still at least 3/8 of a timeout away.
-func (t *readIdle) arm() {
+func (t *IdleTimer) Arm() {
 	if t.timeout <= 0 {
 		return
 	}
@@ -43,16 +43,16 @@ func (t *readIdle) arm() {
 	t.set(now)
 }
 
-func (t *readIdle) set(now time.Time) {
+func (t *IdleTimer) set(now time.Time) {
 	t.armedAt, t.mark = now, t.r.received
 	t.deadline = now.Add(t.timeout / 2)
 	_ = t.s.SetReadDeadline(t.deadline)
 }
 
-// expired handles a read error. deadline reports that err is our deadline; idle, that no byte
+// Expired handles a read error. deadline reports that err is our deadline; idle, that no byte
 // has arrived for the timeout and busy() is false. For a deadline of a stream that is not idle
 // it sets the next one; the caller reads on.
-func (t *readIdle) expired(err error, busy func() bool) (idle, deadline bool) {
+func (t *IdleTimer) Expired(err error, busy func() bool) (idle, deadline bool) {
 	if t.timeout <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false, false
 	}

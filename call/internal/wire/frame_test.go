@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"bytes"
@@ -65,25 +65,17 @@ func TestFrames(t *testing.T) {
 	if got, err := NewFrameReader(&bb, MaxFrameSizeCap).ReadFrame(); err != nil || len(got) != MaxFrameSizeCap {
 		t.Fatalf("64 MiB frame: %d %v", len(got), err)
 	}
-	for _, max := range []int{MaxFrameSizeCap + 1, MinMaxFrameSize - 1} {
-		if err := (Config{MaxFrameSize: max}).Validate(); !errors.Is(err, ErrConfig) {
-			t.Fatalf("MaxFrameSize %d accepted", max)
-		}
-	}
-	if err := (Config{MaxFrameSize: MaxFrameSizeCap}).Validate(); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Checklist 6, 7, 8.
 func TestEnvelope(t *testing.T) {
-	got := string(AppendEnvelope(nil, Envelope{Type: EventRequested, ID: "a<b>&c", Payload: appendRequested(nil,
+	got := string(AppendEnvelope(nil, Envelope{Type: EventRequested, ID: "a<b>&c", Payload: AppendRequested(nil,
 		RequestedPayload{OperationID: "/demo/echo", Input: []byte(`{"text":"<&>"}`), AuthToken: "tok"})}))
 	want := `{"type":"call.requested","id":"a<b>&c","payload":{"operationId":"/demo/echo","input":{"text":"<&>"},"auth_token":"tok"}}`
 	if got != want {
 		t.Fatalf("envelope\n got %s\nwant %s", got, want)
 	}
-	if got := string(AppendEnvelope(nil, Envelope{Type: EventCompleted, ID: "x", Payload: emptyObject})); got != `{"type":"call.completed","id":"x","payload":{}}` {
+	if got := string(AppendEnvelope(nil, Envelope{Type: EventCompleted, ID: "x", Payload: EmptyObject})); got != `{"type":"call.completed","id":"x","payload":{}}` {
 		t.Fatal(got)
 	}
 	e, err := DecodeEnvelope([]byte(`{"extra":[1],"payload":null,"id":"7","type":"call.aborted"}`))
@@ -108,27 +100,27 @@ func TestEnvelope(t *testing.T) {
 		}
 	}
 	// call.error: absent details omitted, present kept verbatim, null read as absent.
-	if got := string(appendError(nil, &CallError{Code: "X", Message: "m"})); got != `{"code":"X","message":"m","retryable":false}` {
+	if got := string(AppendError(nil, ErrorPayload{Code: "X", Message: "m"})); got != `{"code":"X","message":"m","retryable":false}` {
 		t.Fatal(got)
 	}
-	if got := string(appendError(nil, &CallError{Code: "X", Message: "m", Retryable: true, Details: []byte(`{"b":1, "a":[2]}`)})); got != `{"code":"X","message":"m","retryable":true,"details":{"b":1, "a":[2]}}` {
+	if got := string(AppendError(nil, ErrorPayload{Code: "X", Message: "m", Retryable: true, Details: []byte(`{"b":1, "a":[2]}`)})); got != `{"code":"X","message":"m","retryable":true,"details":{"b":1, "a":[2]}}` {
 		t.Fatal(got)
 	}
-	ce, ok := decodeError([]byte(`{"code":"X","message":"m","retryable":false,"details":null}`))
+	ce, ok := DecodeError([]byte(`{"code":"X","message":"m","retryable":false,"details":null}`))
 	if !ok || ce.Details != nil {
 		t.Fatalf("details null: %+v", ce)
 	}
-	if _, ok := decodeError([]byte(`{"code":"X","message":"m"}`)); ok {
+	if _, ok := DecodeError([]byte(`{"code":"X","message":"m"}`)); ok {
 		t.Fatal("call.error without retryable decoded")
 	}
 }
 
 func TestDecodeRequestedLenient(t *testing.T) {
-	p := decodeRequested([]byte(`{"operationId":5,"auth_token":7,"forwarded_for":{"scopes":["x"]}}`))
+	p := DecodeRequested([]byte(`{"operationId":5,"auth_token":7,"forwarded_for":{"scopes":["x"]}}`))
 	if p.OperationID != "" || string(p.Input) != "null" || p.HasAuthToken || p.ForwardedFor != nil {
 		t.Fatalf("%+v", p)
 	}
-	p = decodeRequested([]byte(`{"operationId":"/a/b","input":18446744073709551617,"forwarded_for":{"id":"alice"}}`))
+	p = DecodeRequested([]byte(`{"operationId":"/a/b","input":18446744073709551617,"forwarded_for":{"id":"alice"}}`))
 	if p.OperationID != "/a/b" || string(p.Input) != "18446744073709551617" || p.ForwardedFor == nil || p.ForwardedFor.ID != "alice" {
 		t.Fatalf("%+v", p)
 	}
@@ -165,11 +157,11 @@ func TestFrameWriterConcurrent(t *testing.T) {
 				case 0:
 					err = w.WriteFrame(body)
 				case 1:
-					err = w.writeFramed(append(make([]byte, framePrefixLen), body...))
+					err = w.WriteFramed(append(make([]byte, PrefixLen), body...))
 				default:
 					var flush bool
-					if flush, err = w.queueBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]), nil); flush && err == nil {
-						err = w.flush()
+					if flush, err = w.QueueBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]), nil); flush && err == nil {
+						err = w.Flush()
 					}
 				}
 				if err != nil {

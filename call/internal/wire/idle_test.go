@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"net"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// readIdle: bytes that keep coming (each gap shorter than the timeout) keep a partial frame
+// IdleTimer: bytes that keep coming (each gap shorter than the timeout) keep a partial frame
 // alive far past the timeout; once they stop, the stream is idle after 1× to 1.5× the timeout
 // (plus scheduling slack), never earlier.
 func TestReadIdleMeasuresInactivity(t *testing.T) {
@@ -15,9 +15,9 @@ func TestReadIdleMeasuresInactivity(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	var r FrameReader
-	r.init(a, 0, nil)
-	var idle readIdle
-	idle.init(a, &r, timeout)
+	r.Init(a, 0, nil)
+	var idle IdleTimer
+	idle.Init(a, &r, timeout)
 	lastByte := make(chan time.Time, 1)
 	go func() {
 		frame := []byte{0, 0, 0, 100, '{'}
@@ -33,12 +33,12 @@ func TestReadIdleMeasuresInactivity(t *testing.T) {
 	}()
 	start := time.Now()
 	for {
-		idle.arm()
+		idle.Arm()
 		_, err := r.ReadFrame()
 		if err == nil {
 			t.Fatal("a frame from 5 of its 104 bytes")
 		}
-		stale, deadline := idle.expired(err, func() bool { return false })
+		stale, deadline := idle.Expired(err, func() bool { return false })
 		if !deadline {
 			t.Fatalf("read: %v", err)
 		}

@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"encoding/json"
@@ -10,9 +10,9 @@ import (
 // The direct builder writes exactly what AppendEnvelope writes for the same event.
 func TestRespondedEnvelopeMatches(t *testing.T) {
 	for _, out := range []string{`{"text":"a<b>&c"}`, `null`, ``, `[1,2]`} {
-		e := respondedEnvelope("id-\"1\"", []byte(out))
+		e := Responded("id-\"1\"", []byte(out))
 		want := AppendEnvelope(nil, Envelope{Type: EventResponded, ID: "id-\"1\"", Payload: appendResponded(nil, []byte(out))})
-		if string(e.frame[framePrefixLen:]) != string(want) {
+		if string(e.frame[PrefixLen:]) != string(want) {
 			t.Fatalf("%q:\n got %s\nwant %s", out, e.frame, want)
 		}
 	}
@@ -25,9 +25,9 @@ func TestRequestedFrameMatches(t *testing.T) {
 		{OperationID: "/a\"b", Input: nil, AuthToken: "alk_t", ForwardedFor: id},
 	} {
 		got := requestedFrame("r-1", p)
-		want := AppendEnvelope(nil, Envelope{Type: EventRequested, ID: "r-1", Payload: appendRequested(nil, p)})
-		if string(got[framePrefixLen:]) != string(want) {
-			t.Fatalf("got %s\nwant %s", got[framePrefixLen:], want)
+		want := AppendEnvelope(nil, Envelope{Type: EventRequested, ID: "r-1", Payload: AppendRequested(nil, p)})
+		if string(got[PrefixLen:]) != string(want) {
+			t.Fatalf("got %s\nwant %s", got[PrefixLen:], want)
 		}
 	}
 }

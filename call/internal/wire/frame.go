@@ -1,4 +1,4 @@
-package call
+package wire
 
 import (
 	"encoding/binary"
@@ -15,12 +15,12 @@ const (
 	MaxFrameSizeCap     = 64 << 20 // hard cap, that size included
 	DefaultMaxFrameSize = 16 << 20
 	MinMaxFrameSize     = 1 << 10
-	framePrefixLen      = 4
+	PrefixLen           = 4
 )
 
-// codeProtocolError is the stream error code of a reset for a protocol error (§2.6); 0 is
+// CodeProtocolError is the stream error code of a reset for a protocol error (§2.6); 0 is
 // a cancellation.
-const codeProtocolError = 1
+const CodeProtocolError = 1
 
 // Frame errors. A malformed or truncated frame breaks its stream (multi-stream) or the
 // connection (single-stream); neither is ever delivered.
@@ -40,7 +40,7 @@ type FrameReader struct {
 	ended bool // the stream's end has been read
 
 	// The frame being read (kept across read errors): prefix bytes so far, then the body.
-	prefix  [framePrefixLen]byte
+	prefix  [PrefixLen]byte
 	prefixN int
 	size    int    // announced body size once the prefix is complete; 0 while reading the prefix
 	body    []byte // the body so far (len) in a buffer that grows to size (cap)
@@ -74,11 +74,11 @@ const (
 // NewFrameReader reads frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameReader(r io.Reader, max int) *FrameReader {
 	f := &FrameReader{}
-	f.init(r, max, nil)
+	f.Init(r, max, nil)
 	return f
 }
 
-func (f *FrameReader) init(r io.Reader, max int, b *FrameBudget) {
+func (f *FrameReader) Init(r io.Reader, max int, b *FrameBudget) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
@@ -101,7 +101,7 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 		}
 		f.prefixN = 0
 		if f.readAhead > 0 {
-			f.chunk = append(make([]byte, 0, max(f.nextChunk, min(framePrefixLen+int(size), initialBody))), f.prefix[:]...)
+			f.chunk = append(make([]byte, 0, max(f.nextChunk, min(PrefixLen+int(size), initialBody))), f.prefix[:]...)
 			return f.readChunked()
 		}
 		f.size = int(size)
@@ -112,7 +112,7 @@ func (f *FrameReader) ReadFrame() ([]byte, error) {
 
 // readPrefix reads the rest of the next length prefix and checks it.
 func (f *FrameReader) readPrefix() (uint32, error) {
-	for f.prefixN < framePrefixLen {
+	for f.prefixN < PrefixLen {
 		if f.ended {
 			if f.prefixN == 0 {
 				return 0, io.EOF
@@ -175,8 +175,8 @@ func (f *FrameReader) checkSize(size uint32) error {
 func (f *FrameReader) readChunked() ([]byte, error) {
 	for {
 		avail := f.chunk[f.pos:]
-		need := framePrefixLen
-		if len(avail) >= framePrefixLen {
+		need := PrefixLen
+		if len(avail) >= PrefixLen {
 			size := binary.BigEndian.Uint32(avail)
 			if err := f.checkSize(size); err != nil {
 				return nil, err
@@ -185,11 +185,11 @@ func (f *FrameReader) readChunked() ([]byte, error) {
 			if len(avail) >= need {
 				f.pos += need
 				f.hold(0)
-				return avail[framePrefixLen:need:need], nil
+				return avail[PrefixLen:need:need], nil
 			}
 		}
 		if f.ended {
-			if len(avail) < framePrefixLen {
+			if len(avail) < PrefixLen {
 				return nil, fmt.Errorf("%w: EOF inside the length prefix", ErrTruncatedFrame)
 			}
 			return nil, fmt.Errorf("%w: EOF inside the body", ErrTruncatedFrame)
@@ -248,6 +248,9 @@ func (f *FrameReader) ReadAhead(size int) {
 	f.nextChunk = min(size, 4<<10)
 }
 
+// Received returns the bytes read from the stream so far (inactivity checks).
+func (f *FrameReader) Received() uint64 { return f.received }
+
 // hold sets the bytes this reader holds in a partial frame, as charged to the budget.
 func (f *FrameReader) hold(n int) {
 	if f.budget == nil || n == f.charged {
@@ -257,8 +260,8 @@ func (f *FrameReader) hold(n int) {
 	f.charged = n
 }
 
-// discard drops the partial frame, if any, and its charge: the stream is done.
-func (f *FrameReader) discard() {
+// Discard drops the partial frame, if any, and its charge: the stream is done.
+func (f *FrameReader) Discard() {
 	f.hold(0)
 	f.body, f.size, f.prefixN = nil, 0, 0
 	f.chunk, f.pos = nil, 0
@@ -291,12 +294,12 @@ type FrameWriter struct {
 // NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameWriter(w io.Writer, max int) *FrameWriter {
 	f := &FrameWriter{}
-	f.init(w, max)
+	f.Init(w, max)
 	return f
 }
 
-// init sets up a zero FrameWriter in place (it must not be copied afterwards).
-func (f *FrameWriter) init(w io.Writer, max int) {
+// Init sets up a zero FrameWriter in place (it must not be copied afterwards).
+func (f *FrameWriter) Init(w io.Writer, max int) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize
 	}
@@ -307,8 +310,10 @@ func (f *FrameWriter) init(w io.Writer, max int) {
 // WriteFrame queues one frame and returns once it is written or handed to the writer that is
 // writing. A body over the limit is ErrFrameTooLarge and nothing is written. After a write
 // error every later call returns it.
-func (f *FrameWriter) WriteFrame(body []byte) error {
-	if err := f.enqueue(body, nil, ""); err != nil {
+func (f *FrameWriter) WriteFrame(body []byte) error { return f.writeFrameStop(body, nil) }
+
+func (f *FrameWriter) writeFrameStop(body []byte, stop *atomic.Bool) error {
+	if err := f.enqueueStop(body, nil, "", stop); err != nil {
 		return err
 	}
 	if f.flushing {
@@ -318,21 +323,25 @@ func (f *FrameWriter) WriteFrame(body []byte) error {
 	return f.flushLocked()
 }
 
-// writeFramed writes one frame held in buf after framePrefixLen reserved bytes, which it fills
+// WriteFramed writes one frame held in buf after framePrefixLen reserved bytes, which it fills
 // with the prefix. A writer that finds the stream idle writes buf as it is (no copy); otherwise
 // the frame is queued like WriteFrame's.
-func (f *FrameWriter) writeFramed(buf []byte) error {
-	if len(buf) < framePrefixLen {
+func (f *FrameWriter) WriteFramed(buf []byte) error { return f.WriteFramedStop(buf, nil) }
+
+// WriteFramedStop is WriteFramed whose wait for queue room ends with ErrWriteStopped once stop
+// (if not nil) is set; Wake makes waiting writers look.
+func (f *FrameWriter) WriteFramedStop(buf []byte, stop *atomic.Bool) error {
+	if len(buf) < PrefixLen {
 		return fmt.Errorf("%w: no room for the length prefix", ErrMalformedFrame)
 	}
-	body := buf[framePrefixLen:]
+	body := buf[PrefixLen:]
 	if len(body) == 0 || len(body) > f.max {
 		return f.WriteFrame(body) // reports the error
 	}
 	f.mu.Lock()
 	if f.flushing || len(f.buf) > 0 || f.err != nil {
 		f.mu.Unlock()
-		return f.WriteFrame(body)
+		return f.writeFrameStop(body, stop)
 	}
 	binary.BigEndian.PutUint32(buf, uint32(len(body)))
 	f.flushing = true
@@ -435,12 +444,12 @@ const (
 	batchBytes = 32 << 10
 )
 
-// queueBatched queues the frame head+body+tail of a stream of frames (subscription items) and
+// QueueBatched queues the frame head+body+tail of a stream of frames (subscription items) and
 // lets it wait up to batchDelay for more before the write, so a single producer's items share
 // syscalls. It waits while the queue is full, until stop is set (then ErrWriteStopped). It
 // never writes: when the queue is large enough to go now it returns true and the caller
 // calls flush, outside whatever lock it holds.
-func (f *FrameWriter) queueBatched(head, body []byte, tail string, stop *atomic.Bool) (flush bool, err error) {
+func (f *FrameWriter) QueueBatched(head, body []byte, tail string, stop *atomic.Bool) (flush bool, err error) {
 	if err := f.enqueueStop(head, body, tail, stop); err != nil {
 		return false, err
 	}
@@ -457,8 +466,8 @@ func (f *FrameWriter) queueBatched(head, body []byte, tail string, stop *atomic.
 	return false, nil
 }
 
-// flush writes the queue unless another writer is writing it.
-func (f *FrameWriter) flush() error {
+// Flush writes the queue unless another writer is writing it.
+func (f *FrameWriter) Flush() error {
 	f.mu.Lock()
 	if f.flushing || len(f.buf) == 0 {
 		f.mu.Unlock()
@@ -467,8 +476,8 @@ func (f *FrameWriter) flush() error {
 	return f.flushLocked()
 }
 
-// wake makes writers waiting for queue room re-check their stop flags.
-func (f *FrameWriter) wake() {
+// Wake makes writers waiting for queue room re-check their stop flags.
+func (f *FrameWriter) Wake() {
 	f.mu.Lock()
 	f.cond.Broadcast()
 	f.mu.Unlock()
