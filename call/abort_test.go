@@ -55,8 +55,8 @@ func TestClientTimeout(t *testing.T) {
 		begin := time.Now()
 		_, err := c.Call(tctx(t), "d/hang", nil)
 		took := time.Since(begin)
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != "TIMEOUT" || ce.Message != "request timed out" || !ce.Retryable || !errors.Is(err, context.DeadlineExceeded) {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != "TIMEOUT" || ce.Message() != "request timed out" || !ce.Retryable() || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("%s: %v", tr, err)
 		}
 		if took < 200*time.Millisecond || took > 1200*time.Millisecond {
@@ -217,8 +217,8 @@ func TestAbortCascade(t *testing.T) {
 		t.Fatalf("the ContinueRunning child was cancelled: %v", err)
 	}
 	err := <-lateRefused
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Message != "request cancelled" {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Message() != "request cancelled" {
 		t.Fatalf("a new descendant of an aborted request: %v", err)
 	}
 }

@@ -18,12 +18,12 @@ type OwnershipProvider interface {
 
 // checkAccess evaluates §9.2 in order; the first failure wins. input is used only to find the
 // resource id through ResourceIDPath.
-func checkAccess(ctx context.Context, spec *OperationSpec, id *core.Identity, own OwnershipProvider, input json.RawMessage, log func(msg string, args ...any)) *CallError {
+func checkAccess(ctx context.Context, spec *OperationSpec, id *core.Identity, own OwnershipProvider, input json.RawMessage, log func(msg string, args ...any)) *Error {
 	ac := spec.AccessControl
 	if ac.IsEmpty() {
 		return nil
 	}
-	forbid := func(msg string) *CallError { return &CallError{Code: CodeForbidden, Message: msg} }
+	forbid := func(msg string) *Error { return &Error{code: CodeForbidden, message: msg} }
 	if id == nil {
 		return forbid(msgAuthRequired)
 	}

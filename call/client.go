@@ -3,7 +3,6 @@ package call
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -35,7 +34,7 @@ type pending struct {
 	done   chan struct{}
 	once   sync.Once
 	out    json.RawMessage
-	err    error // *CallError, or io.EOF for a completed subscription
+	err    error // *Error, or io.EOF for a completed subscription
 }
 
 // CallOption adjusts one request.
@@ -85,7 +84,7 @@ func (c *Conn) options(opts []CallOption) callOpts {
 }
 
 // register adds a pending entry before its request is written.
-func (c *Conn) register(o callOpts, sub bool) (*pending, *CallError) {
+func (c *Conn) register(o callOpts, sub bool) (*pending, *Error) {
 	id := o.id
 	p := &pending{id: id, sub: sub, shared: !c.c.MultiStream(), known: o.known, done: make(chan struct{})}
 	if sub {
@@ -97,7 +96,7 @@ func (c *Conn) register(o callOpts, sub bool) (*pending, *CallError) {
 	case c.closed:
 		return nil, errConnectionClosed(conn.ErrConnectionClosed)
 	case c.pending[id] != nil:
-		return nil, &CallError{Code: CodeInvalidInput, Message: msgDuplicateID}
+		return nil, &Error{code: CodeInvalidInput, message: msgDuplicateID}
 	case len(c.pending) >= c.o.MaxPending:
 		return nil, errRetryableInternal(msgTooManyPending)
 	}
@@ -107,7 +106,7 @@ func (c *Conn) register(o callOpts, sub bool) (*pending, *CallError) {
 
 // endLocally ends p from this side (timeout, cancellation, Abort, Close): the request's own
 // stream stops reading, and the peer is told with call.aborted.
-func (c *Conn) endLocally(p *pending, err *CallError) {
+func (c *Conn) endLocally(p *pending, err *Error) {
 	if !c.finishPending(p, nil, err) {
 		return
 	}
@@ -200,15 +199,15 @@ func (c *Conn) deliver(e wire.Envelope, only *pending) {
 
 // normalizeRemote treats a code that is neither a protocol code nor one the caller declared
 // known (WithKnownCodes, from the op's error_schemas) as INTERNAL, not retryable, keeping the
-// original code in OriginalCode (§7.4).
-func normalizeRemote(ce *CallError, known []string) *CallError {
-	if IsProtocolCode(ce.Code) || slices.Contains(known, ce.Code) {
+// original code in OriginalCode() (§7.4).
+func normalizeRemote(ce *Error, known []string) *Error {
+	if IsProtocolCode(ce.code) || slices.Contains(known, ce.code) {
 		return ce
 	}
-	return &CallError{Code: CodeInternal, Message: ce.Message, Details: ce.Details, OriginalCode: ce.Code}
+	return &Error{code: CodeInternal, message: ce.message, details: ce.details, originalCode: ce.code, remote: ce.remote}
 }
 
-// Call runs a query or mutation on the peer; every error is a *CallError.
+// Call runs a query or mutation on the peer; every error is a *Error.
 func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
 	o := c.options(opts)
 	p, ce := c.register(o, false)
@@ -224,13 +223,7 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	timer := time.AfterFunc(o.timeout, func() { c.endLocally(p, errTimedOut()) })
 	defer timer.Stop()
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() {
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				c.endLocally(p, errTimedOut())
-			} else {
-				c.endLocally(p, errCancelled(ctx.Err()))
-			}
-		})
+		stop := context.AfterFunc(ctx, func() { c.endLocally(p, ctxError(ctx)) })
 		defer stop()
 	}
 	if own != nil {
@@ -251,7 +244,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		in = json.RawMessage("null")
 	}
 	if !jsonscan.Valid(in) {
-		c.finishPending(p, nil, &CallError{Code: CodeInvalidInput, Message: "input is not valid JSON"})
+		c.finishPending(p, nil, &Error{code: CodeInvalidInput, message: "input is not valid JSON"})
 		return nil, p.err
 	}
 	if op != "" && op[0] != '/' {
@@ -268,7 +261,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if c.c.MultiStream() {
 		st, err := c.c.OpenStream(ctx)
 		if err != nil {
-			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
+			c.finishPending(p, nil, openStreamError(ctx, err))
 			return nil, p.err
 		}
 		w := c.newFramed(st)
@@ -395,7 +388,7 @@ func (c *Conn) sendAbort(id string) {
 func (c *Conn) Abort(id string) error {
 	p := c.lookupPending(id)
 	if p == nil {
-		return NewError(CodeNotFound, "no pending request %s", id)
+		return Errorf(CodeNotFound, "no pending request %s", id)
 	}
 	c.endLocally(p, errCancelled(nil))
 	return nil
@@ -410,7 +403,7 @@ type Subscription struct {
 // ID is the request id.
 func (s *Subscription) ID() string { return s.p.id }
 
-// Recv returns the next item; io.EOF after call.completed; otherwise a *CallError. Buffered
+// Recv returns the next item; io.EOF after call.completed; otherwise a *Error. Buffered
 // items always come before the terminal error.
 func (s *Subscription) Recv() (json.RawMessage, error) {
 	select {

@@ -105,19 +105,19 @@ func TestCompositionContext(t *testing.T) {
 		t.Fatalf("grandchild: origin %+v identity %+v", leaf1.oc.Origin, leaf1.oc.Identity)
 	}
 	// 48: outside the parent's ScopedEnv → NOT_FOUND although the op exists.
-	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/top", Input: js(`"c/leaf"`), ConnIdentity: user}); ce == nil || ce.Code != "NOT_FOUND" {
+	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/top", Input: js(`"c/leaf"`), ConnIdentity: user}); ce == nil || ce.Code() != "NOT_FOUND" {
 		t.Fatalf("unreachable: %v", ce)
 	}
 	// 49: an admin authority composes an admin-only Internal op for a user; a weak one cannot.
 	if out, ce := ingressCall(t, d, call.RootRequest{Operation: "c/top", Input: js(`"c/adminonly"`), ConnIdentity: user}); ce != nil || string(out) != `"secret"` {
 		t.Fatalf("admin authority: %s %v", out, ce)
 	}
-	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/weak", ConnIdentity: &core.Identity{ID: "root", Scopes: []string{"admin"}}}); ce == nil || ce.Message != "missing required scope: admin" {
+	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/weak", ConnIdentity: &core.Identity{ID: "root", Scopes: []string{"admin"}}}); ce == nil || ce.Message() != "missing required scope: admin" {
 		t.Fatalf("weak authority: %v", ce)
 	}
 	// 35: composing a subscription.
-	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/top", Input: js(`"c/sub"`)}); ce == nil || ce.Code != "INVALID_OPERATION_TYPE" || ce.Retryable ||
-		ce.Message != "OperationEnv.Invoke called on a subscription op; composition is request/response-only" {
+	if _, ce := ingressCall(t, d, call.RootRequest{Operation: "c/top", Input: js(`"c/sub"`)}); ce == nil || ce.Code() != "INVALID_OPERATION_TYPE" || ce.Retryable() ||
+		ce.Message() != "OperationEnv.Invoke called on a subscription op; composition is request/response-only" {
 		t.Fatalf("compose a subscription: %v", ce)
 	}
 }
@@ -167,10 +167,10 @@ func TestLayers(t *testing.T) {
 	importedShared.Provenance = call.FromCall
 	importedShared.Spec.Description = "peer"
 
-	run := func(c *call.Conn, in string) (string, *call.CallError) {
+	run := func(c *call.Conn, in string) (string, *call.Error) {
 		t.Helper()
 		out, err := c.Call(tctx(t), "l/compose", js(in))
-		var ce *call.CallError
+		var ce *call.Error
 		errors.As(err, &ce)
 		return string(out), ce
 	}
@@ -198,13 +198,13 @@ func TestLayers(t *testing.T) {
 		t.Fatalf("imported leaf: %s %v", out, ce)
 	}
 	// InvokePeer(p) uses only p's overlay: no fall-through to core.
-	if _, ce := run(withID, `{"Op":"x/coreonly","Peer":"peer-1"}`); ce == nil || ce.Code != "NOT_FOUND" {
+	if _, ce := run(withID, `{"Op":"x/coreonly","Peer":"peer-1"}`); ce == nil || ce.Code() != "NOT_FOUND" {
 		t.Fatalf("InvokePeer fell through: %v", ce)
 	}
 	// 51: a connection without identity attaches no overlay.
 	anon, anonServer := connPair(t, d, nil)
 	_ = anonServer.Import([]call.HandlerRegistration{imported})
-	if _, ce := run(anon, `{"Op":"x/imported"}`); ce == nil || ce.Code != "NOT_FOUND" {
+	if _, ce := run(anon, `{"Op":"x/imported"}`); ce == nil || ce.Code() != "NOT_FOUND" {
 		t.Fatalf("overlay attached without identity: %v", ce)
 	}
 	// Imported operations are never reachable from the wire.

@@ -47,7 +47,7 @@ func DiscoveryRegistrations(d func() *Dispatcher) []HandlerRegistration {
 					Name *string `json:"name"`
 				}
 				if json.Unmarshal(in, &req) != nil || req.Name == nil {
-					return nil, &CallError{Code: CodeInvalidInput, Message: msgMissingName}
+					return nil, &Error{code: CodeInvalidInput, message: msgMissingName}
 				}
 				name := stripSlash(*req.Name)
 				// Hidden and Internal operations answer like unknown ones.

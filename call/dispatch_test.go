@@ -107,8 +107,8 @@ func TestMalformedFrames(t *testing.T) {
 	_, _ = wire.NewFrameReader(bs, 0).ReadFrame() // the request arrived
 	_ = wire.NewFrameWriter(bs, 0).WriteFrame([]byte(`garbage`))
 	err := <-pending
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Code != "INTERNAL" || ce.Message != "connection closed" {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Message() != "connection closed" {
 		t.Fatalf("pending call after a malformed frame: %v", err)
 	}
 	<-runDone

@@ -151,13 +151,13 @@ func (d *Dispatcher) WithConfig(cfg Config) (*Dispatcher, error) {
 	return &c, nil
 }
 
-func (d *Dispatcher) callDone(op string, ce *CallError, start time.Time) {
+func (d *Dispatcher) callDone(op string, ce *Error, start time.Time) {
 	if d.observer == nil {
 		return
 	}
 	code := ""
 	if ce != nil {
-		code = ce.Code
+		code = ce.code
 	}
 	d.observer.CallDone(op, code, time.Since(start))
 }
@@ -312,7 +312,7 @@ type root struct {
 }
 
 // lookupRoot finds a wire-reachable registration: only External core operations (§11.4.5).
-func (d *Dispatcher) lookupRoot(op string) (*Registration, *CallError) {
+func (d *Dispatcher) lookupRoot(op string) (*Registration, *Error) {
 	reg := d.rootRegistration(op)
 	if reg == nil {
 		return nil, errNotFound(stripSlash(op))
@@ -346,7 +346,7 @@ func (d *Dispatcher) requestContext(base context.Context, reg *Registration) (co
 
 // startRoot runs the checks before a root handler (visibility → access → input) and builds
 // its context (§10.2) with the deadline of §13.
-func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *CallError) {
+func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Error) {
 	reg, ce := d.lookupRoot(in.op)
 	if ce != nil {
 		return nil, ce
@@ -355,8 +355,8 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 		in.input = json.RawMessage("null")
 	}
 	if ce := checkAccess(parent, &reg.Spec, in.identity, d.ownership, in.input, d.log.Warn); ce != nil {
-		if in.identity == nil && in.tokenRejected && ce.Message == msgAuthRequired {
-			ce = &CallError{Code: CodeForbidden, Message: msgTokenRejected}
+		if in.identity == nil && in.tokenRejected && ce.message == msgAuthRequired {
+			ce = &Error{code: CodeForbidden, message: msgTokenRejected}
 		}
 		return nil, ce
 	}
@@ -399,7 +399,7 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Ca
 
 // runStream calls a subscription handler with panic recovery; emit is wrapped so it fails
 // once ctx is done or the handler has returned.
-func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage, emit func(json.RawMessage) error) (ce *CallError) {
+func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage, emit func(json.RawMessage) error) (ce *Error) {
 	var mu sync.Mutex
 	returned := false
 	guarded := func(out json.RawMessage) error {

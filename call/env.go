@@ -103,7 +103,7 @@ func (o *Overlay) Add(regs []HandlerRegistration) error {
 	seen := map[string]bool{}
 	for _, r := range regs {
 		if seen[r.Spec.Name] {
-			return NewError(CodeInvalidInput, "duplicate operation in one import: %s", r.Spec.Name)
+			return Errorf(CodeInvalidInput, "duplicate operation in one import: %s", r.Spec.Name)
 		}
 		seen[r.Spec.Name] = true
 		c, err := NewRegistration(r)

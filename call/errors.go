@@ -51,75 +51,152 @@ const (
 	msgTokenRejected     = "unknown or revoked API key"
 )
 
-// ErrAborted matches every CallError that reports a cancelled or aborted request.
+// Error is every error the call layer reports, local or from the peer: a code (one of the
+// protocol codes above, or a domain code an operation declares), a message, optional JSON
+// details and whether a retry may succeed. errors.Is matches it against the code sentinels
+// (ErrNotFound, …) and ErrAborted; errors.As finds it in a wrapped chain. Unwrap returns the
+// local cause, which never travels.
+type Error struct {
+	code         string
+	message      string
+	retryable    bool
+	details      json.RawMessage
+	originalCode string // an unknown code from the peer, read as INTERNAL (§7.4)
+	cause        error
+	aborted      bool // the request was cancelled or aborted
+	remote       bool // decoded from the peer's call.error
+	sentinel     bool // a code sentinel: matches every Error with its code
+}
+
+// NewError returns an Error with a code and message; it is not retryable.
+func NewError(code, message string) *Error { return &Error{code: code, message: message} }
+
+// Errorf returns an Error with a code and a formatted message.
+func Errorf(code, format string, a ...any) *Error {
+	return &Error{code: code, message: fmt.Sprintf(format, a...)}
+}
+
+// Code sentinels: errors.Is(err, ErrNotFound) reports an Error with code NOT_FOUND, local or
+// from the peer.
+var (
+	ErrNotFound             = codeSentinel(CodeNotFound)
+	ErrForbidden            = codeSentinel(CodeForbidden)
+	ErrInvalidInput         = codeSentinel(CodeInvalidInput)
+	ErrInvalidOperationType = codeSentinel(CodeInvalidOperationType)
+	ErrInternal             = codeSentinel(CodeInternal)
+	ErrTimeout              = codeSentinel(CodeTimeout)
+)
+
+func codeSentinel(code string) *Error {
+	return &Error{code: code, message: "any " + code, sentinel: true}
+}
+
+// ErrAborted matches every Error that reports a cancelled or aborted request.
 var ErrAborted = errors.New("call: request aborted")
 
-// CallError is every error the call layer reports, local or from the peer.
-type CallError struct {
-	Code      string          `json:"code"`
-	Message   string          `json:"message"`
-	Retryable bool            `json:"retryable"`
-	Details   json.RawMessage `json:"details,omitempty"`
-	// OriginalCode is set by callers when an unknown code was read as INTERNAL (§7.4).
-	OriginalCode string `json:"-"`
-	cause        error
-	aborted      bool
-}
+// Code returns the error code.
+func (e *Error) Code() string { return e.code }
 
-func (e *CallError) Error() string { return e.Code + ": " + e.Message }
+// Message returns the human-readable message. Messages the protocol fixes (docs/protocol.md)
+// are exact; others are for people, not for matching.
+func (e *Error) Message() string { return e.message }
+
+// Details returns the JSON details, or nil.
+func (e *Error) Details() json.RawMessage { return e.details }
+
+// Retryable reports whether the same request may succeed if sent again.
+func (e *Error) Retryable() bool { return e.retryable }
+
+// OriginalCode returns the code the peer sent when it was not one the caller knows and was
+// read as INTERNAL (§7.4); "" otherwise.
+func (e *Error) OriginalCode() string { return e.originalCode }
+
+// IsRemote reports whether the error was decoded from the peer's call.error rather than
+// raised on this side (a local timeout, a closed connection, a refused request).
+func (e *Error) IsRemote() bool { return e.remote }
+
+func (e *Error) Error() string { return e.code + ": " + e.message }
 
 // Unwrap returns the local cause (never serialised).
-func (e *CallError) Unwrap() error { return e.cause }
+func (e *Error) Unwrap() error { return e.cause }
 
-// Is makes cancelled requests match ErrAborted.
-func (e *CallError) Is(target error) bool { return target == ErrAborted && e.aborted }
-
-// NewError returns a CallError with a code and message; retryable is false.
-func NewError(code, format string, a ...any) *CallError {
-	return &CallError{Code: code, Message: fmt.Sprintf(format, a...)}
+// Is matches ErrAborted for cancelled or aborted requests, and a code sentinel for its code.
+func (e *Error) Is(target error) bool {
+	if target == ErrAborted {
+		return e.aborted
+	}
+	t, ok := target.(*Error)
+	return ok && t.sentinel && t.code == e.code
 }
 
-// WithDetails returns e with details attached (JSON).
-func (e *CallError) WithDetails(details json.RawMessage) *CallError {
+// WithDetails returns a copy of e with details attached (JSON).
+func (e *Error) WithDetails(details json.RawMessage) *Error {
 	c := *e
-	c.Details = details
+	c.details = details
 	return &c
 }
 
-func errNotFound(name string) *CallError {
-	return &CallError{Code: CodeNotFound, Message: msgOperationNotFound + name}
+// WithRetryable returns a copy of e that says whether a retry may succeed.
+func (e *Error) WithRetryable(retryable bool) *Error {
+	c := *e
+	c.retryable = retryable
+	return &c
 }
 
-func errInternal(msg string, cause error) *CallError {
-	return &CallError{Code: CodeInternal, Message: msg, cause: cause}
+// MarshalJSON encodes e as a call.error payload: code, message, retryable and details.
+func (e *Error) MarshalJSON() ([]byte, error) { return appendCallError(nil, e), nil }
+
+func errNotFound(name string) *Error {
+	return &Error{code: CodeNotFound, message: msgOperationNotFound + name}
 }
 
-func errCancelled(cause error) *CallError {
+func errInternal(msg string, cause error) *Error {
+	return &Error{code: CodeInternal, message: msg, cause: cause}
+}
+
+func errCancelled(cause error) *Error {
 	if cause == nil {
 		cause = context.Canceled
 	}
-	return &CallError{Code: CodeInternal, Message: msgRequestCancelled, cause: cause, aborted: true}
+	return &Error{code: CodeInternal, message: msgRequestCancelled, cause: cause, aborted: true}
 }
 
-func errConnectionClosed(cause error) *CallError {
-	return &CallError{Code: CodeInternal, Message: msgConnectionClosed, cause: cause}
+func errConnectionClosed(cause error) *Error {
+	return &Error{code: CodeInternal, message: msgConnectionClosed, cause: cause}
 }
 
-func errDeadline() *CallError {
-	return &CallError{Code: CodeTimeout, Message: msgDeadlineExceeded, Retryable: true, cause: context.DeadlineExceeded}
+func errDeadline() *Error {
+	return &Error{code: CodeTimeout, message: msgDeadlineExceeded, retryable: true, cause: context.DeadlineExceeded}
 }
 
-func errTimedOut() *CallError {
-	return &CallError{Code: CodeTimeout, Message: msgRequestTimedOut, Retryable: true, cause: context.DeadlineExceeded}
+func errTimedOut() *Error {
+	return &Error{code: CodeTimeout, message: msgRequestTimedOut, retryable: true, cause: context.DeadlineExceeded}
 }
 
-func errRetryableInternal(msg string) *CallError {
-	return &CallError{Code: CodeInternal, Message: msg, Retryable: true}
+// ctxError is the error of a call whose ctx ended: TIMEOUT for a deadline, else cancelled.
+func ctxError(ctx context.Context) *Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return errTimedOut()
+	}
+	return errCancelled(ctx.Err())
 }
 
-// asCallError maps any error to a CallError without changing CallErrors.
-func asCallError(err error) *CallError {
-	var ce *CallError
+// openStreamError is the error of a call whose stream could not be opened: its ctx's, if that
+// ended, else INTERNAL "failed to open stream".
+func openStreamError(ctx context.Context, err error) *Error {
+	if ctx.Err() != nil {
+		return ctxError(ctx)
+	}
+	return errInternal(fmt.Sprintf("failed to open stream: %v", err), err)
+}
+
+func errRetryableInternal(msg string) *Error {
+	return &Error{code: CodeInternal, message: msg, retryable: true}
+}
+
+// asCallError maps any error to an *Error without changing those that are.
+func asCallError(err error) *Error {
+	var ce *Error
 	if errors.As(err, &ce) {
 		return ce
 	}
@@ -127,15 +204,15 @@ func asCallError(err error) *CallError {
 }
 
 // appendCallError encodes e as a call.error payload.
-func appendCallError(b []byte, e *CallError) []byte {
-	return wire.AppendError(b, wire.ErrorPayload{Code: e.Code, Message: e.Message, Details: e.Details, Retryable: e.Retryable})
+func appendCallError(b []byte, e *Error) []byte {
+	return wire.AppendError(b, wire.ErrorPayload{Code: e.code, Message: e.message, Details: e.details, Retryable: e.retryable})
 }
 
 // decodeCallError reads a call.error payload from the peer.
-func decodeCallError(raw []byte) (*CallError, bool) {
+func decodeCallError(raw []byte) (*Error, bool) {
 	p, ok := wire.DecodeError(raw)
 	if !ok {
 		return nil, false
 	}
-	return &CallError{Code: p.Code, Message: p.Message, Details: p.Details, Retryable: p.Retryable}, true
+	return &Error{code: p.Code, message: p.Message, details: p.Details, retryable: p.Retryable, remote: true}, true
 }

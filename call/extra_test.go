@@ -53,8 +53,8 @@ func TestTruncatedResponse(t *testing.T) {
 	}()
 	begin := time.Now()
 	_, err := cc.Call(ctx, "x/y", nil)
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Message != "stream closed before response" || time.Since(begin) > 2*time.Second {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Message() != "stream closed before response" || time.Since(begin) > 2*time.Second {
 		t.Fatalf("truncated response: %v after %v", err, time.Since(begin))
 	}
 	_ = a.Close(0, "")
@@ -77,8 +77,8 @@ func TestNullInputAndPanic(t *testing.T) {
 	for _, tr := range transports {
 		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
 		_, err := c.Call(tctx(t), "n/panic", nil)
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != "INTERNAL" || ce.Message != "internal error" {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Message() != "internal error" {
 			t.Fatalf("%s panic: %v", tr, err)
 		}
 		if _, err := c.Call(tctx(t), "n/input", js(`1`)); err != nil {
@@ -165,8 +165,8 @@ func TestBatch(t *testing.T) {
 			{Op: "demo/nope", Input: js(`{}`)},
 			{Op: "b/meet", Input: js(`{}`)},
 		})
-		var ce *call.CallError
-		if res[0].Err != nil || string(res[1].Output) != `{"text":"b"}` || !errors.As(res[2].Err, &ce) || ce.Code != "NOT_FOUND" || res[3].Err != nil {
+		var ce *call.Error
+		if res[0].Err != nil || string(res[1].Output) != `{"text":"b"}` || !errors.As(res[2].Err, &ce) || ce.Code() != "NOT_FOUND" || res[3].Err != nil {
 			t.Fatalf("%s: %+v", tr, res)
 		}
 	}
@@ -199,8 +199,8 @@ func TestStreamReuse(t *testing.T) {
 		t.Fatal("NOT_FOUND expected")
 	}
 	_, err := c.Call(ctx, "demo/sleep", js(`{"ms":2000}`), call.WithTimeout(100*time.Millisecond))
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Code != "TIMEOUT" {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "TIMEOUT" {
 		t.Fatalf("timeout over a reused stream: %v", err)
 	}
 	// Longer than the callee's idle close: the caller must have retired the stream first.

@@ -116,7 +116,7 @@ func TestFaultInjectionLossyNetwork(t *testing.T) {
 				}
 				out, err := cc.Call(cctx, op, input)
 				stop()
-				var ce *call.CallError
+				var ce *call.Error
 				res := "other"
 				switch {
 				case err == nil:
@@ -124,7 +124,7 @@ func TestFaultInjectionLossyNetwork(t *testing.T) {
 					if json.Unmarshal(out, &v) == nil && v.Sum == i+1 {
 						res = "ok"
 					}
-				case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ce) && ce.Code == call.CodeTimeout:
+				case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ce) && ce.Code() == call.CodeTimeout:
 					res = "deadline"
 				case errors.Is(err, context.Canceled):
 					res = "cancelled"

@@ -403,8 +403,8 @@ func TestNodeWideInFlight(t *testing.T) {
 	}
 	for _, c := range []*call.Conn{a, b} {
 		_, err := c.Call(tctx(t), "test/block", js(`{}`))
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != call.CodeInternal || !ce.Retryable || ce.Message != "too many in-flight requests" {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != call.CodeInternal || !ce.Retryable() || ce.Message() != "too many in-flight requests" {
 			t.Fatalf("third request: %v", err)
 		}
 	}
@@ -502,10 +502,10 @@ func TestRequestTokenFailuresLimited(t *testing.T) {
 		c := n.dial(t, "quic", peerKey, nil, call.ConnOptions{})
 		for i := range 3 {
 			_, err := c.Call(tctx(t), "test/admin", js(`{}`), call.WithAuthToken("alk_wrongwrongwrongwrong"))
-			var ce *call.CallError
+			var ce *call.Error
 			// The third failure uses up the burst: the node closes the connection, possibly
 			// before its answer.
-			if i < 2 && (!errors.As(err, &ce) || ce.Code != call.CodeForbidden) {
+			if i < 2 && (!errors.As(err, &ce) || ce.Code() != call.CodeForbidden) {
 				t.Fatalf("wrong token on a peer connection: %v", err)
 			}
 		}
@@ -525,15 +525,15 @@ func TestRequestTokenFailuresLimited(t *testing.T) {
 		c := n.dial(t, "tcp", nil, nil, call.ConnOptions{})
 		for i := range 3 {
 			_, err := c.Call(tctx(t), "test/admin", js(`{}`), call.WithAuthToken("alk_wrongwrongwrongwrong"))
-			var ce *call.CallError
-			if !errors.As(err, &ce) || ce.Code != call.CodeForbidden || ce.Message != "unknown or revoked API key" {
+			var ce *call.Error
+			if !errors.As(err, &ce) || ce.Code() != call.CodeForbidden || ce.Message() != "unknown or revoked API key" {
 				t.Fatalf("wrong token %d: %v", i, err)
 			}
 		}
 		// Blocked: even the valid token is refused now, and the audit says so.
 		_, err := c.Call(tctx(t), "test/admin", js(`{}`), call.WithAuthToken(token))
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != call.CodeForbidden {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != call.CodeForbidden {
 			t.Fatalf("valid token from a blocked IP: %v", err)
 		}
 		// A new connection from the blocked IP is refused (at the handshake, or closed at once).

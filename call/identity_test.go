@@ -76,8 +76,8 @@ func TestRequestIdentity(t *testing.T) {
 			t.Fatalf("%s forwarded_for: %s", tr, got)
 		}
 		_, err := c.Call(ctx, "id/admin", nil, call.WithForwardedFor(fwd))
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Message != "missing required scope: admin" {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Message() != "missing required scope: admin" {
 			t.Fatalf("%s forwarded_for granted access: %v", tr, err)
 		}
 		if _, err := c.Call(ctx, "id/admin", nil, call.WithAuthToken(testToken)); err != nil {
@@ -114,18 +114,18 @@ func TestDiscovery(t *testing.T) {
 	if adm := list(&core.Identity{ID: "a", Scopes: []string{"admin"}}); !strings.Contains(adm, `{"name":"disc/admin","namespace":"disc","op_type":"query"}`) || strings.Contains(adm, "disc/internal") {
 		t.Fatalf("admin list: %s", adm)
 	}
-	schema := func(in string, id *core.Identity) (string, *call.CallError) {
+	schema := func(in string, id *core.Identity) (string, *call.Error) {
 		out, ce := ingressCall(t, d, call.RootRequest{Operation: "services/schema", Input: js(in), ConnIdentity: id})
 		return string(out), ce
 	}
-	if _, ce := schema(`{}`, nil); ce == nil || ce.Code != "INVALID_INPUT" || ce.Message != "missing required field: name" {
+	if _, ce := schema(`{}`, nil); ce == nil || ce.Code() != "INVALID_INPUT" || ce.Message() != "missing required field: name" {
 		t.Fatalf("no name: %v", ce)
 	}
-	if _, ce := schema(`{"name":5}`, nil); ce == nil || ce.Code != "INVALID_INPUT" {
+	if _, ce := schema(`{"name":5}`, nil); ce == nil || ce.Code() != "INVALID_INPUT" {
 		t.Fatalf("bad name: %v", ce)
 	}
 	for _, name := range []string{"disc/internal", "nope/nope", "disc/admin"} {
-		if _, ce := schema(fmt.Sprintf(`{"name":%q}`, name), nil); ce == nil || ce.Code != "NOT_FOUND" || ce.Message != "operation not found: "+name {
+		if _, ce := schema(fmt.Sprintf(`{"name":%q}`, name), nil); ce == nil || ce.Code() != "NOT_FOUND" || ce.Message() != "operation not found: "+name {
 			t.Fatalf("%s: %v", name, ce)
 		}
 	}
@@ -177,14 +177,14 @@ func TestCallLimits(t *testing.T) {
 	go func() { _, _ = c.Call(ctx, "lim/block", nil) }()
 	<-limStarted // the first call is pending (its handler runs)
 	_, err := c.Call(ctx, "lim/block", nil)
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Message != "too many pending requests" || !ce.Retryable {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Message() != "too many pending requests" || !ce.Retryable() {
 		t.Fatalf("over MaxPending: %v", err)
 	}
 	// A request over the frame limit fails locally.
 	c2 := n.dial(t, "tcp", nil, nil, call.ConnOptions{})
 	_, err = c2.Call(ctx, "lim/block", js(`"`+strings.Repeat("y", overDefaultFrameSize)+`"`))
-	if !errors.As(err, &ce) || !strings.HasPrefix(ce.Message, "failed to write frame: ") {
+	if !errors.Is(err, call.ErrInternal) || !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Fatalf("oversized request: %v", err)
 	}
 }
@@ -192,18 +192,18 @@ func TestCallLimits(t *testing.T) {
 // Checklist 36: an unknown code is INTERNAL, not retryable, with the original code kept.
 func TestUnknownRemoteCode(t *testing.T) {
 	weird := queryOp("x/weird", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
-		return nil, &call.CallError{Code: "QUOTA", Message: "over", Retryable: true}
+		return nil, call.NewError("QUOTA", "over").WithRetryable(true)
 	})
 	weird.Spec.ErrorSchemas = []call.ErrorDefinition{{Code: "QUOTA"}}
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{weird}})
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
 	_, err := c.Call(tctx(t), "x/weird", nil)
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Code != "INTERNAL" || ce.Retryable || ce.OriginalCode != "QUOTA" {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Retryable() || ce.OriginalCode() != "QUOTA" {
 		t.Fatalf("unknown code: %+v", ce)
 	}
 	_, err = c.Call(tctx(t), "x/weird", nil, call.WithKnownCodes("QUOTA"))
-	if !errors.As(err, &ce) || ce.Code != "QUOTA" || !ce.Retryable {
+	if !errors.As(err, &ce) || ce.Code() != "QUOTA" || !ce.Retryable() {
 		t.Fatalf("known code: %+v", ce)
 	}
 }
@@ -267,12 +267,12 @@ func TestIngress(t *testing.T) {
 		{"in/slow", `{}`, "TIMEOUT"},
 	} {
 		_, err := d.Call(ctx, call.RootRequest{Operation: tc.op, Input: js(tc.in), Ingress: "test"})
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != tc.code {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != tc.code {
 			t.Fatalf("%s: %v, want %s", tc.op, err, tc.code)
 		}
 		err = d.Subscribe(ctx, call.RootRequest{Operation: tc.op, Input: js(tc.in)}, func(json.RawMessage) error { return nil })
-		if !errors.As(err, &ce) || (tc.code != "TIMEOUT" && ce.Code != tc.code) {
+		if !errors.As(err, &ce) || (tc.code != "TIMEOUT" && ce.Code() != tc.code) {
 			t.Fatalf("subscribe %s: %v", tc.op, err)
 		}
 	}

@@ -23,9 +23,9 @@ type inbound struct {
 
 	mu       sync.Mutex // serialises events of this request with its terminal state
 	terminal bool
-	stopping atomic.Bool      // set by an abort before it takes mu: a sendItem waiting for room gives up
-	itemHead []byte           // subscriptions: the envelope before each item's output
-	observe  func(*CallError) // metrics: called once with the terminal outcome (nil = success)
+	stopping atomic.Bool  // set by an abort before it takes mu: a sendItem waiting for room gives up
+	itemHead []byte       // subscriptions: the envelope before each item's output
+	observe  func(*Error) // metrics: called once with the terminal outcome (nil = success)
 }
 
 // sendItem writes a subscription item unless the request is already terminal. The envelope
@@ -59,7 +59,7 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 // the caller's other work to someone else). It reports whether it ran the request inline;
 // a request refused at once is answered here and not run.
 func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inline func()) bool {
-	reject := func(ce *CallError) {
+	reject := func(ce *Error) {
 		_ = out.send(wire.Envelope{Type: wire.EventError, ID: e.ID, Payload: appendCallError(nil, ce)})
 	}
 	p := wire.DecodeRequested(e.Payload)
@@ -75,7 +75,7 @@ func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inl
 		if reg != nil {
 			op = reg.Spec.Name
 		}
-		in.observe = func(ce *CallError) { c.d.callDone(op, ce, start) }
+		in.observe = func(ce *Error) { c.d.callDone(op, ce, start) }
 	}
 	c.mu.Lock()
 	switch {
@@ -91,7 +91,7 @@ func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inl
 	case c.inbound[e.ID] != nil:
 		c.mu.Unlock()
 		cancel()
-		reject(&CallError{Code: CodeInvalidInput, Message: msgDuplicateID})
+		reject(&Error{code: CodeInvalidInput, message: msgDuplicateID})
 		return false
 	case len(c.inbound) >= c.d.cfg.MaxInFlight || !c.d.reserveInFlight():
 		c.mu.Unlock()
@@ -144,7 +144,7 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 		}
 	}
 	if in.observe != nil {
-		var ce *CallError
+		var ce *Error
 		switch {
 		case e == nil:
 			ce = errCancelled(nil)
@@ -189,7 +189,7 @@ func (c *Conn) abortInbound(id string) bool {
 	return true
 }
 
-func errorEnvelope(id string, ce *CallError) *wire.Envelope {
+func errorEnvelope(id string, ce *Error) *wire.Envelope {
 	return &wire.Envelope{Type: wire.EventError, ID: id, Payload: appendCallError(nil, ce)}
 }
 
@@ -214,7 +214,7 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p wire.RequestedPayl
 				// The stream is gone (the caller cancelled it, or the connection ended): the
 				// subscription ends as an abort would end it, not as a handler failure that a
 				// peer could make us log at will.
-				var ce *CallError
+				var ce *Error
 				if !errors.As(err, &ce) {
 					err = errCancelled(err)
 				}

@@ -30,7 +30,7 @@ type RootRequest struct {
 
 var _ Ingress = (*Dispatcher)(nil)
 
-func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *CallError) {
+func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *Error) {
 	if r.ID == "" {
 		r.ID = newUUID()
 	}
@@ -38,7 +38,7 @@ func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *Ca
 	return d.startRoot(ctx, rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id, tokenRejected: rejected})
 }
 
-// Call runs a query or mutation root. Cancelling ctx aborts it with cascade; errors are *CallError.
+// Call runs a query or mutation root. Cancelling ctx aborts it with cascade; errors are *Error.
 func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, error) {
 	rt, ce := d.ingressRoot(ctx, r)
 	if ce != nil {
@@ -46,11 +46,11 @@ func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, 
 	}
 	defer rt.cancel()
 	if rt.reg.Spec.Type == OpSubscription {
-		return nil, &CallError{Code: CodeInvalidOperationType, Message: "operation is a subscription: use Subscribe"}
+		return nil, &Error{code: CodeInvalidOperationType, message: "operation is a subscription: use Subscribe"}
 	}
 	type result struct {
 		out json.RawMessage
-		err *CallError
+		err *Error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -83,7 +83,7 @@ func (d *Dispatcher) Subscribe(ctx context.Context, r RootRequest, emit func(jso
 	}
 	defer rt.cancel()
 	if rt.reg.Spec.Type != OpSubscription {
-		return &CallError{Code: CodeInvalidOperationType, Message: "operation is not a subscription: use Call"}
+		return &Error{code: CodeInvalidOperationType, message: "operation is not a subscription: use Call"}
 	}
 	if ce := d.runStream(rt.ctx, rt.oc, rt.reg, rt.input, emit); ce != nil {
 		if ctx.Err() != nil {

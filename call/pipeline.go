@@ -35,7 +35,7 @@ func RunRegistration(ctx context.Context, parent *OperationContext, reg *Registr
 		return nil, ce
 	}
 	if reg.Spec.Type == OpSubscription {
-		return nil, &CallError{Code: CodeInvalidOperationType, Message: msgComposeSub}
+		return nil, &Error{code: CodeInvalidOperationType, message: msgComposeSub}
 	}
 	if ce := validateInput(reg, input); ce != nil {
 		return nil, ce
@@ -50,7 +50,7 @@ func RunRegistration(ctx context.Context, parent *OperationContext, reg *Registr
 	}
 	type result struct {
 		out json.RawMessage
-		err *CallError
+		err *Error
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -88,15 +88,15 @@ func dispatcherOf(oc *OperationContext) *Dispatcher {
 	return defaultDispatcher()
 }
 
-func validateInput(reg *Registration, input json.RawMessage) *CallError {
+func validateInput(reg *Registration, input json.RawMessage) *Error {
 	if err := reg.input.Validate(input); err != nil {
-		return &CallError{Code: CodeInvalidInput, Message: "invalid input: " + err.Error()}
+		return &Error{code: CodeInvalidInput, message: "invalid input: " + err.Error()}
 	}
 	return nil
 }
 
 // runHandler calls a query/mutation handler with panic recovery and maps its result (§7.3).
-func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage) (out json.RawMessage, ce *CallError) {
+func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage) (out json.RawMessage, ce *Error) {
 	defer func() {
 		if v := recover(); v != nil {
 			d.log.Error("handler panic", "op", reg.Spec.Name, "request_id", oc.RequestID, "value", fmt.Sprint(v), "stack", string(debug.Stack()))
@@ -129,8 +129,8 @@ func (d *Dispatcher) runHandler(ctx context.Context, oc *OperationContext, reg *
 
 // mapError maps a handler error (§7.3): protocol or declared codes pass unchanged, undeclared
 // codes become INTERNAL with original_code, anything else INTERNAL "internal error" (logged).
-func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error) *CallError {
-	var ce *CallError
+func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error) *Error {
+	var ce *Error
 	if !errors.As(err, &ce) {
 		level := slog.LevelError
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -139,13 +139,13 @@ func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error
 		d.log.Log(context.Background(), level, "handler error", "op", reg.Spec.Name, "request_id", oc.RequestID, "err", err)
 		return errInternal(msgInternal, err)
 	}
-	if IsProtocolCode(ce.Code) {
+	if IsProtocolCode(ce.code) {
 		return ce
 	}
-	if _, ok := reg.Spec.declares(ce.Code); ok {
-		if d.cfg.ValidateOutputs && len(ce.Details) > 0 {
-			if verr := reg.errSchemas[ce.Code].Validate(ce.Details); verr != nil {
-				d.log.Error("error details do not match schema", "op", reg.Spec.Name, "code", ce.Code, "err", verr)
+	if _, ok := reg.Spec.declares(ce.code); ok {
+		if d.cfg.ValidateOutputs && len(ce.details) > 0 {
+			if verr := reg.errSchemas[ce.code].Validate(ce.details); verr != nil {
+				d.log.Error("error details do not match schema", "op", reg.Spec.Name, "code", ce.code, "err", verr)
 				return errInternal(msgOutputMismatch, verr)
 			}
 		}
@@ -154,8 +154,8 @@ func (d *Dispatcher) mapError(reg *Registration, oc *OperationContext, err error
 	details, _ := marshalNoEscape(struct {
 		OriginalCode    string          `json:"original_code"`
 		OriginalDetails json.RawMessage `json:"original_details,omitempty"`
-	}{ce.Code, ce.Details})
-	return &CallError{Code: CodeInternal, Message: ce.Message, Details: details, cause: ce}
+	}{ce.code, ce.details})
+	return &Error{code: CodeInternal, message: ce.message, details: details, cause: ce}
 }
 
 // logger returns l or the default logger.

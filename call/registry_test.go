@@ -63,16 +63,16 @@ func TestRegistryValidation(t *testing.T) {
 	}
 }
 
-// callErr runs op through the in-process ingress and returns its CallError (nil on success).
-func ingressCall(t *testing.T, d *call.Dispatcher, r call.RootRequest) (json.RawMessage, *call.CallError) {
+// callErr runs op through the in-process ingress and returns its Error (nil on success).
+func ingressCall(t *testing.T, d *call.Dispatcher, r call.RootRequest) (json.RawMessage, *call.Error) {
 	t.Helper()
 	out, err := d.Call(context.Background(), r)
 	if err == nil {
 		return out, nil
 	}
-	var ce *call.CallError
+	var ce *call.Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("error %v is not a *CallError", err)
+		t.Fatalf("error %v is not a *Error", err)
 	}
 	return nil, ce
 }
@@ -112,10 +112,10 @@ func TestErrorMapping(t *testing.T) {
 	admin.Handler = count(admin.Handler)
 	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{internal, strict, domain, panics, plain, badOut, admin}, cfg: call.Config{ValidateOutputs: true}}, nil)
 
-	check := func(name string, r call.RootRequest, code, msg string) *call.CallError {
+	check := func(name string, r call.RootRequest, code, msg string) *call.Error {
 		t.Helper()
 		_, ce := ingressCall(t, d, r)
-		if ce == nil || ce.Code != code || (msg != "" && ce.Message != msg) {
+		if ce == nil || ce.Code() != code || (msg != "" && ce.Message() != msg) {
 			t.Fatalf("%s: %v, want %s %q", name, ce, code, msg)
 		}
 		return ce
@@ -132,16 +132,16 @@ func TestErrorMapping(t *testing.T) {
 	}
 	// 32: declared domain code passes with details; undeclared becomes INTERNAL with original_code.
 	ce = check("declared", call.RootRequest{Operation: "t/domain", Input: js(`"QUOTA_EXCEEDED"`)}, "QUOTA_EXCEEDED", "domain failure")
-	if string(ce.Details) != `{"k":1}` {
-		t.Fatalf("details %s", ce.Details)
+	if string(ce.Details()) != `{"k":1}` {
+		t.Fatalf("details %s", ce.Details())
 	}
 	ce = check("undeclared", call.RootRequest{Operation: "t/domain", Input: js(`"WHATEVER"`)}, "INTERNAL", "domain failure")
-	if string(ce.Details) != `{"original_code":"WHATEVER","original_details":{"k":1}}` || ce.Retryable {
-		t.Fatalf("undeclared details %s", ce.Details)
+	if string(ce.Details()) != `{"original_code":"WHATEVER","original_details":{"k":1}}` || ce.Retryable() {
+		t.Fatalf("undeclared details %s", ce.Details())
 	}
 	check("panic", call.RootRequest{Operation: "t/panic"}, "INTERNAL", "internal error")
 	ce = check("plain error", call.RootRequest{Operation: "t/plain"}, "INTERNAL", "internal error")
-	if strings.Contains(ce.Error(), "password") || len(ce.Details) != 0 {
+	if strings.Contains(ce.Error(), "password") || len(ce.Details()) != 0 {
 		t.Fatal("a plain error's text was sent")
 	}
 	check("output schema", call.RootRequest{Operation: "t/badout"}, "INTERNAL", "output does not match schema")
@@ -205,7 +205,7 @@ func TestAccessControl(t *testing.T) {
 		switch {
 		case tt.want == "" && ce != nil:
 			t.Errorf("%s as %v: %v", tt.op, tt.id, ce)
-		case tt.want != "" && (ce == nil || ce.Code != "FORBIDDEN" || ce.Message != tt.want):
+		case tt.want != "" && (ce == nil || ce.Code() != "FORBIDDEN" || ce.Message() != tt.want):
 			t.Errorf("%s as %v: %v, want FORBIDDEN %q", tt.op, tt.id, ce, tt.want)
 		}
 	}

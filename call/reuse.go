@@ -75,7 +75,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) error {
 	rs, err := c.pickReuse(ctx)
 	if err != nil {
-		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to open stream: %v", err), err))
+		c.finishPending(p, nil, openStreamError(ctx, err))
 		return p.err
 	}
 	rs.mu.Lock()

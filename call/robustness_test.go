@@ -65,7 +65,7 @@ func TestRobustness(t *testing.T) {
 					out, err := c.Call(ctx, op, json.RawMessage(in), opts...)
 					cancel()
 					ended.Add(1)
-					var ce *call.CallError
+					var ce *call.Error
 					switch {
 					case err == nil:
 						responses.Add(1)
@@ -73,13 +73,13 @@ func TestRobustness(t *testing.T) {
 							wrongOutput.Add(1)
 						}
 					case !errors.As(err, &ce):
-						t.Errorf("error %v is not a *CallError", err)
+						t.Errorf("error %v is not a *Error", err)
 					case errors.Is(err, call.ErrAborted):
 						aborts.Add(1)
-					case ce.Code == call.CodeTimeout:
+					case ce.Code() == call.CodeTimeout:
 						timeouts.Add(1)
-					case ce.Message == "connection closed" || ce.Message == "stream closed before response" ||
-						len(ce.Message) > 22 && (ce.Message[:22] == "failed to open stream:" || ce.Message[:22] == "failed to write frame:"):
+					case ce.Message() == "connection closed" || ce.Message() == "stream closed before response" ||
+						len(ce.Message()) > 22 && (ce.Message()[:22] == "failed to open stream:" || ce.Message()[:22] == "failed to write frame:"):
 						closed.Add(1)
 					default:
 						errorsSeen.Add(1)

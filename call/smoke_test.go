@@ -38,8 +38,8 @@ func TestSmoke(t *testing.T) {
 				t.Fatalf("ticker: %v", got)
 			}
 			_, err = c.Call(ctx, "demo/nope", js(`{}`))
-			var ce *call.CallError
-			if !errors.As(err, &ce) || ce.Code != "NOT_FOUND" || ce.Message != "operation not found: demo/nope" {
+			var ce *call.Error
+			if !errors.As(err, &ce) || ce.Code() != "NOT_FOUND" || ce.Message() != "operation not found: demo/nope" {
 				t.Fatalf("not found: %v", err)
 			}
 			out, err = c.Call(ctx, "services/list", js(`{}`))

@@ -129,8 +129,8 @@ func TestSubscriptionBackPressureShared(t *testing.T) {
 	for {
 		_, err := sub.Recv()
 		if err != nil {
-			var ce *call.CallError
-			if !errors.As(err, &ce) || ce.Message != "subscription consumer too slow" {
+			var ce *call.Error
+			if !errors.As(err, &ce) || ce.Message() != "subscription consumer too slow" {
 				t.Fatalf("terminal error %v", err)
 			}
 			break
@@ -165,8 +165,8 @@ func TestAbortAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		err := <-errc
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Message != "request cancelled" || !errors.Is(err, call.ErrAborted) {
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Message() != "request cancelled" || !errors.Is(err, call.ErrAborted) {
 			t.Fatalf("%s aborted call: %v", tr, err)
 		}
 		sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":0,"interval_ms":5}`))
@@ -197,8 +197,8 @@ func TestAbortAndClose(t *testing.T) {
 	<-started
 	_ = c.Connection().Close(conn.CodeNormal, "")
 	err := <-errc
-	var ce *call.CallError
-	if !errors.As(err, &ce) || ce.Code != "INTERNAL" || (ce.Message != "connection closed" && ce.Message != "stream closed before response") {
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || (ce.Message() != "connection closed" && ce.Message() != "stream closed before response") {
 		t.Fatalf("pending call on close: %v", err)
 	}
 }

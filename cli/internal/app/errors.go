@@ -59,22 +59,22 @@ const (
 
 // remoteErr maps a call error to its exit code and "CODE: message" line.
 func remoteErr(err error) error {
-	var ce *call.CallError
+	var ce *call.Error
 	if !errors.As(err, &ce) {
 		return &exitError{code: ExitRemote, word: call.CodeInternal, err: err}
 	}
 	code := ExitRemote
-	switch ce.Code {
-	case call.CodeNotFound:
+	switch {
+	case errors.Is(err, call.ErrNotFound):
 		code = ExitNotFound
-	case call.CodeForbidden:
+	case errors.Is(err, call.ErrForbidden):
 		code = ExitForbidden
-	case call.CodeInvalidInput:
+	case errors.Is(err, call.ErrInvalidInput):
 		code = ExitInvalidInput
-	case call.CodeTimeout:
+	case errors.Is(err, call.ErrTimeout):
 		code = ExitTimeout
 	}
-	return &exitError{code: code, word: ce.Code, err: errors.New(ce.Message)}
+	return &exitError{code: code, word: ce.Code(), err: errors.New(ce.Message())}
 }
 
 func isPinMismatch(err error) bool { return errors.Is(err, tlsconf.ErrPinMismatch) }

@@ -218,7 +218,7 @@ func (n *node) reloadRegistration() call.HandlerRegistration {
 		Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 			changed, err := n.reload()
 			if err != nil {
-				return nil, call.NewError(call.CodeInvalidInput, "%v", err)
+				return nil, call.NewError(call.CodeInvalidInput, err.Error())
 			}
 			return json.Marshal(map[string][]string{"changed": changed})
 		},

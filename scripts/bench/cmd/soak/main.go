@@ -314,8 +314,7 @@ func operation(ctx context.Context, c *call.Conn, rng *rand.Rand, st *stats) {
 		st.aborts.Add(1)
 	default: // a deadline that passes first
 		_, err := c.Call(ctx, "demo/sleep", json.RawMessage(`{"ms":200}`), call.WithTimeout(time.Duration(5+rng.IntN(20))*time.Millisecond))
-		var ce *call.CallError
-		if !errors.As(err, &ce) || ce.Code != call.CodeTimeout {
+		if !errors.Is(err, call.ErrTimeout) {
 			fail("deadline", err)
 			return
 		}
