@@ -1,2 +1,2 @@
-// Package agent runs an LLM loop whose tools are alknet operations. (Built by the agent issue.)
+// Package agent runs an LLM loop whose tools are alknet operations. It is not built yet: the package reserves the module.
 package agent

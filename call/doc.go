@@ -1,6 +1,7 @@
 // Package call implements alknet/call: schema-described, access-controlled operations that
 // machines call on each other by identity, over the connections of package core
-// (github.com/alkdev/alknet/core). The protocol is described in docs/protocol.md.
+// (github.com/alkdev/alknet/core). The protocol is described in docs/protocol.md; section
+// references (§n) in this package's comments and tests are to that file.
 //
 // The pieces, in the order a request meets them:
 //

@@ -9,7 +9,7 @@ import (
 	"github.com/alkdev/alknet/call/internal/wire"
 )
 
-// Protocol error codes (call-protocol.md §7.1).
+// Protocol error codes (docs/protocol.md §7.1).
 const (
 	CodeNotFound             = "NOT_FOUND"
 	CodeForbidden            = "FORBIDDEN"

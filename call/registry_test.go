@@ -146,7 +146,7 @@ func TestErrorMapping(t *testing.T) {
 	}
 	check("output schema", call.RootRequest{Operation: "t/badout"}, "INTERNAL", "output does not match schema")
 	check("forbidden", call.RootRequest{Operation: "t/admin"}, "FORBIDDEN", "authentication required")
-	// docs/protocol.md (amends §15.6): a refused token that leaves the caller anonymous says so.
+	// docs/protocol.md §9.2: a refused token that leaves the caller anonymous says so.
 	check("forbidden, refused token", call.RootRequest{Operation: "t/admin", AuthToken: "alk_nonsense0000"}, "FORBIDDEN", "unknown or revoked API key")
 	if ran.Load() != 1 {
 		t.Fatalf("handlers ran %d times, want only the big-integer call", ran.Load())

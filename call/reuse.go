@@ -10,7 +10,7 @@ import (
 )
 
 // reuseStream is a long-lived stream a caller pipelines queries and mutations on
-// (ConnOptions.StreamReuse, call-protocol.md §4.1.4).
+// (ConnOptions.StreamReuse, docs/protocol.md §4.1.4).
 type reuseStream struct {
 	w       *framed
 	mu      sync.Mutex

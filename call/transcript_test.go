@@ -3,9 +3,11 @@ package call_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +101,49 @@ func TestTranscripts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProtocolDocExample checks the worked example of docs/protocol.md §18 byte for byte against
+// the golden transcript it quotes: the request frame, then the response frame.
+func TestProtocolDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "protocol.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dumps [][]byte
+	for _, block := range strings.Split(string(doc), "```hexdump\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		var b []byte
+		for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+			hexPart, _, _ := strings.Cut(line, "|")
+			fields := strings.Fields(hexPart)
+			for _, f := range fields[1:] { // the offset first
+				v, err := strconv.ParseUint(f, 16, 8)
+				if err != nil {
+					t.Fatalf("hexdump line %q: %v", line, err)
+				}
+				b = append(b, byte(v))
+			}
+		}
+		dumps = append(dumps, b)
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", "transcripts", "echo.txtar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := parseTranscript(t, string(data))
+	want := [][]byte{frameOf(tr.send[0]), frameOf(tr.expect[0])}
+	if len(dumps) != len(want) {
+		t.Fatalf("docs/protocol.md has %d hexdumps, want %d", len(dumps), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(dumps[i], want[i]) {
+			t.Errorf("hexdump %d\n doc %q\nwant %q", i, dumps[i], want[i])
+		}
+	}
+}
+
+// frameOf returns body as a frame: its length prefix, then the body.
+func frameOf(body string) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }

@@ -1,3 +1,3 @@
 // Package napishim will export alknet to Node.js as an N-API addon built with -buildmode=c-shared.
-// (Built by the Node binding issue.)
+// It is not built yet: the package reserves the module.
 package napishim

@@ -14,7 +14,7 @@ import (
 	"github.com/alkdev/alknet/call/internal/jsonscan"
 )
 
-// Event types (call-protocol.md §3.2).
+// Event types (docs/protocol.md §3.2).
 const (
 	EventRequested = "call.requested"
 	EventResponded = "call.responded"

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Frame size limits (call-protocol.md §2).
+// Frame size limits (docs/protocol.md §2).
 const (
 	MaxFrameSizeCap     = 64 << 20 // hard cap, that size included
 	DefaultMaxFrameSize = 16 << 20

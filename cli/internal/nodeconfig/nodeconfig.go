@@ -94,7 +94,7 @@ type Auth struct {
 	FailureBurst      int     `toml:"failure_burst"`
 }
 
-// Call holds the call limits of call-protocol.md §17 (dynamic: applied to new connections).
+// Call holds the call limits of docs/protocol.md §17 (dynamic: applied to new connections).
 type Call struct {
 	DefaultTimeout      Duration `toml:"default_timeout"`
 	StreamIdleTimeout   Duration `toml:"stream_idle_timeout"`

@@ -184,7 +184,7 @@ func dialAlknet(ctx context.Context, addr, pin, tr string, o Options) (Client, e
 	}
 	c := &alknetClient{raw: raw, done: make(chan struct{})}
 	// On TCP+TLS the subscription shares the connection's one stream, where a full buffer aborts
-	// (call-protocol.md §15.4): give the streaming workload room for a burst.
+	// (docs/protocol.md §15.4): give the streaming workload room for a burst.
 	c.c = call.NewConn(raw, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384})
 	go func() {
 		defer close(c.done)
