@@ -9,7 +9,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 # Fuzz targets as package:Target, run by `make fuzz` for FUZZTIME each.
 FUZZ_TARGETS := \
 	core/identity:FuzzParseTicket \
-	core/identity:FuzzParseFingerprint \
+	core/identity:FuzzCheckFingerprint \
 	core/identity:FuzzFingerprintDER \
 	core/auth:FuzzNewPolicy \
 	call/.:FuzzFrameReader \

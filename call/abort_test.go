@@ -132,14 +132,14 @@ func TestAbortCascade(t *testing.T) {
 			return nil, ctx.Err()
 		}
 	})
-	survivor.Spec.Visibility = call.Internal
+	survivor.Spec.Visibility = call.VisibilityInternal
 	dependentStarted := make(chan struct{})
 	child := queryOp("d/dependent", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
 		close(dependentStarted)
 		<-ctx.Done()
 		return nil, ctx.Err()
 	})
-	child.Spec.Visibility = call.Internal
+	child.Spec.Visibility = call.VisibilityInternal
 	lateRefused := make(chan error, 1)
 	parent := queryOp("d/parent", func(ctx context.Context, oc *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
 		var wg sync.WaitGroup

@@ -43,19 +43,19 @@ func (r *recorder) get(name string) ocRecord {
 func TestCompositionContext(t *testing.T) {
 	rec := &recorder{seen: map[string]ocRecord{}}
 	adminOnly := constOp("c/adminonly", `"secret"`)
-	adminOnly.Spec.Visibility = call.Internal
+	adminOnly.Spec.Visibility = call.VisibilityInternal
 	adminOnly.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	leaf := queryOp("c/leaf", func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 		rec.record("leaf", ctx, oc)
 		return js(`"leaf"`), nil
 	})
-	leaf.Spec.Visibility = call.Internal
+	leaf.Spec.Visibility = call.VisibilityInternal
 	mid := queryOp("c/mid", func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 		rec.record("mid", ctx, oc)
 		oc.Metadata["mid"] = true
 		return oc.Env.Invoke(ctx, oc, "c/leaf", nil)
 	})
-	mid.Spec.Visibility = call.Internal
+	mid.Spec.Visibility = call.VisibilityInternal
 	midScope := call.NewScopedEnv("c/leaf")
 	mid.ScopedEnv = &midScope
 	mid.Authority = &call.CompositionAuthority{Label: "mid-authority", Scopes: []string{"mid"}}
@@ -79,7 +79,7 @@ func TestCompositionContext(t *testing.T) {
 	sub := streamOp("c/sub", func(context.Context, *call.OperationContext, json.RawMessage, func(json.RawMessage) error) error {
 		return nil
 	})
-	sub.Spec.Visibility = call.Internal
+	sub.Spec.Visibility = call.VisibilityInternal
 	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{adminOnly, leaf, mid, top, weak, sub}}, nil)
 	user := &core.Identity{ID: "wire-user", Scopes: []string{"user"}}
 
@@ -155,16 +155,16 @@ func TestLayers(t *testing.T) {
 		v, _ := oc.Capabilities.Get("api_key:x")
 		return json.Marshal(string(v))
 	})
-	imported.Spec.Visibility = call.Internal
+	imported.Spec.Visibility = call.VisibilityInternal
 	imported.Spec.Description = "imported"
-	imported.Provenance = call.FromCall
+	imported.Provenance = call.ProvenanceFromCall
 	imported.Capabilities = core.NewCapabilities(map[string][]byte{"api_key:x": []byte("import-key")})
 	peerDup := constOp("x/peerdup", `"peer"`)
-	peerDup.Spec.Visibility = call.Internal
-	peerDup.Provenance = call.FromCall
+	peerDup.Spec.Visibility = call.VisibilityInternal
+	peerDup.Provenance = call.ProvenanceFromCall
 	importedShared := constOp("x/shared", `"peer"`)
-	importedShared.Spec.Visibility = call.Internal
-	importedShared.Provenance = call.FromCall
+	importedShared.Spec.Visibility = call.VisibilityInternal
+	importedShared.Provenance = call.ProvenanceFromCall
 	importedShared.Spec.Description = "peer"
 
 	run := func(c *call.Conn, in string) (string, *call.Error) {

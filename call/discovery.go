@@ -17,7 +17,7 @@ func DiscoveryRegistrations(d func() *Dispatcher) []HandlerRegistration {
 	return []HandlerRegistration{
 		{
 			Spec: OperationSpec{
-				Name: OpServicesList, Type: OpQuery, Visibility: External,
+				Name: OpServicesList, Type: OpQuery, Visibility: VisibilityExternal,
 				Description: "List the operations this caller may call.",
 				InputSchema: json.RawMessage(`{}`),
 				OutputSchema: json.RawMessage(`{"type":"object","properties":{"operations":{"type":"array","items":{"type":"object",` +
@@ -38,7 +38,7 @@ func DiscoveryRegistrations(d func() *Dispatcher) []HandlerRegistration {
 		},
 		{
 			Spec: OperationSpec{
-				Name: OpServicesSchema, Type: OpQuery, Visibility: External,
+				Name: OpServicesSchema, Type: OpQuery, Visibility: VisibilityExternal,
 				Description: "Describe one operation: schemas, errors and access control.",
 				InputSchema: json.RawMessage(`{"type":"object","properties":{"name":{"type":"string"}}}`),
 			},

@@ -21,7 +21,7 @@ import (
 // blockOp blocks until release is closed (or its ctx ends) and reports when it started.
 func blockOp(name string, started chan<- string, release <-chan struct{}) call.HandlerRegistration {
 	return call.HandlerRegistration{
-		Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.External},
+		Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.VisibilityExternal},
 		Handler: func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 			if started != nil {
 				started <- oc.RequestID
@@ -268,7 +268,7 @@ func TestBothDirections(t *testing.T) {
 // callbackOp calls demo/echo on the caller, over the connection the request came on.
 func callbackOp(_ *sync.Map) call.HandlerRegistration {
 	return call.HandlerRegistration{
-		Spec: call.OperationSpec{Name: "test/callback", Type: call.OpQuery, Visibility: call.External},
+		Spec: call.OperationSpec{Name: "test/callback", Type: call.OpQuery, Visibility: call.VisibilityExternal},
 		Handler: func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 			c, ok := call.ConnFromContext(ctx)
 			if !ok {

@@ -269,7 +269,7 @@ func (d *Dispatcher) Visible(ctx context.Context, id *core.Identity) []Operation
 	var out []OperationSpec
 	for _, n := range d.reg.names {
 		reg := d.reg.regs[n]
-		if reg.Spec.Visibility != External {
+		if reg.Spec.Visibility != VisibilityExternal {
 			continue
 		}
 		if checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) != nil {
@@ -323,7 +323,7 @@ func (d *Dispatcher) lookupRoot(op string) (*Registration, *Error) {
 // rootRegistration returns the registration a root request for op reaches, or nil.
 func (d *Dispatcher) rootRegistration(op string) *Registration {
 	reg, ok := d.reg.lookup(stripSlash(op))
-	if !ok || reg.Spec.Visibility != External {
+	if !ok || reg.Spec.Visibility != VisibilityExternal {
 		return nil
 	}
 	return reg

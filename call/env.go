@@ -24,8 +24,8 @@ type OperationEnv interface {
 // PeerRef selects a peer overlay; the zero value means any.
 type PeerRef struct{ Peer string }
 
-// Any is the zero PeerRef.
-var Any = PeerRef{}
+// AnyPeer is the zero PeerRef: any peer, or the node itself.
+var AnyPeer = PeerRef{}
 
 // SessionOverlaySource supplies the session overlay bound into a handler's ctx (agent module).
 type SessionOverlaySource interface {
@@ -174,11 +174,11 @@ func (e *composite) session(ctx context.Context, parent *OperationContext) Opera
 }
 
 func (e *composite) Invoke(ctx context.Context, parent *OperationContext, name string, input json.RawMessage) (json.RawMessage, error) {
-	return e.InvokePeer(ctx, parent, Any, name, input, parent.AbortPolicy)
+	return e.InvokePeer(ctx, parent, AnyPeer, name, input, parent.AbortPolicy)
 }
 
 func (e *composite) InvokeWithPolicy(ctx context.Context, parent *OperationContext, name string, input json.RawMessage, p AbortPolicy) (json.RawMessage, error) {
-	return e.InvokePeer(ctx, parent, Any, name, input, p)
+	return e.InvokePeer(ctx, parent, AnyPeer, name, input, p)
 }
 
 func (e *composite) InvokePeer(ctx context.Context, parent *OperationContext, peer PeerRef, name string, input json.RawMessage, p AbortPolicy) (json.RawMessage, error) {

@@ -428,7 +428,7 @@ func (*recordingObserver) StreamClosed() {}
 func TestObserverLabelsRegisteredOperationsOnly(t *testing.T) {
 	obs := &recordingObserver{ops: map[string]int{}}
 	internal := constOp("test/internal", `{}`)
-	internal.Spec.Visibility = call.Internal
+	internal.Spec.Visibility = call.VisibilityInternal
 	n := startNode(t, nodeOpts{regs: append(demoRegs(), internal), dopts: []call.DispatcherOption{call.WithObserver(obs)}})
 	c := n.dial(t, "tcp", nil, nil, call.ConnOptions{})
 	for i := range 200 {
@@ -491,7 +491,7 @@ func TestRequestTokenFailuresLimited(t *testing.T) {
 	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	logs := &syncBuffer{}
 	dyn := config.DynamicConfig{
-		APIKeys:    []auth.ApiKeyEntry{{Prefix: token[:8], Hash: hash, Scopes: []string{"admin"}}},
+		APIKeys:    []auth.APIKeyEntry{{Prefix: token[:8], Hash: hash, Scopes: []string{"admin"}}},
 		Peers:      []auth.PeerEntry{{PeerID: "hub", Fingerprints: []string{peerKey.Fingerprint()}, Scopes: []string{"read"}, Enabled: true}},
 		RateLimits: auth.RateLimits{FailuresPerMinute: 1, FailureBurst: 3},
 	}
@@ -574,7 +574,7 @@ type hostileCallee struct{}
 
 func (hostileCallee) ALPN() string { return call.ALPN }
 
-func (hostileCallee) Handle(ctx context.Context, c conn.Connection, _ auth.AuthContext) error {
+func (hostileCallee) Handle(ctx context.Context, c conn.Connection, _ auth.Context) error {
 	for {
 		st, err := c.AcceptStream(ctx)
 		if err != nil {

@@ -45,7 +45,7 @@ func TestRequestIdentity(t *testing.T) {
 	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{whoami(), admin}, dynamic: config.DynamicConfig{
 		Peers:   []auth.PeerEntry{{PeerID: "alice", Fingerprints: []string{clientKey.Fingerprint()}, Scopes: []string{"user"}, Enabled: true}},
-		APIKeys: []auth.ApiKeyEntry{{Prefix: "alk_test", Hash: auth.HashToken(testToken), Scopes: []string{"admin"}}},
+		APIKeys: []auth.APIKeyEntry{{Prefix: "alk_test", Hash: auth.HashToken(testToken), Scopes: []string{"admin"}}},
 	}})
 	for _, tr := range transports {
 		c := n.dial(t, tr, clientKey, nil, call.ConnOptions{})
@@ -97,7 +97,7 @@ func TestDiscovery(t *testing.T) {
 	secret := constOp("disc/admin", `1`)
 	secret.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	hidden := constOp("disc/internal", `1`)
-	hidden.Spec.Visibility = call.Internal
+	hidden.Spec.Visibility = call.VisibilityInternal
 	d := buildDispatcher(t, nodeOpts{regs: append(demoRegs(), secret, hidden)}, nil)
 	list := func(id *core.Identity) string {
 		out, ce := ingressCall(t, d, call.RootRequest{Operation: "services/list", Input: js(`{}`), ConnIdentity: id})
@@ -249,7 +249,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // Checklist 68: the ingress gives the wire's outcomes, and cancelling its ctx cascades.
 func TestIngress(t *testing.T) {
 	hidden := constOp("in/hidden", `1`)
-	hidden.Spec.Visibility = call.Internal
+	hidden.Spec.Visibility = call.VisibilityInternal
 	admin := constOp("in/admin", `1`)
 	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	slow := queryOp("in/slow", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {

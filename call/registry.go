@@ -22,35 +22,26 @@ type StreamingHandler func(ctx context.Context, oc *OperationContext, input json
 // Provenance says where a Registration came from.
 type Provenance int
 
-// Provenances.
+// Provenances. Adapters (OpenAPI, MCP) add theirs when they land.
 const (
-	Local Provenance = iota
-	FromOpenAPI
-	FromMCP
-	FromJSONSchema
-	FromCall
-	Session
+	ProvenanceLocal    Provenance = iota // registered by the node's assembly code
+	ProvenanceFromCall                   // imported from another node over alknet/call: a leaf (forwarder)
+	ProvenanceSession                    // an agent session's operation: internal only
 )
 
 func (p Provenance) String() string {
 	switch p {
-	case Local:
+	case ProvenanceLocal:
 		return "local"
-	case FromOpenAPI:
-		return "from_openapi"
-	case FromMCP:
-		return "from_mcp"
-	case FromJSONSchema:
-		return "from_json_schema"
-	case FromCall:
+	case ProvenanceFromCall:
 		return "from_call"
-	case Session:
+	case ProvenanceSession:
 		return "session"
 	}
 	return fmt.Sprintf("Provenance(%d)", int(p))
 }
 
-func (p Provenance) leaf() bool { return p != Local && p != Session }
+func (p Provenance) leaf() bool { return p != ProvenanceLocal && p != ProvenanceSession }
 
 // CompositionAuthority is the synthetic identity a handler composes as; never a peer.
 type CompositionAuthority struct {
@@ -112,17 +103,17 @@ func NewRegistration(r HandlerRegistration) (*Registration, error) {
 		return fail("unknown operation type %q", s.Type)
 	}
 	switch s.Visibility {
-	case External, Internal:
+	case VisibilityExternal, VisibilityInternal:
 	default:
 		return fail("unknown visibility %q", s.Visibility)
 	}
 	if r.Provenance.leaf() && (r.Authority != nil || r.ScopedEnv != nil) {
 		return fail("a %s registration is a leaf: no Authority or ScopedEnv", r.Provenance)
 	}
-	if r.Provenance == Session && s.Visibility != Internal {
+	if r.Provenance == ProvenanceSession && s.Visibility != VisibilityInternal {
 		return fail("session operations are always internal")
 	}
-	if r.Provenance == Local && s.AccessControl.RequiredScopesAny != nil && len(s.AccessControl.RequiredScopesAny) == 0 {
+	if r.Provenance == ProvenanceLocal && s.AccessControl.RequiredScopesAny != nil && len(s.AccessControl.RequiredScopesAny) == 0 {
 		return fail("required_scopes_any is present but empty: no caller could ever satisfy it")
 	}
 	out := &Registration{HandlerRegistration: r, errSchemas: map[string]*schema.Schema{}}

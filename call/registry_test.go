@@ -13,7 +13,7 @@ import (
 )
 
 func queryOp(name string, fn call.Handler) call.HandlerRegistration {
-	return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.External}, Handler: fn}
+	return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.VisibilityExternal}, Handler: fn}
 }
 
 func constOp(name, out string) call.HandlerRegistration {
@@ -30,16 +30,16 @@ func TestRegistryValidation(t *testing.T) {
 		reg  call.HandlerRegistration
 		want string
 	}{
-		{"kind mismatch", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/c", Type: call.OpSubscription, Visibility: call.External}, Handler: ok.Handler}, "handler kind mismatch"},
-		{"kind mismatch query", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/d", Type: call.OpQuery, Visibility: call.External}}, "handler kind mismatch"},
-		{"bad schema", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/e", Type: call.OpQuery, Visibility: call.External, InputSchema: js(`{"type":"nope"}`)}, Handler: ok.Handler}, "input_schema"},
-		{"external ref", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/f", Type: call.OpQuery, Visibility: call.External, InputSchema: js(`{"$ref":"https://example.com/s.json"}`)}, Handler: ok.Handler}, "input_schema"},
+		{"kind mismatch", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/c", Type: call.OpSubscription, Visibility: call.VisibilityExternal}, Handler: ok.Handler}, "handler kind mismatch"},
+		{"kind mismatch query", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/d", Type: call.OpQuery, Visibility: call.VisibilityExternal}}, "handler kind mismatch"},
+		{"bad schema", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/e", Type: call.OpQuery, Visibility: call.VisibilityExternal, InputSchema: js(`{"type":"nope"}`)}, Handler: ok.Handler}, "input_schema"},
+		{"external ref", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/f", Type: call.OpQuery, Visibility: call.VisibilityExternal, InputSchema: js(`{"$ref":"https://example.com/s.json"}`)}, Handler: ok.Handler}, "input_schema"},
 		{"bad name", constOp("/a/b", `1`), "invalid name"},
 		{"empty segment", constOp("a//b", `1`), "invalid name"},
-		{"leaf with authority", call.HandlerRegistration{Spec: ok.Spec, Handler: ok.Handler, Provenance: call.FromCall, Authority: &call.CompositionAuthority{Label: "x"}}, "leaf"},
-		{"external session op", call.HandlerRegistration{Spec: ok.Spec, Handler: ok.Handler, Provenance: call.Session}, "internal"},
-		{"empty scopes any", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/g", Type: call.OpQuery, Visibility: call.External, AccessControl: call.AccessControl{RequiredScopesAny: []string{}}}, Handler: ok.Handler}, "required_scopes_any"},
-		{"protocol code as domain code", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/h", Type: call.OpQuery, Visibility: call.External, ErrorSchemas: []call.ErrorDefinition{{Code: "NOT_FOUND"}}}, Handler: ok.Handler}, "protocol code"},
+		{"leaf with authority", call.HandlerRegistration{Spec: ok.Spec, Handler: ok.Handler, Provenance: call.ProvenanceFromCall, Authority: &call.CompositionAuthority{Label: "x"}}, "leaf"},
+		{"external session op", call.HandlerRegistration{Spec: ok.Spec, Handler: ok.Handler, Provenance: call.ProvenanceSession}, "internal"},
+		{"empty scopes any", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/g", Type: call.OpQuery, Visibility: call.VisibilityExternal, AccessControl: call.AccessControl{RequiredScopesAny: []string{}}}, Handler: ok.Handler}, "required_scopes_any"},
+		{"protocol code as domain code", call.HandlerRegistration{Spec: call.OperationSpec{Name: "a/h", Type: call.OpQuery, Visibility: call.VisibilityExternal, ErrorSchemas: []call.ErrorDefinition{{Code: "NOT_FOUND"}}}, Handler: ok.Handler}, "protocol code"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestErrorMapping(t *testing.T) {
 		}
 	}
 	internal := constOp("t/internal", `1`)
-	internal.Spec.Visibility = call.Internal
+	internal.Spec.Visibility = call.VisibilityInternal
 	internal.Handler = count(internal.Handler)
 	strict := queryOp("t/strict", count(func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
 		return in, nil

@@ -20,8 +20,8 @@ type Visibility string
 
 // Visibilities.
 const (
-	External Visibility = "external"
-	Internal Visibility = "internal"
+	VisibilityExternal Visibility = "external"
+	VisibilityInternal Visibility = "internal"
 )
 
 // ErrorDefinition declares a domain error code of an operation.

@@ -16,7 +16,7 @@ import (
 )
 
 func streamOp(name string, fn call.StreamingHandler) call.HandlerRegistration {
-	return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpSubscription, Visibility: call.External}, Stream: fn}
+	return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpSubscription, Visibility: call.VisibilityExternal}, Stream: fn}
 }
 
 // Checklist 22, 24.

@@ -15,7 +15,7 @@ type (
 	Connection       = conn.Connection
 	Stream           = conn.Stream
 	Identity         = auth.Identity
-	AuthContext      = auth.AuthContext
+	AuthContext      = auth.Context
 	IdentityProvider = auth.IdentityProvider
 	ProtocolHandler  = endpoint.ProtocolHandler
 )

@@ -31,7 +31,7 @@ func Registrations(info NodeInfo) []call.HandlerRegistration {
 	return []call.HandlerRegistration{
 		{
 			Spec: call.OperationSpec{
-				Name: Info, Type: call.OpQuery, Visibility: call.External,
+				Name: Info, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 				Description: "Describe this node.",
 				InputSchema: empty,
 				OutputSchema: json.RawMessage(`{"type":"object","properties":{"fingerprint":{"type":"string"},"version":{"type":"string"},` +
@@ -55,7 +55,7 @@ func Registrations(info NodeInfo) []call.HandlerRegistration {
 		},
 		{
 			Spec: call.OperationSpec{
-				Name: Health, Type: call.OpQuery, Visibility: call.External,
+				Name: Health, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 				Description:  "Report that the node is serving.",
 				InputSchema:  empty,
 				OutputSchema: json.RawMessage(`{"type":"object","properties":{"status":{"const":"ok"}},"required":["status"],"additionalProperties":false}`),

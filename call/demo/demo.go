@@ -41,7 +41,7 @@ func raw(s string) json.RawMessage { return json.RawMessage(s) }
 func echo() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: Echo, Type: call.OpQuery, Visibility: call.External,
+			Name: Echo, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 			Description:  "Return the text it is given.",
 			InputSchema:  raw(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
 			OutputSchema: raw(`{"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false}`),
@@ -57,7 +57,7 @@ func echo() call.HandlerRegistration {
 func add() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: Add, Type: call.OpQuery, Visibility: call.External,
+			Name: Add, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 			Description:  "Add two numbers (as float64).",
 			InputSchema:  raw(`{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"],"additionalProperties":false}`),
 			OutputSchema: raw(`{"type":"object","properties":{"sum":{"type":"number"}},"required":["sum"],"additionalProperties":false}`),
@@ -75,7 +75,7 @@ func add() call.HandlerRegistration {
 func ticker() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: Ticker, Type: call.OpSubscription, Visibility: call.External,
+			Name: Ticker, Type: call.OpSubscription, Visibility: call.VisibilityExternal,
 			Description: "Emit {\"tick\": i} count times (0 = until aborted) every interval_ms.",
 			InputSchema: raw(`{"type":"object","properties":{` +
 				`"count":{"type":"integer","minimum":0,"maximum":100000},` +
@@ -135,7 +135,7 @@ func ticker() call.HandlerRegistration {
 func sleep() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: Sleep, Type: call.OpQuery, Visibility: call.External,
+			Name: Sleep, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 			Description:  "Wait ms milliseconds (absent: until the call's context ends).",
 			InputSchema:  raw(`{"type":"object","properties":{"ms":{"type":"integer","minimum":0}},"additionalProperties":false}`),
 			OutputSchema: raw(`{"type":"object","properties":{"slept_ms":{"type":"integer"}},"required":["slept_ms"],"additionalProperties":false}`),
@@ -170,7 +170,7 @@ func compose(o Options) call.HandlerRegistration {
 	scope := call.NewScopedEnv(Compose)
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: Compose, Type: call.OpQuery, Visibility: call.External,
+			Name: Compose, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 			Description:  "Invoke itself depth-1 more times through the env; with block the deepest level waits until its context ends.",
 			InputSchema:  raw(`{"type":"object","properties":{"depth":{"type":"integer","minimum":1,"maximum":8},"block":{"type":"boolean"}},"required":["depth"],"additionalProperties":false}`),
 			OutputSchema: raw(`{"type":"object","properties":{"levels":{"type":"integer"}},"required":["levels"],"additionalProperties":false}`),

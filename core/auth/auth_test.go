@@ -42,7 +42,7 @@ func TestNewToken(t *testing.T) {
 	if !strings.HasPrefix(tok, TokenPrefix) || len(tok) != 4+43 || hash != HashToken(tok) || !validHash(hash) {
 		t.Fatalf("token %q hash %q", tok, hash)
 	}
-	existing := []ApiKeyEntry{{Prefix: tok[:8]}}
+	existing := []APIKeyEntry{{Prefix: tok[:8]}}
 	tok2, e, err := NewAPIKey([]string{"read"}, "ci", time.Time{}, existing)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestNewToken(t *testing.T) {
 	}
 }
 
-func mustPolicy(t *testing.T, peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) *Policy {
+func mustPolicy(t *testing.T, peers []PeerEntry, keys []APIKeyEntry, now func() time.Time) *Policy {
 	t.Helper()
 	p, err := NewPolicy(peers, keys, now)
 	if err != nil {
@@ -99,7 +99,7 @@ func TestPolicyTokens(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	peers := []PeerEntry{{PeerID: "svc", Scopes: []string{"svc"}, AuthTokenHash: vectorHash, Enabled: true}}
-	keys := []ApiKeyEntry{
+	keys := []APIKeyEntry{
 		{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"read"}},
 		{Prefix: "alk_exp0", Hash: HashToken("alk_exp0-rest"), Scopes: []string{"read"}, ExpiresAt: now},
 		{Prefix: "alk_live", Hash: HashToken("alk_live-rest"), Scopes: []string{"read", "write"}, ExpiresAt: now.Add(time.Second)},
@@ -142,7 +142,7 @@ func TestPolicyValidationReportsAll(t *testing.T) {
 		{PeerID: strings.Repeat("a", 129), Fingerprints: []string{"ED25519:00"}, Enabled: true},
 		{PeerID: "", Scopes: []string{""}, Enabled: true},
 	}
-	keys := []ApiKeyEntry{{Prefix: "alk_abc", Hash: vectorHash}, {Prefix: "key_abcd", Hash: "nope"}}
+	keys := []APIKeyEntry{{Prefix: "alk_abc", Hash: vectorHash}, {Prefix: "key_abcd", Hash: "nope"}}
 	_, err := NewPolicy(peers, keys, nil)
 	if !errors.Is(err, ErrInvalidPolicy) {
 		t.Fatalf("err = %v", err)
@@ -173,7 +173,7 @@ func TestPolicyValidationReportsAll(t *testing.T) {
 func TestRevalidate(t *testing.T) {
 	ctx := context.Background()
 	peers := []PeerEntry{{PeerID: "alice", Fingerprints: []string{fpA}, Scopes: []string{"a", "b"}, Enabled: true}}
-	keys := []ApiKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"read"}}}
+	keys := []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"read"}}}
 	p := mustPolicy(t, peers, keys, nil)
 	if !p.Revalidate(ctx, Identity{ID: "alice", Scopes: []string{"b", "a"}}) {
 		t.Fatal("same identity (scopes reordered) not revalidated")
@@ -219,13 +219,13 @@ func (c *clock) Add(d time.Duration) {
 
 func TestAuthenticatorRateLimit(t *testing.T) {
 	ctx := context.Background()
-	p := mustPolicy(t, nil, []ApiKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
+	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
 	clk := &clock{now: time.Unix(1_000_000, 0)}
 	var logs bytes.Buffer
 	a := NewAuthenticator(p, func() RateLimits { return RateLimits{FailuresPerMinute: 6, FailureBurst: 3} },
 		slog.New(slog.NewTextHandler(&logs, nil)), WithClock(clk.Now))
-	bad := AuthContext{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 5}}
-	other := AuthContext{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.8"), Port: 5}}
+	bad := Context{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 5}}
+	other := Context{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.8"), Port: 5}}
 	for i := range 3 {
 		if a.Blocked(bad.RemoteAddr) {
 			t.Fatalf("blocked after %d failures", i)
@@ -271,7 +271,7 @@ func TestAuthenticatorLimitsOffAndReload(t *testing.T) {
 	var mu sync.Mutex
 	limits := RateLimits{FailureBurst: -1}
 	a := NewAuthenticator(p, func() RateLimits { mu.Lock(); defer mu.Unlock(); return limits }, slog.New(slog.DiscardHandler))
-	ac := AuthContext{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}}
+	ac := Context{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}}
 	for range 20 {
 		_, _ = a.Token(ctx, ac, "x")
 	}
@@ -288,7 +288,7 @@ func TestAuthenticatorLimitsOffAndReload(t *testing.T) {
 	}
 	// No IP address: never limited.
 	for range 10 {
-		_, _ = a.Token(ctx, AuthContext{}, "x")
+		_, _ = a.Token(ctx, Context{}, "x")
 	}
 	if a.Blocked(nil) {
 		t.Fatal("nil address blocked")
@@ -298,20 +298,20 @@ func TestAuthenticatorLimitsOffAndReload(t *testing.T) {
 func TestAuditLines(t *testing.T) {
 	ctx := context.Background()
 	p := mustPolicy(t, []PeerEntry{{PeerID: "alice", Fingerprints: []string{fpA}, Scopes: []string{"a"}, Enabled: true}},
-		[]ApiKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
+		[]APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
 	var logs bytes.Buffer
 	a := NewAuthenticator(p, nil, slog.New(slog.NewTextHandler(&logs, nil)))
-	ac := AuthContext{ALPN: "alknet/call", Fingerprint: fpA, RemoteAddr: &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 9}}
+	ac := Context{ALPN: "alknet/call", Fingerprint: fpA, RemoteAddr: &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 9}}
 	if _, ok := a.Fingerprint(ctx, ac); !ok {
 		t.Fatal("fingerprint")
 	}
-	if _, ok := a.Fingerprint(ctx, AuthContext{Fingerprint: fpB}); ok {
+	if _, ok := a.Fingerprint(ctx, Context{Fingerprint: fpB}); ok {
 		t.Fatal("unknown fingerprint resolved")
 	}
 	if _, err := a.Token(ctx, ac, vectorToken); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Token(ctx, AuthContext{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 1}}, "alk_wrong-token"); err == nil {
+	if _, err := a.Token(ctx, Context{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 1}}, "alk_wrong-token"); err == nil {
 		t.Fatal("wrong token accepted")
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
@@ -346,9 +346,9 @@ func TestAuditLines(t *testing.T) {
 }
 
 func TestAuthenticatorAsProvider(t *testing.T) {
-	p := mustPolicy(t, nil, []ApiKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
+	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
 	a := NewAuthenticator(p, nil, slog.New(slog.DiscardHandler))
-	ctx := NewContext(context.Background(), AuthContext{ALPN: "alknet/call"})
+	ctx := NewContext(context.Background(), Context{ALPN: "alknet/call"})
 	if ac, ok := FromContext(ctx); !ok || ac.ALPN != "alknet/call" {
 		t.Fatal("context round trip")
 	}

@@ -102,7 +102,7 @@ func NewAuthenticator(p IdentityProvider, limits func() RateLimits, log *slog.Lo
 
 // Fingerprint resolves a connection's client-certificate fingerprint. A resolved fingerprint
 // is an attempt (audited as accept); an unknown one is not.
-func (a *Authenticator) Fingerprint(ctx context.Context, ac AuthContext) (Identity, bool) {
+func (a *Authenticator) Fingerprint(ctx context.Context, ac Context) (Identity, bool) {
 	if ac.Fingerprint == "" {
 		return Identity{}, false
 	}
@@ -120,7 +120,7 @@ func (a *Authenticator) Fingerprint(ctx context.Context, ac AuthContext) (Identi
 // ac.Fingerprint set: a known peer, such as a hub's forwarding link), failures count against
 // the connection's ConnFailures in ctx instead, and past the limit the connection is closed;
 // its IP is never blocked, so one revoked token cannot cut off every peer behind one address.
-func (a *Authenticator) Token(ctx context.Context, ac AuthContext, token string) (Identity, error) {
+func (a *Authenticator) Token(ctx context.Context, ac Context, token string) (Identity, error) {
 	lim := a.limits().WithDefaults()
 	if ac.Identity != nil && ac.Fingerprint != "" {
 		return a.connToken(ctx, ac, token, lim)
@@ -147,7 +147,7 @@ func (a *Authenticator) Token(ctx context.Context, ac AuthContext, token string)
 
 // connToken is Token on a connection identified by its fingerprint: failures are limited per
 // connection (ConnFailures in ctx; none there: not limited).
-func (a *Authenticator) connToken(ctx context.Context, ac AuthContext, token string, lim RateLimits) (Identity, error) {
+func (a *Authenticator) connToken(ctx context.Context, ac Context, token string, lim RateLimits) (Identity, error) {
 	cf, _ := ctx.Value(connFailuresKey{}).(*ConnFailures)
 	if cf != nil && !lim.off() && cf.blocked(a.now(), lim) {
 		a.audit(ac, "", "blocked")
@@ -186,7 +186,7 @@ func (a *Authenticator) Blocked(addr net.Addr) bool {
 }
 
 // ReportBlocked writes the "blocked" audit line for ac, at most once a minute per IP key.
-func (a *Authenticator) ReportBlocked(ac AuthContext) {
+func (a *Authenticator) ReportBlocked(ac Context) {
 	key := netkey.FromAddr(ac.RemoteAddr)
 	if !key.Valid() {
 		return
@@ -204,14 +204,14 @@ func (a *Authenticator) ReportBlocked(ac AuthContext) {
 	}
 }
 
-// FromFingerprint implements IdentityProvider with the AuthContext stored in ctx.
+// FromFingerprint implements IdentityProvider with the Context stored in ctx.
 func (a *Authenticator) FromFingerprint(ctx context.Context, fp string) (Identity, bool) {
 	ac, _ := FromContext(ctx)
 	ac.Fingerprint = fp
 	return a.Fingerprint(ctx, ac)
 }
 
-// FromToken implements IdentityProvider with the AuthContext stored in ctx.
+// FromToken implements IdentityProvider with the Context stored in ctx.
 func (a *Authenticator) FromToken(ctx context.Context, token string) (Identity, bool) {
 	ac, _ := FromContext(ctx)
 	id, err := a.Token(ctx, ac, token)
@@ -256,7 +256,7 @@ func (a *Authenticator) applyLimits(st *ipState, lim RateLimits) {
 func perSecond(r RateLimits) rate.Limit { return rate.Limit(r.FailuresPerMinute / 60) }
 
 // audit writes the fail2ban line: exactly these keys, in this order. Never a token or hash.
-func (a *Authenticator) audit(ac AuthContext, peerID, result string) {
+func (a *Authenticator) audit(ac Context, peerID, result string) {
 	if a.onAttempt != nil {
 		a.onAttempt(result)
 	}

@@ -9,10 +9,10 @@ import (
 // BenchmarkPolicyFromToken measures a per-request token lookup against 100 peers and 100 keys.
 func BenchmarkPolicyFromToken(b *testing.B) {
 	var peers []PeerEntry
-	var keys []ApiKeyEntry
+	var keys []APIKeyEntry
 	for i := range 100 {
 		peers = append(peers, PeerEntry{PeerID: fmt.Sprintf("p%d", i), Scopes: []string{"s"}, AuthTokenHash: HashToken(fmt.Sprintf("peer-token-%d", i)), Enabled: true})
-		keys = append(keys, ApiKeyEntry{Prefix: fmt.Sprintf("alk_%04d", i), Hash: HashToken(fmt.Sprintf("alk_%04d-rest", i)), Scopes: []string{"s"}})
+		keys = append(keys, APIKeyEntry{Prefix: fmt.Sprintf("alk_%04d", i), Hash: HashToken(fmt.Sprintf("alk_%04d-rest", i)), Scopes: []string{"s"}})
 	}
 	p, err := NewPolicy(peers, keys, nil)
 	if err != nil {

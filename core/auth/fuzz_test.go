@@ -14,7 +14,7 @@ func FuzzNewPolicy(f *testing.F) {
 	f.Add("alk_x", "ED25519:00", "", "sha256:", "alk_", "x", true)
 	f.Fuzz(func(t *testing.T, peerID, fp, scope, tokenHash, prefix, keyHash string, enabled bool) {
 		peers := []PeerEntry{{PeerID: peerID, Fingerprints: []string{fp}, Scopes: []string{scope}, AuthTokenHash: tokenHash, Enabled: enabled}}
-		keys := []ApiKeyEntry{{Prefix: prefix, Hash: keyHash, Scopes: []string{scope}, ExpiresAt: time.Unix(1, 0)}}
+		keys := []APIKeyEntry{{Prefix: prefix, Hash: keyHash, Scopes: []string{scope}, ExpiresAt: time.Unix(1, 0)}}
 		p, err := NewPolicy(peers, keys, nil)
 		if err != nil {
 			return

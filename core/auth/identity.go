@@ -52,8 +52,8 @@ func (i Identity) Clone() Identity {
 	return c
 }
 
-// AuthContext is what the endpoint knows about a connection when it hands it to a handler.
-type AuthContext struct {
+// Context is what the endpoint knows about a connection when it hands it to a handler.
+type Context struct {
 	Identity    *Identity // nil: none resolved for the connection
 	ALPN        string
 	Fingerprint string   // "": no client certificate
@@ -74,12 +74,12 @@ type Revalidator interface {
 type authContextKey struct{}
 
 // NewContext returns ctx carrying ac.
-func NewContext(ctx context.Context, ac AuthContext) context.Context {
+func NewContext(ctx context.Context, ac Context) context.Context {
 	return context.WithValue(ctx, authContextKey{}, ac)
 }
 
-// FromContext returns the AuthContext stored by NewContext.
-func FromContext(ctx context.Context) (AuthContext, bool) {
-	ac, ok := ctx.Value(authContextKey{}).(AuthContext)
+// FromContext returns the Context stored by NewContext.
+func FromContext(ctx context.Context) (Context, bool) {
+	ac, ok := ctx.Value(authContextKey{}).(Context)
 	return ac, ok
 }

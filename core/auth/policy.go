@@ -20,8 +20,8 @@ type PeerEntry struct {
 	Enabled              bool
 }
 
-// ApiKeyEntry is one API key, stored by prefix and hash only.
-type ApiKeyEntry struct {
+// APIKeyEntry is one API key, stored by prefix and hash only.
+type APIKeyEntry struct {
 	Prefix, Hash string // token's first 8 characters; "sha256:<hex>" of the token
 	Scopes       []string
 	Description  string
@@ -38,7 +38,7 @@ type Policy struct {
 	peers  []PeerEntry    // deep copies, config order
 	byFP   map[string]int // fingerprint → index into peers (enabled or not)
 	byID   map[string]int
-	keys   map[string]ApiKeyEntry // prefix → entry
+	keys   map[string]APIKeyEntry // prefix → entry
 	now    func() time.Time
 	hashed []int // indexes of enabled peers with a token hash, config order
 }
@@ -50,13 +50,13 @@ var (
 
 // NewPolicy validates and indexes peers and keys; every problem is reported at once.
 // now nil means time.Now.
-func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Policy, error) {
+func NewPolicy(peers []PeerEntry, keys []APIKeyEntry, now func() time.Time) (*Policy, error) {
 	if now == nil {
 		now = time.Now
 	}
 	p := &Policy{
 		byFP: make(map[string]int), byID: make(map[string]int),
-		keys: make(map[string]ApiKeyEntry, len(keys)), now: now,
+		keys: make(map[string]APIKeyEntry, len(keys)), now: now,
 	}
 	var errs []error
 	bad := func(path, format string, a ...any) {
@@ -82,7 +82,7 @@ func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Po
 		}
 		for j, fp := range pe.Fingerprints {
 			fpath := fmt.Sprintf("%s.fingerprints[%d]", path, j)
-			if err := identity.ParseFingerprint(fp); err != nil {
+			if err := identity.CheckFingerprint(fp); err != nil {
 				bad(fpath, "%v", err)
 				continue
 			}
@@ -130,7 +130,7 @@ func NewPolicy(peers []PeerEntry, keys []ApiKeyEntry, now func() time.Time) (*Po
 }
 
 // Clone returns a deep copy.
-func (k ApiKeyEntry) Clone() ApiKeyEntry {
+func (k APIKeyEntry) Clone() APIKeyEntry {
 	k.Scopes = slices.Clone(k.Scopes)
 	return k
 }
@@ -201,7 +201,7 @@ func (p *Policy) FromToken(_ context.Context, token string) (Identity, bool) {
 	return Identity{ID: k.Prefix, Scopes: slices.Clone(k.Scopes)}, true
 }
 
-func (p *Policy) expired(k ApiKeyEntry) bool {
+func (p *Policy) expired(k APIKeyEntry) bool {
 	return !k.ExpiresAt.IsZero() && !p.now().Before(k.ExpiresAt)
 }
 

@@ -43,7 +43,7 @@ var ErrPrefixSpace = errors.New("auth: no free API key prefix")
 
 // NewAPIKey draws a token whose prefix is not used by existing and returns the token (shown
 // once) and the entry to store.
-func NewAPIKey(scopes []string, description string, expiresAt time.Time, existing []ApiKeyEntry) (string, ApiKeyEntry, error) {
+func NewAPIKey(scopes []string, description string, expiresAt time.Time, existing []APIKeyEntry) (string, APIKeyEntry, error) {
 	used := make(map[string]bool, len(existing))
 	for _, e := range existing {
 		used[e.Prefix] = true
@@ -52,17 +52,17 @@ func NewAPIKey(scopes []string, description string, expiresAt time.Time, existin
 	for range 64 {
 		tok, hash, err := NewToken()
 		if err != nil {
-			return "", ApiKeyEntry{}, err
+			return "", APIKeyEntry{}, err
 		}
 		if used[tok[:APIKeyPrefixLen]] {
 			continue
 		}
-		return tok, ApiKeyEntry{
+		return tok, APIKeyEntry{
 			Prefix: tok[:APIKeyPrefixLen], Hash: hash, Scopes: slices.Clone(scopes),
 			Description: description, ExpiresAt: expiresAt,
 		}, nil
 	}
-	return "", ApiKeyEntry{}, ErrPrefixSpace
+	return "", APIKeyEntry{}, ErrPrefixSpace
 }
 
 func validHash(h string) bool {

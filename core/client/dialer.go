@@ -47,7 +47,7 @@ func (k DialKind) String() string {
 // DialError is every error a Dialer returns.
 type DialError struct {
 	Kind      DialKind
-	Transport string
+	Transport conn.Transport
 	Addr      string
 	Err       error
 }
@@ -92,7 +92,7 @@ func (d *Dialer) quicConfig() *quic.Config {
 	}
 }
 
-func prepare(transport, addr, alpn string, c tlsconf.ConnectionCredentials) (*tls.Config, *tlsconf.Verdict, error) {
+func prepare(transport conn.Transport, addr, alpn string, c tlsconf.ConnectionCredentials) (*tls.Config, *tlsconf.Verdict, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, &DialError{Kind: DialConfig, Transport: transport, Addr: addr, Err: err}
@@ -109,7 +109,7 @@ func prepare(transport, addr, alpn string, c tlsconf.ConnectionCredentials) (*tl
 
 // DialQUIC dials addr over QUIC. It never retries.
 func (d *Dialer) DialQUIC(ctx context.Context, addr, alpn string, c tlsconf.ConnectionCredentials) (conn.Connection, error) {
-	const tr = "quic"
+	const tr = conn.TransportQUIC
 	tc, v, err := prepare(tr, addr, alpn, c)
 	if err != nil {
 		return nil, err
@@ -164,7 +164,7 @@ func dialOwnSocket(ctx context.Context, ua *net.UDPAddr, tc *tls.Config, qc *qui
 
 // DialTCP dials addr over TCP+TLS. It never retries.
 func (d *Dialer) DialTCP(ctx context.Context, addr, alpn string, c tlsconf.ConnectionCredentials) (conn.Connection, error) {
-	const tr = "tcp"
+	const tr = conn.TransportTCPTLS
 	tc, v, err := prepare(tr, addr, alpn, c)
 	if err != nil {
 		return nil, err
@@ -190,7 +190,7 @@ func (d *Dialer) DialTCP(ctx context.Context, addr, alpn string, c tlsconf.Conne
 }
 
 // classify maps a pre-handshake or QUIC dial error.
-func classify(ctx context.Context, tr, addr string, v *tlsconf.Verdict, err error) error {
+func classify(ctx context.Context, tr conn.Transport, addr string, v *tlsconf.Verdict, err error) error {
 	if ctx.Err() != nil {
 		return &DialError{Kind: DialCanceled, Transport: tr, Addr: addr, Err: errors.Join(ctx.Err(), err)}
 	}
@@ -219,7 +219,7 @@ func classify(ctx context.Context, tr, addr string, v *tlsconf.Verdict, err erro
 }
 
 // classifyHandshake maps a TLS handshake error over TCP.
-func classifyHandshake(ctx context.Context, tr, addr string, v *tlsconf.Verdict, err error) error {
+func classifyHandshake(ctx context.Context, tr conn.Transport, addr string, v *tlsconf.Verdict, err error) error {
 	if ctx.Err() != nil {
 		return &DialError{Kind: DialCanceled, Transport: tr, Addr: addr, Err: errors.Join(ctx.Err(), err)}
 	}

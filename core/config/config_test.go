@@ -11,7 +11,7 @@ import (
 
 // Checklist 54.
 func TestStaticDefaultsAndValidation(t *testing.T) {
-	c := StaticConfig{QUICAddrs: []string{"127.0.0.1:0"}}.WithDefaults()
+	c := Static{QUICAddrs: []string{"127.0.0.1:0"}}.WithDefaults()
 	want := Limits{MaxConnections: 10000, MaxConnectionsPerIP: 100, HandshakeTimeout: 10 * time.Second,
 		IdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second, MaxIncomingStreams: 100,
 		SingleStreamIdleTimeout: 60 * time.Second, WriteTimeout: 30 * time.Second, RetryAbove: 64}
@@ -21,7 +21,7 @@ func TestStaticDefaultsAndValidation(t *testing.T) {
 	if err := c.Validate(nil); err != nil {
 		t.Fatal(err)
 	}
-	bad := StaticConfig{
+	bad := Static{
 		QUICAddrs: []string{"nonsense"}, TCPAddrs: []string{"127.0.0.1:99999"},
 		TLS:    tlsconf.ServerOptions{Mode: tlsconf.ModeX509, CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"},
 		Limits: Limits{KeepAlivePeriod: 30 * time.Second, IdleTimeout: 30 * time.Second, HandshakeTimeout: -1},
@@ -32,10 +32,10 @@ func TestStaticDefaultsAndValidation(t *testing.T) {
 			t.Errorf("validation lacks %s: %v", w, err)
 		}
 	}
-	if err := (StaticConfig{}).Validate(nil); err == nil || !strings.Contains(err.Error(), "no QUIC or TCP address") {
+	if err := (Static{}).Validate(nil); err == nil || !strings.Contains(err.Error(), "no QUIC or TCP address") {
 		t.Fatalf("empty: %v", err)
 	}
-	acme := StaticConfig{QUICAddrs: []string{":443"}, TLS: tlsconf.ServerOptions{Mode: tlsconf.ModeACME, ACMEAcceptTOS: true, ACMEDomains: []string{"a"}, ACMECacheDir: "d"}}
+	acme := Static{QUICAddrs: []string{":443"}, TLS: tlsconf.ServerOptions{Mode: tlsconf.ModeACME, ACMEAcceptTOS: true, ACMEDomains: []string{"a"}, ACMECacheDir: "d"}}
 	if err := acme.Validate(nil); err == nil || !strings.Contains(err.Error(), "needs a TCP listener") {
 		t.Fatalf("acme without TCP: %v", err)
 	}

@@ -15,9 +15,9 @@ import (
 // ErrInvalid matches every validation error of this package.
 var ErrInvalid = errors.New("config: invalid")
 
-// StaticConfig is fixed for a node's lifetime. The node key is passed to tlsconf.NewServer
+// Static is fixed for a node's lifetime. The node key is passed to tlsconf.NewServer
 // separately and never lives in a config struct.
-type StaticConfig struct {
+type Static struct {
 	QUICAddrs, TCPAddrs []string // "host:port"; empty = no listener of that kind
 	TLS                 tlsconf.ServerOptions
 	DrainTimeout        time.Duration // 0 → 2 s; negative: no drain
@@ -25,7 +25,7 @@ type StaticConfig struct {
 }
 
 // WithDefaults fills zero fields.
-func (c StaticConfig) WithDefaults() StaticConfig {
+func (c Static) WithDefaults() Static {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
@@ -35,7 +35,7 @@ func (c StaticConfig) WithDefaults() StaticConfig {
 
 // Validate reports every problem with its field path. Warnings (an ACME listener on a port
 // other than 443) go to log; nil log means slog.Default().
-func (c StaticConfig) Validate(log *slog.Logger) error {
+func (c Static) Validate(log *slog.Logger) error {
 	if log == nil {
 		log = slog.Default()
 	}

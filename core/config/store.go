@@ -15,7 +15,7 @@ import (
 // DynamicConfig is the hot-reloadable part: who may connect and how failed auth is limited.
 type DynamicConfig struct {
 	Peers      []auth.PeerEntry
-	APIKeys    []auth.ApiKeyEntry
+	APIKeys    []auth.APIKeyEntry
 	RateLimits auth.RateLimits
 }
 

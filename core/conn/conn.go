@@ -19,7 +19,6 @@ type Transport string
 const (
 	TransportQUIC   Transport = "quic"
 	TransportTCPTLS Transport = "tcp+tls"
-	TransportIroh   Transport = "iroh"
 	TransportPipe   Transport = "pipe"
 )
 

@@ -23,7 +23,7 @@ const alpn = "alknet/test"
 type hold struct{ conns chan conn.Connection }
 
 func (hold) ALPN() string { return alpn }
-func (h hold) Handle(ctx context.Context, c conn.Connection, _ auth.AuthContext) error {
+func (h hold) Handle(ctx context.Context, c conn.Connection, _ auth.Context) error {
 	h.conns <- c
 	select {
 	case <-ctx.Done():

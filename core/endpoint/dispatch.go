@@ -85,7 +85,7 @@ func (e *Endpoint) dispatch(c conn.Connection, release func()) {
 		return
 	}
 	t := &tracked{Connection: c}
-	ac := auth.AuthContext{ALPN: alpn, Fingerprint: c.RemoteFingerprint(), RemoteAddr: remote}
+	ac := auth.Context{ALPN: alpn, Fingerprint: c.RemoteFingerprint(), RemoteAddr: remote}
 	if ac.Fingerprint != "" && e.auth != nil {
 		if id, ok := e.auth.Fingerprint(context.Background(), ac); ok {
 			if err := t.SetIdentity(id); err == nil {
@@ -115,7 +115,7 @@ func (e *Endpoint) dispatch(c conn.Connection, release func()) {
 	go e.serve(ctx, t, h, ac, release)
 }
 
-func (e *Endpoint) serve(ctx context.Context, t *tracked, h ProtocolHandler, ac auth.AuthContext, release func()) {
+func (e *Endpoint) serve(ctx context.Context, t *tracked, h ProtocolHandler, ac auth.Context, release func()) {
 	defer e.handlers.Done()
 	// The Handle ctx ends when the connection closes, from either side (a callback, not a
 	// goroutine per connection: idle connections must stay cheap).

@@ -119,7 +119,7 @@ func TestIdentityAcrossTransports(t *testing.T) {
 // Checklist 12, 13: wrong pin and no pin fail at the handshake; no handler runs.
 func TestPinFailures(t *testing.T) {
 	var ran atomic.Int32
-	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(context.Context, conn.Connection, auth.AuthContext) error { ran.Add(1); return nil }}
+	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(context.Context, conn.Connection, auth.Context) error { ran.Add(1); return nil }}
 	n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{h}})
 	wrong, _ := identity.Generate()
 	for _, tr := range transports {
@@ -229,7 +229,7 @@ func TestACMEGuard(t *testing.T) {
 func TestHandlerIsolation(t *testing.T) {
 	var calls atomic.Int32
 	block := make(chan struct{})
-	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(ctx context.Context, c conn.Connection, ac auth.AuthContext) error {
+	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(ctx context.Context, c conn.Connection, ac auth.Context) error {
 		switch calls.Add(1) {
 		case 1:
 			select { // blocks until the test ends
@@ -294,7 +294,7 @@ func TestHandlerIsolation(t *testing.T) {
 // Checklist 34, 35: a handler ignoring ctx is cut off after the drain timeout.
 func TestShutdownDrainTimeout(t *testing.T) {
 	started := make(chan conn.Connection, 1)
-	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(ctx context.Context, c conn.Connection, _ auth.AuthContext) error {
+	h := endpoint.HandlerFunc{Protocol: alpn, Func: func(ctx context.Context, c conn.Connection, _ auth.Context) error {
 		started <- c
 		<-c.Done() // ignores ctx: returns only when its connection is closed
 		return nil
@@ -448,7 +448,7 @@ func TestBlockedIPRefused(t *testing.T) {
 	echo := testnode.NewEcho(alpn)
 	n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo},
 		Dynamic: &config.DynamicConfig{RateLimits: auth.RateLimits{FailuresPerMinute: 1, FailureBurst: 3}}})
-	ac := auth.AuthContext{ALPN: alpn, RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
+	ac := auth.Context{ALPN: alpn, RemoteAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}}
 	for range 3 {
 		if _, err := n.Auth.Token(context.Background(), ac, "alk_wrong-token"); !errors.Is(err, auth.ErrAuthFailed) {
 			t.Fatal(err)

@@ -126,6 +126,6 @@ func (a *admission) refused(addr net.Addr, alpn, reason string) {
 	}
 	a.e.log.Warn("connection refused", "remote_addr", netkey.Host(addr), "reason", reason)
 	if reason == ReasonBlocked && a.auth != nil {
-		a.auth.ReportBlocked(auth.AuthContext{ALPN: alpn, RemoteAddr: addr})
+		a.auth.ReportBlocked(auth.Context{ALPN: alpn, RemoteAddr: addr})
 	}
 }

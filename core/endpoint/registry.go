@@ -18,7 +18,7 @@ import (
 // connection until it returns and must return promptly once ctx is cancelled.
 type ProtocolHandler interface {
 	ALPN() string
-	Handle(ctx context.Context, c conn.Connection, ac auth.AuthContext) error
+	Handle(ctx context.Context, c conn.Connection, ac auth.Context) error
 }
 
 // ErrRegistry matches every registry construction error.
@@ -69,13 +69,13 @@ func (r *Registry) ALPNs() []string { return slices.Clone(r.order) }
 // HandlerFunc adapts a function to ProtocolHandler.
 type HandlerFunc struct {
 	Protocol string
-	Func     func(ctx context.Context, c conn.Connection, ac auth.AuthContext) error
+	Func     func(ctx context.Context, c conn.Connection, ac auth.Context) error
 }
 
 // ALPN returns the protocol.
 func (h HandlerFunc) ALPN() string { return h.Protocol }
 
 // Handle calls Func.
-func (h HandlerFunc) Handle(ctx context.Context, c conn.Connection, ac auth.AuthContext) error {
+func (h HandlerFunc) Handle(ctx context.Context, c conn.Connection, ac auth.Context) error {
 	return h.Func(ctx, c, ac)
 }

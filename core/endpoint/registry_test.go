@@ -12,7 +12,7 @@ import (
 )
 
 func handler(alpn string) endpoint.ProtocolHandler {
-	return endpoint.HandlerFunc{Protocol: alpn, Func: func(context.Context, conn.Connection, auth.AuthContext) error { return nil }}
+	return endpoint.HandlerFunc{Protocol: alpn, Func: func(context.Context, conn.Connection, auth.Context) error { return nil }}
 }
 
 func TestRegistry(t *testing.T) {

@@ -50,9 +50,9 @@ func fingerprintSHA256(b []byte) string {
 	return PrefixSHA256 + hex.EncodeToString(sum[:])
 }
 
-// ParseFingerprint accepts exactly the grammar: "ed25519:" or "SHA256:" followed by 64
-// lowercase hex digits. Nothing is normalised.
-func ParseFingerprint(s string) error {
+// CheckFingerprint reports whether s is a fingerprint: exactly "ed25519:" or "SHA256:" followed
+// by 64 lowercase hex digits. Nothing is normalised; fingerprints stay strings.
+func CheckFingerprint(s string) error {
 	var rest string
 	switch {
 	case len(s) > len(PrefixEd25519) && s[:len(PrefixEd25519)] == PrefixEd25519:
@@ -76,7 +76,7 @@ func ParseFingerprint(s string) error {
 
 // fingerprintBytes returns the 32 bytes behind a valid fingerprint and whether it is a key.
 func fingerprintBytes(fp string) (raw []byte, isKey bool, err error) {
-	if err := ParseFingerprint(fp); err != nil {
+	if err := CheckFingerprint(fp); err != nil {
 		return nil, false, err
 	}
 	isKey = fp[0] == 'e'

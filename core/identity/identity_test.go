@@ -102,7 +102,7 @@ func TestFingerprintCert(t *testing.T) {
 	if got != want || !strings.HasPrefix(got, PrefixSHA256) {
 		t.Fatalf("ECDSA leaf: %s, want %s", got, want)
 	}
-	if err := ParseFingerprint(got); err != nil {
+	if err := CheckFingerprint(got); err != nil {
 		t.Fatalf("ECDSA fingerprint does not parse: %v", err)
 	}
 	if FingerprintDER(c.Raw) != want || FingerprintDER(a.Raw) != rfc8032FP {
@@ -135,7 +135,7 @@ func TestParseFingerprint(t *testing.T) {
 		{" " + rfc8032FP, false},
 	}
 	for _, tt := range tests {
-		err := ParseFingerprint(tt.in)
+		err := CheckFingerprint(tt.in)
 		if (err == nil) != tt.ok {
 			t.Errorf("ParseFingerprint(%q) = %v, want ok=%v", tt.in, err, tt.ok)
 		}

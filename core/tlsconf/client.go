@@ -58,7 +58,7 @@ func NewClientVerdict(c ConnectionCredentials, alpn string) (*tls.Config, *Verdi
 		return nil, nil, fmt.Errorf("%w: LocalKey and LocalCert are exclusive", ErrConfig)
 	}
 	if c.RemotePin != "" {
-		if err := identity.ParseFingerprint(c.RemotePin); err != nil {
+		if err := identity.CheckFingerprint(c.RemotePin); err != nil {
 			return nil, nil, fmt.Errorf("%w: pin: %w", ErrConfig, err)
 		}
 	}

@@ -381,12 +381,12 @@ func keyGenCommand(e *env) *cli.Command {
 
 // tokenMatches reports whether token is the one whose hash the API key with prefix stores
 // (compared in constant time, through the auth package's policy).
-func tokenMatches(keys []auth.ApiKeyEntry, prefix, token string) bool {
+func tokenMatches(keys []auth.APIKeyEntry, prefix, token string) bool {
 	for _, k := range keys {
 		if k.Prefix != prefix {
 			continue
 		}
-		p, err := auth.NewPolicy(nil, []auth.ApiKeyEntry{k}, time.Now)
+		p, err := auth.NewPolicy(nil, []auth.APIKeyEntry{k}, time.Now)
 		if err != nil {
 			return false
 		}

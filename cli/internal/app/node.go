@@ -209,7 +209,7 @@ func (n *node) buildDispatcher(ids *auth.Authenticator, obs call.Observer, info 
 func (n *node) reloadRegistration() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
-			Name: OpReload, Type: call.OpMutation, Visibility: call.External,
+			Name: OpReload, Type: call.OpMutation, Visibility: call.VisibilityExternal,
 			Description:   "Re-read the dynamic part of the config file (peers, API keys, auth and call limits), as SIGHUP does.",
 			InputSchema:   json.RawMessage(`{"type":"object","additionalProperties":false}`),
 			OutputSchema:  json.RawMessage(`{"type":"object","properties":{"changed":{"type":"array","items":{"type":"string"}}},"required":["changed"],"additionalProperties":false}`),

@@ -58,7 +58,7 @@ func target(c *cli.Command) (identity.Ticket, error) {
 	if pin == "" {
 		return identity.Ticket{}, usageErr("--to host:port needs --pin <fingerprint>")
 	}
-	if err := identity.ParseFingerprint(pin); err != nil {
+	if err := identity.CheckFingerprint(pin); err != nil {
 		return identity.Ticket{}, usageErr("--pin: %v", err)
 	}
 	return identity.Ticket{Fingerprint: pin, QUIC: []string{to}, TCP: []string{to}}, nil

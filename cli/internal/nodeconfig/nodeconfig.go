@@ -187,14 +187,14 @@ func Parse(path string, data []byte) (*File, error) {
 }
 
 // Static returns the core static config; listen overrides [node] listen when non-empty.
-func (f *File) Static(listen []string, defaultListen string) config.StaticConfig {
+func (f *File) Static(listen []string, defaultListen string) config.Static {
 	if len(listen) == 0 {
 		listen = f.Node.Listen
 	}
 	if len(listen) == 0 {
 		listen = []string{defaultListen}
 	}
-	var s config.StaticConfig
+	var s config.Static
 	quic, tcp := true, true
 	if len(f.Node.Transports) > 0 {
 		quic, tcp = false, false
@@ -239,7 +239,7 @@ func (f *File) Dynamic() config.DynamicConfig {
 			Scopes: p.Scopes, AuthTokenHash: p.AuthTokenHash, Resources: p.Resources, Enabled: enabled})
 	}
 	for _, k := range f.APIKeys {
-		d.APIKeys = append(d.APIKeys, auth.ApiKeyEntry{Prefix: k.Prefix, Hash: k.Hash, Scopes: k.Scopes, Description: k.Description, ExpiresAt: k.ExpiresAt})
+		d.APIKeys = append(d.APIKeys, auth.APIKeyEntry{Prefix: k.Prefix, Hash: k.Hash, Scopes: k.Scopes, Description: k.Description, ExpiresAt: k.ExpiresAt})
 	}
 	d.RateLimits = auth.RateLimits{FailuresPerMinute: f.Auth.FailuresPerMinute, FailureBurst: f.Auth.FailureBurst}
 	return d

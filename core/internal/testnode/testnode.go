@@ -156,20 +156,20 @@ func (n *Node) Addr(transport string) string {
 // AuthContext on Seen.
 type Echo struct {
 	Protocol string
-	Seen     chan auth.AuthContext
+	Seen     chan auth.Context
 	Conns    chan conn.Connection
 }
 
 // NewEcho returns an echo handler for alpn.
 func NewEcho(alpn string) *Echo {
-	return &Echo{Protocol: alpn, Seen: make(chan auth.AuthContext, 64), Conns: make(chan conn.Connection, 64)}
+	return &Echo{Protocol: alpn, Seen: make(chan auth.Context, 64), Conns: make(chan conn.Connection, 64)}
 }
 
 // ALPN implements endpoint.ProtocolHandler.
 func (h *Echo) ALPN() string { return h.Protocol }
 
 // Handle echoes each stream until the connection or ctx ends.
-func (h *Echo) Handle(ctx context.Context, c conn.Connection, ac auth.AuthContext) error {
+func (h *Echo) Handle(ctx context.Context, c conn.Connection, ac auth.Context) error {
 	select {
 	case h.Seen <- ac:
 	default:

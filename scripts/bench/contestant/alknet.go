@@ -152,7 +152,7 @@ func serveAlknet(addr, tr string) (Server, error) {
 // abortStatsOp lets the client process read the abort cascade spans measured in the server.
 func abortStatsOp() call.HandlerRegistration {
 	return call.HandlerRegistration{
-		Spec: call.OperationSpec{Name: "bench/abort-spans", Type: call.OpQuery, Visibility: call.External},
+		Spec: call.OperationSpec{Name: "bench/abort-spans", Type: call.OpQuery, Visibility: call.VisibilityExternal},
 		Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 			var ns []int64
 			for _, d := range TakeAbortSpans() {
