@@ -15,13 +15,13 @@ import (
 	"github.com/alkdev/alknet/call/internal/wire"
 )
 
-// Checklist 52: a handler ignoring ctx past DefaultTimeout yields TIMEOUT on time.
+// Checklist 52: a handler ignoring ctx past RequestTimeout yields TIMEOUT on time.
 func TestServerDeadline(t *testing.T) {
 	stubborn := queryOp("d/stubborn", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		time.Sleep(800 * time.Millisecond)
 		return js(`"too late"`), nil
 	})
-	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{stubborn}, cfg: call.Config{DefaultTimeout: 300 * time.Millisecond}})
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{stubborn}, cfg: call.Limits{RequestTimeout: 300 * time.Millisecond}})
 	for _, tr := range transports {
 		st := openRaw(t, n.rawConn(t, tr))
 		begin := time.Now()

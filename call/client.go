@@ -107,13 +107,21 @@ func (c *Conn) register(o callOpts, sub bool) (*pending, *Error) {
 // endLocally ends p from this side (timeout, cancellation, Abort, Close): the request's own
 // stream stops reading, and the peer is told with call.aborted.
 func (c *Conn) endLocally(p *pending, err *Error) {
+	// The abort is counted before the call ends, so a caller that sees the call end and then
+	// waits in FlushAborts (a CLI about to exit) really waits for it.
+	reserved := c.reserveAbort()
 	if !c.finishPending(p, nil, err) {
+		if reserved {
+			c.abortDone()
+		}
 		return
 	}
 	if stop := p.stop.Load(); stop != nil {
 		(*stop)()
 	}
-	c.sendAbort(p.id)
+	if reserved {
+		c.sendAbortReserved(p.id)
+	}
 }
 
 // finishPending ends p once with (out, err) and forgets it; it reports whether this call ended it.
@@ -347,26 +355,42 @@ func (c *Conn) readOwnStream(w *framed, p *pending) {
 // sendAbort tells the peer to abort id: a fresh stream on multi-stream connections (given
 // up after 5 s), the shared stream otherwise.
 func (c *Conn) sendAbort(id string) {
+	if c.reserveAbort() {
+		c.sendAbortReserved(id)
+	}
+}
+
+// reserveAbort counts an abort about to be sent (FlushAborts waits for it); false once the
+// connection is closed (no abort is sent then).
+func (c *Conn) reserveAbort() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	c.aborts.Add(1)
+	return true
+}
+
+func (c *Conn) abortDone() {
+	c.aborts.Done()
+	c.wg.Done()
+}
+
+// sendAbortReserved sends call.aborted for id: on the shared stream, or on a fresh stream of
+// its own (§4.2), giving up after abortSendTimeout. It ends the reservation.
+func (c *Conn) sendAbortReserved(id string) {
 	env := wire.Envelope{Type: wire.EventAborted, ID: id, Payload: wire.EmptyObject}
 	if !c.c.MultiStream() {
+		defer c.abortDone()
 		if w := c.sharedFramed(); w != nil {
 			_ = w.send(env)
 		}
 		return
 	}
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.wg.Add(1)
-		c.aborts.Add(1)
-	}
-	c.mu.Unlock()
-	if closed {
-		return
-	}
 	go func() {
-		defer c.wg.Done()
-		defer c.aborts.Done()
+		defer c.abortDone()
 		ctx, cancel := context.WithTimeout(c.ctx, abortSendTimeout)
 		defer cancel()
 		st, err := c.c.OpenStream(ctx)
@@ -380,6 +404,15 @@ func (c *Conn) sendAbort(id string) {
 			st.Cancel(0)
 			return
 		}
+		if err := st.CloseWrite(); err != nil {
+			st.Cancel(0)
+			return
+		}
+		// The callee ends the stream once it has read the abort (§4.1.4): wait for that, so
+		// FlushAborts means "the peer has it", not "it was queued" (a connection closed right
+		// after would drop data still queued).
+		_ = st.SetReadDeadline(time.Now().Add(abortSendTimeout))
+		_, _ = io.Copy(io.Discard, io.LimitReader(st, 1<<10))
 		_ = st.Close()
 	}()
 }

@@ -148,7 +148,7 @@ func TestLayers(t *testing.T) {
 	coreShared := constOp("x/shared", `"core"`)
 	coreShared.Spec.Description = "core"
 	coreOnly := constOp("x/coreonly", `"core"`)
-	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{composer, coreShared, coreOnly}, dopts: []call.DispatcherOption{call.WithSessions(sessionEnv)}}, nil)
+	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{composer, coreShared, coreOnly}, dopts: call.Options{Sessions: sessionEnv}}, nil)
 
 	// A connection with identity "peer-1" and an imported leaf bound to its own capability.
 	imported := queryOp("x/imported", func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {

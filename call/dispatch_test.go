@@ -125,7 +125,7 @@ func TestCalleeStreams(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan string, 4)
 	regs := append(demoRegs(), blockOp("test/block", started, release))
-	n := startNode(t, nodeOpts{regs: regs, cfg: call.Config{StreamIdleTimeout: 300 * time.Millisecond}})
+	n := startNode(t, nodeOpts{regs: regs, cfg: call.Limits{StreamIdleTimeout: 300 * time.Millisecond}})
 	c := n.rawConn(t, "quic")
 
 	// 14: two requests pipelined, the first blocking until the second finishes.

@@ -27,12 +27,16 @@ const (
 )
 
 // DefaultMaxPartialFrameBytes is the default node-wide budget for bytes held in partial
-// frames (Config.MaxPartialFrameBytes).
+// frames (Limits.MaxPartialFrameBytes).
 const DefaultMaxPartialFrameBytes = wire.DefaultMaxPartialFrameBytes
 
-// Config holds the dispatcher's limits (§17); zero fields take the defaults.
-type Config struct {
-	DefaultTimeout    time.Duration // root query/mutation deadline; default 30 s
+// Limits are a dispatcher's limits (§17); a zero field takes its default. A reloading node
+// replaces them with WithLimits; new connections get the new ones.
+type Limits struct {
+	// RequestTimeout is the callee's deadline for a root query or mutation, from its arrival
+	// (§13); default 30 s. Subscriptions have none. (The caller's own limit is
+	// ConnOptions.CallTimeout.)
+	RequestTimeout    time.Duration
 	StreamIdleTimeout time.Duration // default 10 s
 	MaxFrameSize      int           // default 16 MiB, 1 KiB … 64 MiB
 	MaxInFlight       int           // inbound per connection; default 1024
@@ -49,9 +53,9 @@ type Config struct {
 	SlowHandlerLog       time.Duration // debug-log handlers slower than this; 0 = off
 }
 
-// Defaults of Config.
+// Defaults of Limits.
 const (
-	DefaultTimeout             = 30 * time.Second
+	DefaultRequestTimeout      = 30 * time.Second
 	DefaultStreamIdleTimeout   = 10 * time.Second
 	DefaultMaxInFlight         = 1024
 	DefaultMaxInFlightTotal    = 16384
@@ -62,9 +66,9 @@ const (
 var ErrConfig = errors.New("call: invalid configuration")
 
 // WithDefaults fills zero fields.
-func (c Config) WithDefaults() Config {
-	if c.DefaultTimeout == 0 {
-		c.DefaultTimeout = DefaultTimeout
+func (c Limits) WithDefaults() Limits {
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
 	}
 	if c.StreamIdleTimeout == 0 {
 		c.StreamIdleTimeout = DefaultStreamIdleTimeout
@@ -88,13 +92,13 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate checks the limits after defaults.
-func (c Config) Validate() error {
+func (c Limits) Validate() error {
 	c = c.WithDefaults()
 	var errs []error
 	if c.MaxFrameSize < MinMaxFrameSize || c.MaxFrameSize > MaxFrameSizeCap {
 		errs = append(errs, fmt.Errorf("max_frame_size: %d is outside %d-%d bytes", c.MaxFrameSize, MinMaxFrameSize, MaxFrameSizeCap))
 	}
-	if c.DefaultTimeout < 0 || c.StreamIdleTimeout < 0 {
+	if c.RequestTimeout < 0 || c.StreamIdleTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	if c.MaxInFlight < 0 || c.MaxCompositionDepth < 0 || c.MaxInFlightTotal < 0 {
@@ -113,14 +117,14 @@ func (c Config) Validate() error {
 // Conn) and in-process ingresses (HTTP, MCP, the Node binding, tests).
 type Dispatcher struct {
 	reg       *Registry
-	cfg       Config
+	cfg       Limits
 	ids       core.IdentityProvider
 	log       *slog.Logger
 	ownership OwnershipProvider
 	sessions  SessionOverlaySource
 	observer  Observer
 
-	// Node-wide state, shared by the dispatchers WithConfig derives from this one.
+	// Node-wide state, shared by the dispatchers WithLimits derives from this one.
 	budget   *wire.FrameBudget // bytes held in partial frames
 	inflight *atomic.Int64     // inbound requests in flight on every connection
 }
@@ -134,14 +138,9 @@ type Observer interface {
 	StreamClosed()
 }
 
-// WithObserver sets the metrics observer.
-func WithObserver(o Observer) DispatcherOption {
-	return func(d *Dispatcher) { d.observer = o }
-}
-
-// WithConfig returns a dispatcher over the same registry and options with another Config (for
-// reloads: new connections use the new limits).
-func (d *Dispatcher) WithConfig(cfg Config) (*Dispatcher, error) {
+// WithLimits returns a dispatcher over the same registry and options with other limits (for
+// reloads: new connections use the new limits; node-wide budgets stay shared).
+func (d *Dispatcher) WithLimits(cfg Limits) (*Dispatcher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,50 +173,41 @@ func (d *Dispatcher) streamClosed() {
 	}
 }
 
-// DispatcherOption configures a Dispatcher.
-type DispatcherOption func(*Dispatcher)
-
-// WithOwnership sets the ownership provider of access control (§9.3).
-func WithOwnership(p OwnershipProvider) DispatcherOption {
-	return func(d *Dispatcher) { d.ownership = p }
+// Options configure a Dispatcher. The zero value is a dispatcher with default limits, no
+// token resolution, the default logger and no observer: enough for a pure client.
+type Options struct {
+	Limits Limits
+	// Identities resolves per-request tokens (§15.6). Pass core's Authenticator, so every
+	// attempt is limited and audited; nil: tokens never resolve.
+	Identities core.IdentityProvider
+	Logger     *slog.Logger         // nil: slog.Default()
+	Observer   Observer             // call metrics; nil: none
+	Ownership  OwnershipProvider    // resource ownership for access control (§9.3); nil: none
+	Sessions   SessionOverlaySource // agent sessions' overlays (§11.4); nil: none
 }
 
-// WithSessions sets the session overlay source (agent module).
-func WithSessions(s SessionOverlaySource) DispatcherOption {
-	return func(d *Dispatcher) { d.sessions = s }
-}
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) DispatcherOption {
-	return func(d *Dispatcher) { d.log = l }
-}
-
-// NewDispatcher returns a dispatcher over r (nil: an empty registry, for pure clients). ids
-// resolves per-request tokens; pass the core Authenticator so attempts are limited and audited.
-func NewDispatcher(r *Registry, cfg Config, ids core.IdentityProvider, opts ...DispatcherOption) (*Dispatcher, error) {
-	if err := cfg.Validate(); err != nil {
+// NewDispatcher returns a dispatcher over r (nil: an empty registry, for pure clients).
+func NewDispatcher(r *Registry, o Options) (*Dispatcher, error) {
+	if err := o.Limits.Validate(); err != nil {
 		return nil, err
 	}
 	if r == nil {
 		r = &Registry{regs: map[string]*Registration{}}
 	}
-	d := &Dispatcher{reg: r, cfg: cfg.WithDefaults(), ids: ids}
-	for _, o := range opts {
-		o(d)
-	}
-	d.log = logger(d.log)
+	d := &Dispatcher{reg: r, cfg: o.Limits.WithDefaults(), ids: o.Identities, log: logger(o.Logger),
+		observer: o.Observer, ownership: o.Ownership, sessions: o.Sessions}
 	d.budget = wire.NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
 	d.inflight = new(atomic.Int64)
 	return d, nil
 }
 
 var defaultDispatcher = sync.OnceValue(func() *Dispatcher {
-	d, _ := NewDispatcher(nil, Config{}, nil)
+	d, _ := NewDispatcher(nil, Options{})
 	return d
 })
 
-// Config returns the dispatcher's effective configuration.
-func (d *Dispatcher) Config() Config { return d.cfg }
+// Limits returns the dispatcher's effective limits (defaults filled in).
+func (d *Dispatcher) Limits() Limits { return d.cfg }
 
 // reserveInFlight takes a node-wide in-flight slot; false when MaxInFlightTotal is reached.
 func (d *Dispatcher) reserveInFlight() bool {
@@ -229,7 +219,7 @@ func (d *Dispatcher) reserveInFlight() bool {
 }
 
 // PartialFrameBytes returns the bytes held in partial frames now, node-wide (the budget is
-// Config.MaxPartialFrameBytes).
+// Limits.MaxPartialFrameBytes).
 func (d *Dispatcher) PartialFrameBytes() int64 { return d.budget.Held() }
 
 // InFlight returns the inbound requests in flight on every connection of the dispatcher.
@@ -341,7 +331,7 @@ func (d *Dispatcher) requestContext(base context.Context, reg *Registration) (co
 	if reg != nil && reg.Spec.Type == OpSubscription {
 		return context.WithCancel(base)
 	}
-	return context.WithTimeout(base, d.cfg.DefaultTimeout)
+	return context.WithTimeout(base, d.cfg.RequestTimeout)
 }
 
 // startRoot runs the checks before a root handler (visibility → access → input) and builds
@@ -392,7 +382,7 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 	case reg.Spec.Type == OpSubscription:
 		r.ctx, r.cancel = context.WithCancel(parent)
 	default:
-		r.ctx, r.cancel = context.WithTimeout(parent, d.cfg.DefaultTimeout)
+		r.ctx, r.cancel = context.WithTimeout(parent, d.cfg.RequestTimeout)
 	}
 	return r, nil
 }

@@ -11,7 +11,7 @@
 //   - A Dispatcher runs operations of a registry for every front end: it resolves per-request
 //     tokens through a core.IdentityProvider (pass the core Authenticator, so attempts are
 //     limited and audited), checks access, validates inputs and outputs, applies deadlines
-//     and limits (Config), and cascades aborts through every call a request caused.
+//     and limits (Limits), and cascades aborts through every call a request caused.
 //   - A Conn speaks the protocol over one core.Connection, in both directions: it serves the
 //     peer's requests against its Dispatcher and issues calls of its own (Call, Subscribe,
 //     Batch). ProtocolHandler plugs Conns into a core endpoint, one per accepted connection.
@@ -31,8 +31,8 @@
 //		},
 //	})
 //	reg, _ := b.Build()
-//	d, _ := call.NewDispatcher(reg, call.Config{}, authenticator)
-//	registry, _ := endpoint.NewRegistry(call.ProtocolHandler{D: d}) // for core's endpoint
+//	d, _ := call.NewDispatcher(reg, call.Options{Identities: authenticator})
+//	registry, _ := endpoint.NewRegistry(call.NewProtocolHandler(d, call.ConnOptions{}))
 //
 // and a client calling it over a connection dialled with core's client package:
 //

@@ -176,8 +176,8 @@ func TestBatch(t *testing.T) {
 // errors, aborts and timeouts behave as with a stream per call, and idle streams are retired.
 func TestStreamReuse(t *testing.T) {
 	obs := &streamCounter{}
-	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Config{StreamIdleTimeout: 400 * time.Millisecond},
-		dopts: []call.DispatcherOption{call.WithObserver(obs)}})
+	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{StreamIdleTimeout: 400 * time.Millisecond},
+		dopts: call.Options{Observer: obs}})
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 2, CallTimeout: 2 * time.Second})
 	ctx := tctx(t)
 	res := c.Batch(ctx, func() []call.BatchItem {

@@ -10,11 +10,17 @@ import (
 // ALPN is the protocol id of alknet/call.
 const ALPN = "alknet/call"
 
-// ProtocolHandler serves alknet/call connections for the core endpoint.
+// ProtocolHandler serves alknet/call connections for the core endpoint. Both functions are
+// read once per new connection, so a node that reloads its limits hands the new ones to new
+// connections; NewProtocolHandler covers the static case.
 type ProtocolHandler struct {
-	D       *Dispatcher
-	Current func() *Dispatcher // if set, read per connection (reloaded call limits apply to new ones)
-	Options func() ConnOptions // read per connection, so reloaded limits apply to new ones; nil = defaults
+	Dispatcher func() *Dispatcher // the dispatcher serving each new connection; nil: an empty one
+	Options    func() ConnOptions // each new connection's options; nil: defaults
+}
+
+// NewProtocolHandler serves every connection with d and options o.
+func NewProtocolHandler(d *Dispatcher, o ConnOptions) ProtocolHandler {
+	return ProtocolHandler{Dispatcher: func() *Dispatcher { return d }, Options: func() ConnOptions { return o }}
 }
 
 // ALPN implements the core ProtocolHandler.
@@ -28,9 +34,9 @@ func (h ProtocolHandler) Handle(ctx context.Context, c core.Connection, ac core.
 	if h.Options != nil {
 		o = h.Options()
 	}
-	d := h.D
-	if h.Current != nil {
-		d = h.Current()
+	var d *Dispatcher
+	if h.Dispatcher != nil {
+		d = h.Dispatcher()
 	}
 	if ac.ALPN == "" && ac.RemoteAddr == nil && ac.Fingerprint == "" {
 		ac = core.AuthContext{ALPN: c.ALPN(), Fingerprint: c.RemoteFingerprint(), RemoteAddr: c.RemoteAddr()}

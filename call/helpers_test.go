@@ -33,9 +33,9 @@ type node struct {
 
 type nodeOpts struct {
 	regs    []call.HandlerRegistration
-	cfg     call.Config
+	cfg     call.Limits
 	dynamic config.DynamicConfig
-	dopts   []call.DispatcherOption
+	dopts   call.Options             // Limits, Identities: from cfg and the ids argument
 	limits  config.Limits            // endpoint limits
 	log     *slog.Logger             // nil: discarded
 	handler endpoint.ProtocolHandler // instead of call.ProtocolHandler (a hostile peer)
@@ -56,7 +56,12 @@ func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err = call.NewDispatcher(reg, o.cfg, ids, append([]call.DispatcherOption{call.WithLogger(slog.New(slog.DiscardHandler))}, o.dopts...)...)
+	opts := o.dopts
+	opts.Limits, opts.Identities = o.cfg, ids
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	d, err = call.NewDispatcher(reg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,9 +82,9 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	authn := auth.NewAuthenticator(n.store.Provider(), n.store.RateLimits, log)
+	authn := auth.NewAuthenticator(n.store.Provider(), auth.AuthenticatorOptions{Limits: n.store.RateLimits, Logger: log})
 	n.d = buildDispatcher(t, o, authn)
-	var h endpoint.ProtocolHandler = call.ProtocolHandler{D: n.d}
+	var h endpoint.ProtocolHandler = call.NewProtocolHandler(n.d, call.ConnOptions{})
 	if o.handler != nil {
 		h = o.handler
 	}

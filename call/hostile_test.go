@@ -109,7 +109,7 @@ func TestAnnouncedFrameSizeNotAllocated(t *testing.T) {
 // Defect 1: past the node-wide budget the stream holding the largest partial frame is closed.
 func TestPartialFrameBudget(t *testing.T) {
 	const frameMax = 256 << 10
-	d := buildDispatcher(t, nodeOpts{regs: demoRegs(), cfg: call.Config{MaxFrameSize: frameMax, MaxPartialFrameBytes: frameMax}}, nil)
+	d := buildDispatcher(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{MaxFrameSize: frameMax, MaxPartialFrameBytes: frameMax}}, nil)
 	type peer struct {
 		st     conn.Stream
 		closed chan struct{}
@@ -162,7 +162,7 @@ func TestSlowFrameWithinInactivity(t *testing.T) {
 	const idle = 400 * time.Millisecond // the frame below takes 1 s: 2.5 idle timeouts
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Config{StreamIdleTimeout: idle},
+			n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{StreamIdleTimeout: idle},
 				limits: config.Limits{SingleStreamIdleTimeout: idle}})
 			c := n.connect(t, tr, nil)
 			st, err := conn.Open(tctx(t), c) // a new QUIC stream, or the TCP+TLS connection's one
@@ -388,7 +388,7 @@ func TestNodeWideInFlight(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{blockOp("test/block", started, release)},
-		cfg: call.Config{MaxInFlightTotal: 2}})
+		cfg: call.Limits{MaxInFlightTotal: 2}})
 	a := n.dial(t, "quic", nil, nil, call.ConnOptions{})
 	b := n.dial(t, "tcp", nil, nil, call.ConnOptions{})
 	for _, c := range []*call.Conn{a, b} {
@@ -429,7 +429,7 @@ func TestObserverLabelsRegisteredOperationsOnly(t *testing.T) {
 	obs := &recordingObserver{ops: map[string]int{}}
 	internal := constOp("test/internal", `{}`)
 	internal.Spec.Visibility = call.VisibilityInternal
-	n := startNode(t, nodeOpts{regs: append(demoRegs(), internal), dopts: []call.DispatcherOption{call.WithObserver(obs)}})
+	n := startNode(t, nodeOpts{regs: append(demoRegs(), internal), dopts: call.Options{Observer: obs}})
 	c := n.dial(t, "tcp", nil, nil, call.ConnOptions{})
 	for i := range 200 {
 		_, _ = c.Call(tctx(t), fmt.Sprintf("nope/%d%s", i, strings.Repeat("x", 1000)), js(`{}`))

@@ -155,7 +155,7 @@ func TestCallLimits(t *testing.T) {
 	huge := queryOp("lim/huge", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		return json.Marshal(strings.Repeat("x", 4096))
 	})
-	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{block, huge}, cfg: call.Config{MaxInFlight: 2, MaxFrameSize: 2048}})
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{block, huge}, cfg: call.Limits{MaxInFlight: 2, MaxFrameSize: 2048}})
 	st := openRaw(t, n.rawConn(t, "tcp"))
 	st.request("b1", "/lim/block", nil)
 	st.request("b2", "/lim/block", nil)
@@ -222,7 +222,7 @@ func TestSecretsStayOut(t *testing.T) {
 		return nil, fmt.Errorf("failed with %v", oc.Capabilities)
 	})
 	leaky.Capabilities = caps
-	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{leaky}, dopts: []call.DispatcherOption{call.WithLogger(log)}}, nil)
+	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{leaky}, dopts: call.Options{Logger: log}}, nil)
 	cli, _ := connPair(t, d, nil)
 	_, err := cli.Call(tctx(t), "s/leaky", nil, call.WithAuthToken(testToken))
 	if err == nil {
@@ -256,7 +256,7 @@ func TestIngress(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return js(`1`), nil
 	})
-	var d call.Ingress = buildDispatcher(t, nodeOpts{regs: append(demoRegs(), hidden, admin, slow), cfg: call.Config{DefaultTimeout: 100 * time.Millisecond}}, nil)
+	var d call.Ingress = buildDispatcher(t, nodeOpts{regs: append(demoRegs(), hidden, admin, slow), cfg: call.Limits{RequestTimeout: 100 * time.Millisecond}}, nil)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		op, in, code string

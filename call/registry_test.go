@@ -110,7 +110,7 @@ func TestErrorMapping(t *testing.T) {
 	admin := constOp("t/admin", `1`)
 	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
 	admin.Handler = count(admin.Handler)
-	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{internal, strict, domain, panics, plain, badOut, admin}, cfg: call.Config{ValidateOutputs: true}}, nil)
+	d := buildDispatcher(t, nodeOpts{regs: []call.HandlerRegistration{internal, strict, domain, panics, plain, badOut, admin}, cfg: call.Limits{ValidateOutputs: true}}, nil)
 
 	check := func(name string, r call.RootRequest, code, msg string) *call.Error {
 		t.Helper()
@@ -173,7 +173,7 @@ func TestAccessControl(t *testing.T) {
 	own := &fakeOwnership{owner: map[string]string{"c1": "alice"}}
 	// Static resources apply without an ownership provider; with one, it decides (§9.2.5).
 	static := buildDispatcher(t, nodeOpts{regs: regs}, nil)
-	owned := buildDispatcher(t, nodeOpts{regs: regs, dopts: []call.DispatcherOption{call.WithOwnership(own)}}, nil)
+	owned := buildDispatcher(t, nodeOpts{regs: regs, dopts: call.Options{Ownership: own}}, nil)
 	user := &core.Identity{ID: "bob", Scopes: []string{"user"}}
 	c := &core.Identity{ID: "carol", Scopes: []string{"c"}, Resources: map[string][]string{"doc": {"write"}}}
 	tests := []struct {
@@ -248,11 +248,11 @@ func (f *fakeOwnership) OwnedResources(context.Context, *core.Identity, string) 
 // start-up.
 func TestConfigFrameSizeBounds(t *testing.T) {
 	for _, max := range []int{call.MaxFrameSizeCap + 1, call.MinMaxFrameSize - 1} {
-		if err := (call.Config{MaxFrameSize: max}).Validate(); !errors.Is(err, call.ErrConfig) {
+		if err := (call.Limits{MaxFrameSize: max}).Validate(); !errors.Is(err, call.ErrConfig) {
 			t.Fatalf("MaxFrameSize %d accepted", max)
 		}
 	}
-	if err := (call.Config{MaxFrameSize: call.MaxFrameSizeCap}).Validate(); err != nil {
+	if err := (call.Limits{MaxFrameSize: call.MaxFrameSizeCap}).Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -25,7 +25,7 @@ func TestRobustness(t *testing.T) {
 		workersPer  = 10
 		killedConns = 5
 	)
-	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Config{DefaultTimeout: 300 * time.Millisecond}})
+	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{RequestTimeout: 300 * time.Millisecond}})
 	var (
 		responses, errorsSeen, aborts, timeouts, closed atomic.Int64
 		wrongOutput                                     atomic.Int64

@@ -29,13 +29,13 @@ func TestSubscriptionOutcomes(t *testing.T) {
 	})
 	long := streamOp("test/long", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
 		_, hasDeadline := ctx.Deadline()
-		time.Sleep(300 * time.Millisecond) // past DefaultTimeout below
+		time.Sleep(300 * time.Millisecond) // past RequestTimeout below
 		if hasDeadline {
 			return call.NewError("INTERNAL", "subscription root has a deadline")
 		}
 		return emit(js(`"late"`))
 	})
-	n := startNode(t, nodeOpts{regs: append(demoRegs(), oneThenError, long), cfg: call.Config{DefaultTimeout: 100 * time.Millisecond}})
+	n := startNode(t, nodeOpts{regs: append(demoRegs(), oneThenError, long), cfg: call.Limits{RequestTimeout: 100 * time.Millisecond}})
 	st := openRaw(t, n.rawConn(t, "quic"))
 	st.request("s", "/test/oneerr", nil)
 	if e := st.mustNext(); e.Type != wire.EventResponded {

@@ -222,8 +222,8 @@ func TestAuthenticatorRateLimit(t *testing.T) {
 	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
 	clk := &clock{now: time.Unix(1_000_000, 0)}
 	var logs bytes.Buffer
-	a := NewAuthenticator(p, func() RateLimits { return RateLimits{FailuresPerMinute: 6, FailureBurst: 3} },
-		slog.New(slog.NewTextHandler(&logs, nil)), WithClock(clk.Now))
+	a := NewAuthenticator(p, AuthenticatorOptions{Limits: func() RateLimits { return RateLimits{FailuresPerMinute: 6, FailureBurst: 3} },
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: clk.Now})
 	bad := Context{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.7"), Port: 5}}
 	other := Context{ALPN: "alknet/call", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("203.0.113.8"), Port: 5}}
 	for i := range 3 {
@@ -270,7 +270,7 @@ func TestAuthenticatorLimitsOffAndReload(t *testing.T) {
 	p := mustPolicy(t, nil, nil, nil)
 	var mu sync.Mutex
 	limits := RateLimits{FailureBurst: -1}
-	a := NewAuthenticator(p, func() RateLimits { mu.Lock(); defer mu.Unlock(); return limits }, slog.New(slog.DiscardHandler))
+	a := NewAuthenticator(p, AuthenticatorOptions{Limits: func() RateLimits { mu.Lock(); defer mu.Unlock(); return limits }, Logger: slog.New(slog.DiscardHandler)})
 	ac := Context{RemoteAddr: &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}}
 	for range 20 {
 		_, _ = a.Token(ctx, ac, "x")
@@ -300,7 +300,7 @@ func TestAuditLines(t *testing.T) {
 	p := mustPolicy(t, []PeerEntry{{PeerID: "alice", Fingerprints: []string{fpA}, Scopes: []string{"a"}, Enabled: true}},
 		[]APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
 	var logs bytes.Buffer
-	a := NewAuthenticator(p, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	a := NewAuthenticator(p, AuthenticatorOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ac := Context{ALPN: "alknet/call", Fingerprint: fpA, RemoteAddr: &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 9}}
 	if _, ok := a.Fingerprint(ctx, ac); !ok {
 		t.Fatal("fingerprint")
@@ -347,7 +347,7 @@ func TestAuditLines(t *testing.T) {
 
 func TestAuthenticatorAsProvider(t *testing.T) {
 	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
-	a := NewAuthenticator(p, nil, slog.New(slog.DiscardHandler))
+	a := NewAuthenticator(p, AuthenticatorOptions{Logger: slog.New(slog.DiscardHandler)})
 	ctx := NewContext(context.Background(), Context{ALPN: "alknet/call"})
 	if ac, ok := FromContext(ctx); !ok || ac.ALPN != "alknet/call" {
 		t.Fatal("context round trip")

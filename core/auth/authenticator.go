@@ -71,33 +71,29 @@ type ipState struct {
 
 var _ IdentityProvider = (*Authenticator)(nil)
 
-// AuthenticatorOption configures an Authenticator.
-type AuthenticatorOption func(*Authenticator)
-
-// WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) AuthenticatorOption {
-	return func(a *Authenticator) { a.now = now }
+// AuthenticatorOptions configure an Authenticator; the zero value means default rate limits,
+// slog.Default(), time.Now and no metrics hook.
+type AuthenticatorOptions struct {
+	// Limits is read at each use, so reloaded limits apply at once; nil: defaults.
+	Limits    func() RateLimits
+	Logger    *slog.Logger
+	Now       func() time.Time    // replaces time.Now (tests)
+	OnAttempt func(result string) // called with every audited attempt's result: "accept", "reject" or "blocked"
 }
 
-// WithAttemptHook calls fn with the result of every audited attempt (metrics).
-func WithAttemptHook(fn func(result string)) AuthenticatorOption {
-	return func(a *Authenticator) { a.onAttempt = fn }
-}
-
-// NewAuthenticator wraps p. limits is read at each use, so reloaded limits apply at once;
-// nil means defaults. log nil means slog.Default().
-func NewAuthenticator(p IdentityProvider, limits func() RateLimits, log *slog.Logger, opts ...AuthenticatorOption) *Authenticator {
-	if limits == nil {
-		limits = func() RateLimits { return RateLimits{} }
+// NewAuthenticator wraps p.
+func NewAuthenticator(p IdentityProvider, o AuthenticatorOptions) *Authenticator {
+	if o.Limits == nil {
+		o.Limits = func() RateLimits { return RateLimits{} }
 	}
-	if log == nil {
-		log = slog.Default()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
-	a := &Authenticator{p: p, limits: limits, log: log, now: time.Now, lru: list.New(), ips: make(map[netkey.Key]*list.Element)}
-	for _, o := range opts {
-		o(a)
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return a
+	return &Authenticator{p: p, limits: o.Limits, log: o.Logger, now: o.Now, onAttempt: o.OnAttempt,
+		lru: list.New(), ips: make(map[netkey.Key]*list.Element)}
 }
 
 // Fingerprint resolves a connection's client-certificate fingerprint. A resolved fingerprint

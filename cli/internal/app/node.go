@@ -75,7 +75,7 @@ func (n *node) run(ctx context.Context) error {
 		return configErr(err)
 	}
 	reg := metrics.New()
-	authn := auth.NewAuthenticator(n.store.Provider(), n.store.RateLimits, n.e.log, auth.WithAttemptHook(reg.AuthAttempt))
+	authn := auth.NewAuthenticator(n.store.Provider(), auth.AuthenticatorOptions{Limits: n.store.RateLimits, Logger: n.e.log, OnAttempt: reg.AuthAttempt})
 	d, err := n.buildDispatcher(authn, reg, builtin.NodeInfo{Fingerprint: n.key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: []string{call.ALPN}})
 	if err != nil {
 		return configErr(err)
@@ -84,7 +84,7 @@ func (n *node) run(ctx context.Context) error {
 	opts := n.file.ConnOptions()
 	opts.Logger = n.e.log
 	n.connOpts.Store(&opts)
-	handler := call.ProtocolHandler{Current: n.disp.Load, Options: func() call.ConnOptions { return *n.connOpts.Load() }}
+	handler := call.ProtocolHandler{Dispatcher: n.disp.Load, Options: func() call.ConnOptions { return *n.connOpts.Load() }}
 	registry, err := endpoint.NewRegistry(handler)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func (n *node) buildDispatcher(ids *auth.Authenticator, obs call.Observer, info 
 	if err != nil {
 		return nil, err
 	}
-	return call.NewDispatcher(registry, n.file.CallConfig(), ids, call.WithLogger(n.e.log), call.WithObserver(obs))
+	return call.NewDispatcher(registry, call.Options{Limits: n.file.CallLimits(), Identities: ids, Logger: n.e.log, Observer: obs})
 }
 
 func (n *node) reloadRegistration() call.HandlerRegistration {
@@ -247,7 +247,7 @@ func (n *node) reload() ([]string, error) {
 	if restart := staticChanges(n.file, next); len(restart) > 0 {
 		n.e.log.Warn("config changes that need a restart are ignored until then", "changed", restart)
 	}
-	d, err := n.disp.Load().WithConfig(next.CallConfig())
+	d, err := n.disp.Load().WithLimits(next.CallLimits())
 	if err != nil {
 		return fail(err)
 	}

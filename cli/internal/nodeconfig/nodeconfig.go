@@ -96,7 +96,7 @@ type Auth struct {
 
 // Call holds the call limits of docs/protocol.md §17 (dynamic: applied to new connections).
 type Call struct {
-	DefaultTimeout      Duration `toml:"default_timeout"`
+	DefaultTimeout      Duration `toml:"default_timeout"` // the callee's deadline per request (call.Limits.RequestTimeout)
 	StreamIdleTimeout   Duration `toml:"stream_idle_timeout"`
 	MaxFrameSize        int      `toml:"max_frame_size"`
 	MaxInFlight         int      `toml:"max_in_flight"`
@@ -245,10 +245,10 @@ func (f *File) Dynamic() config.DynamicConfig {
 	return d
 }
 
-// CallConfig is the dispatcher part of [call].
-func (f *File) CallConfig() call.Config {
+// CallLimits are the dispatcher's limits from [call].
+func (f *File) CallLimits() call.Limits {
 	c := f.Call
-	return call.Config{DefaultTimeout: time.Duration(c.DefaultTimeout), StreamIdleTimeout: time.Duration(c.StreamIdleTimeout),
+	return call.Limits{RequestTimeout: time.Duration(c.DefaultTimeout), StreamIdleTimeout: time.Duration(c.StreamIdleTimeout),
 		MaxFrameSize: c.MaxFrameSize, MaxInFlight: c.MaxInFlight, MaxCompositionDepth: c.MaxCompositionDepth,
 		MaxInFlightTotal: c.MaxInFlightTotal, MaxPartialFrameBytes: c.MaxPartialFrameByte}
 }
@@ -272,7 +272,7 @@ func (f *File) Validate(path string, listen []string, defaultListen string) erro
 	if _, err := config.NewStore(f.Dynamic()); err != nil {
 		errs = append(errs, err)
 	}
-	if err := f.CallConfig().Validate(); err != nil {
+	if err := f.CallLimits().Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	seen := map[string]bool{}

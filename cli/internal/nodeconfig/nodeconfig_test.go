@@ -33,7 +33,7 @@ enabled = false
 	if !d.Peers[0].Enabled || d.Peers[1].Enabled {
 		t.Fatal("an absent enabled must read as true, an explicit false as false")
 	}
-	if f.Static(nil, "x:1").DrainTimeout != 5*time.Second || f.CoreLimits().IdleTimeout != time.Minute || f.CallConfig().DefaultTimeout != 2*time.Second {
+	if f.Static(nil, "x:1").DrainTimeout != 5*time.Second || f.CoreLimits().IdleTimeout != time.Minute || f.CallLimits().RequestTimeout != 2*time.Second {
 		t.Fatal("durations")
 	}
 	if err := f.Validate("n.toml", nil, "0.0.0.0:7443"); err != nil {

@@ -95,7 +95,7 @@ func TestACMEWithPebble(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	reg, _ := endpoint.NewRegistry(testnode.NewEcho(alpn))
 	store, _ := config.NewStore(config.DynamicConfig{})
-	e, err := endpoint.New(endpoint.Options{Registry: reg, Auth: auth.NewAuthenticator(store.Provider(), nil, logger), Logger: logger,
+	e, err := endpoint.New(endpoint.Options{Registry: reg, Auth: auth.NewAuthenticator(store.Provider(), auth.AuthenticatorOptions{Logger: logger}), Logger: logger,
 		Limits: config.Limits{HandshakeTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func Start(t testing.TB, o Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Auth = auth.NewAuthenticator(n.Store.Provider(), n.Store.RateLimits, log)
+	n.Auth = auth.NewAuthenticator(n.Store.Provider(), auth.AuthenticatorOptions{Limits: n.Store.RateLimits, Logger: log})
 	n.Server, err = tlsconf.NewServer(o.TLS, n.Key, reg.ALPNs())
 	if err != nil {
 		t.Fatal(err)

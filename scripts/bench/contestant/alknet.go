@@ -114,11 +114,11 @@ func serveAlknet(addr, tr string) (Server, error) {
 		return nil, err
 	}
 	store, _ := config.NewStore(config.DynamicConfig{})
-	authn := auth.NewAuthenticator(store.Provider(), nil, log)
-	if d, err = call.NewDispatcher(registry, call.Config{}, authn, call.WithLogger(log)); err != nil {
+	authn := auth.NewAuthenticator(store.Provider(), auth.AuthenticatorOptions{Logger: log})
+	if d, err = call.NewDispatcher(registry, call.Options{Identities: authn, Logger: log}); err != nil {
 		return nil, err
 	}
-	reg, err := endpoint.NewRegistry(call.ProtocolHandler{D: d})
+	reg, err := endpoint.NewRegistry(call.NewProtocolHandler(d, call.ConnOptions{}))
 	if err != nil {
 		return nil, err
 	}
