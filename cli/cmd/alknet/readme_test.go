@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,76 +11,47 @@ import (
 )
 
 // TestReadmeTwoNodes runs the README's walkthrough "From nothing to two nodes calling each
-// other", command by command (with files for the passphrases a person would type, and free
-// ports instead of 7443/7444).
+// other" as written, with bash, with two changes only: the binary under test instead of
+// `make build`, and free ports (127.0.0.1:0) instead of 7443 and 7444.
 func TestReadmeTwoNodes(t *testing.T) {
-	work := t.TempDir()
-	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
-	pp := writeFile(t, work, "passphrase", "pw\n")
-	for _, dir := range []string{a, b} {
-		out, errOut, code := run(t, "--state-dir", dir, "init", "--yes", "--passphrase-file", pp)
-		if code != 0 || !strings.HasPrefix(out, "mnemonic ") {
-			t.Fatalf("init %s: %d %s %s", dir, code, out, errOut)
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## From nothing to two nodes calling each other")
+	if !ok {
+		t.Fatal("README has no walkthrough section")
+	}
+	_, block, _ := strings.Cut(section, "```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	first, rest, _ := strings.Cut(block, "\n")
+	if !strings.HasPrefix(first, "make build") {
+		t.Fatalf("the walkthrough starts with %q, not make build", first)
+	}
+	script := "set -euo pipefail\nexport PATH=" + filepath.Dir(binary) + ":$PATH\n" +
+		strings.NewReplacer("127.0.0.1:7443", "127.0.0.1:0", "127.0.0.1:7444", "127.0.0.1:0").Replace(rest)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Dir = t.TempDir()
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the walkthrough failed: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		`"fingerprint":"ed25519:`, // node/info both ways
+		`{"changed":[`,            // node/reload with the ops key, then with the API key
+		`error: FORBIDDEN: unknown or revoked API key`,
+		"exit 4",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("walkthrough output lacks %q:\n%s", want, out)
 		}
 	}
-	cmdA, _, _ := startServe(t, false, "--state-dir", a, "serve", "--passphrase-file", pp, "--listen", "127.0.0.1:0")
-	cmdB, _, errB := startServe(t, false, "--state-dir", b, "serve", "--passphrase-file", pp, "--listen", "127.0.0.1:0")
-	ticket := func(dir string) string {
-		data, err := os.ReadFile(filepath.Join(dir, "node.ticket"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimSpace(string(data))
+	if n := strings.Count("\n"+string(out), "\nmnemonic "); n != 2 {
+		t.Errorf("%d mnemonics printed, want one per init:\n%s", n, out)
 	}
-	for _, dir := range []string{b, a} {
-		if out, errOut, code := run(t, "call", "node/info", "--to", ticket(dir)); code != 0 || !strings.Contains(out, `"fingerprint":"ed25519:`) {
-			t.Fatalf("node/info of %s: %d %s %s", dir, code, out, errOut)
-		}
-	}
-	ops := filepath.Join(work, "ops.key")
-	out, _, code := run(t, "key", "gen", "--out", ops)
-	fp := strings.TrimPrefix(strings.TrimSpace(out), "fingerprint ")
-	if code != 0 {
-		t.Fatal(out)
-	}
-	if _, errOut, code := run(t, "--state-dir", b, "peer", "add", "ops", "--fingerprint", fp, "--scope", "admin"); code != 0 {
-		t.Fatal(errOut)
-	}
-	if _, errOut, code := run(t, "--state-dir", b, "reload"); code != 0 {
-		t.Fatal(errOut)
-	}
-	eventually(t, func() bool {
-		_, _, code := run(t, "call", "node/reload", "--to", ticket(b), "--key-file", ops)
-		return code == 0
-	}, "the ops key to be admitted after reload\n"+errB.String())
-	token, _, code := run(t, "--state-dir", b, "apikey", "create", "--scope", "admin")
-	if code != 0 {
-		t.Fatal(token)
-	}
-	tokenFile := writeFile(t, work, "ci.token", token)
-	if _, errOut, code := run(t, "--state-dir", b, "reload"); code != 0 {
-		t.Fatal(errOut)
-	}
-	eventually(t, func() bool {
-		_, _, code := run(t, "call", "node/reload", "--to", ticket(b), "--token-file", tokenFile)
-		return code == 0
-	}, "the API key to be admitted after reload")
-	if _, errOut, code := run(t, "--state-dir", b, "apikey", "revoke", strings.TrimSpace(token)[:8]); code != 0 {
-		t.Fatal(errOut)
-	}
-	if _, errOut, code := run(t, "--state-dir", b, "reload"); code != 0 {
-		t.Fatal(errOut)
-	}
-	eventually(t, func() bool {
-		_, _, code := run(t, "call", "node/reload", "--to", ticket(b), "--token-file", tokenFile)
-		return code == 4
-	}, "the revoked API key to be refused")
-	// key show and secret seal, as the README mentions them.
-	if out, _, code := run(t, "--state-dir", a, "key", "show", "--passphrase-file", pp); code != 0 || !strings.Contains(out, "ticket alk1") {
-		t.Fatalf("key show: %s", out)
-	}
-	stop(t, cmdA)
-	stop(t, cmdB)
 }
 
 func eventually(t *testing.T, cond func() bool, what string) {
