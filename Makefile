@@ -24,7 +24,7 @@ FUZZ_TARGETS := \
 
 DURATION  ?= 10m
 
-.PHONY: all build run test lint fuzz bench bench-full bench-go soak clean
+.PHONY: all build run test check-imports lint fuzz bench bench-full bench-go soak clean
 
 all: build
 
@@ -35,13 +35,18 @@ build:
 run: build
 	./$(BIN) serve --dev
 
-## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off)
-test:
+## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off), and
+## the module import rules
+test: check-imports
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -shuffle=on -count=1 ./...); \
 	done; \
 	echo "== vault with GOEXPERIMENT=runtimesecret"; (cd vault && GOEXPERIMENT=runtimesecret $(GO) test -race -count=1 ./...); \
 	echo "== $(BENCHMOD)"; (cd $(BENCHMOD) && GOWORK=off $(GO) test -race -count=1 ./...)
+
+## check-imports: every module imports only the alknet modules the rule table allows
+check-imports:
+	@./scripts/check-imports.sh
 
 ## lint: gofmt and go vet in every module
 lint:

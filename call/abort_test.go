@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
 	"github.com/alkdev/alknet/call/demo"
+	"github.com/alkdev/alknet/core/conn"
 
 	"github.com/alkdev/alknet/call/internal/wire"
 )
@@ -23,21 +25,23 @@ func TestServerDeadline(t *testing.T) {
 	})
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{stubborn}, cfg: call.Limits{RequestTimeout: 300 * time.Millisecond}})
 	for _, tr := range transports {
-		st := openRaw(t, n.rawConn(t, tr))
-		begin := time.Now()
-		st.request("d1", "/d/stubborn", nil)
-		e := st.mustNext()
-		took := time.Since(begin)
-		if e.Type != wire.EventError || string(e.Payload) != `{"code":"TIMEOUT","message":"deadline exceeded","retryable":true}` {
-			t.Fatalf("%s: %+v %s", tr, e, e.Payload)
-		}
-		// Not before the deadline, and within deadline + 1 s (tighter figures are for make bench).
-		if took < 300*time.Millisecond || took > 1300*time.Millisecond {
-			t.Fatalf("%s: TIMEOUT after %v with a 300 ms deadline", tr, took)
-		}
-		if e, err := st.next(time.Second); err == nil && e.ID == "d1" {
-			t.Fatalf("%s: the late result was sent: %+v", tr, e)
-		}
+		t.Run(tr, func(t *testing.T) {
+			st := openRaw(t, n.rawConn(t, tr))
+			begin := time.Now()
+			st.request("d1", "/d/stubborn", nil)
+			e := st.mustNext()
+			took := time.Since(begin)
+			if e.Type != wire.EventError || string(e.Payload) != `{"code":"TIMEOUT","message":"deadline exceeded","retryable":true}` {
+				t.Fatalf("%s: %+v %s", tr, e, e.Payload)
+			}
+			// Not before the deadline, and within deadline + 1 s (tighter figures are for make bench).
+			if took < 300*time.Millisecond || took > 1300*time.Millisecond {
+				t.Fatalf("%s: TIMEOUT after %v with a 300 ms deadline", tr, took)
+			}
+			if e, err := st.next(time.Second); err == nil && e.ID == "d1" {
+				t.Fatalf("%s: the late result was sent: %+v", tr, e)
+			}
+		})
 	}
 }
 
@@ -51,22 +55,24 @@ func TestClientTimeout(t *testing.T) {
 	})
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{hang}})
 	for _, tr := range transports {
-		c := n.dial(t, tr, nil, nil, call.ConnOptions{CallTimeout: 200 * time.Millisecond})
-		begin := time.Now()
-		_, err := c.Call(tctx(t), "d/hang", nil)
-		took := time.Since(begin)
-		var ce *call.Error
-		if !errors.As(err, &ce) || ce.Code() != "TIMEOUT" || ce.Message() != "request timed out" || !ce.Retryable() || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("%s: %v", tr, err)
-		}
-		if took < 200*time.Millisecond || took > 1200*time.Millisecond {
-			t.Fatalf("%s: failed after %v", tr, took)
-		}
-		select {
-		case <-aborted:
-		case <-time.After(2 * time.Second):
-			t.Fatalf("%s: the callee was not aborted", tr)
-		}
+		t.Run(tr, func(t *testing.T) {
+			c := n.dial(t, tr, nil, nil, call.ConnOptions{CallTimeout: 200 * time.Millisecond})
+			begin := time.Now()
+			_, err := c.Call(tctx(t), "d/hang", nil)
+			took := time.Since(begin)
+			var ce *call.Error
+			if !errors.As(err, &ce) || ce.Code() != "TIMEOUT" || ce.Message() != "request timed out" || !ce.Retryable() || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: %v", tr, err)
+			}
+			if took < 200*time.Millisecond || took > 1200*time.Millisecond {
+				t.Fatalf("%s: failed after %v", tr, took)
+			}
+			select {
+			case <-aborted:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("%s: the callee was not aborted", tr)
+			}
+		})
 	}
 }
 
@@ -164,42 +170,44 @@ func TestAbortCascade(t *testing.T) {
 	parent.Authority = &call.CompositionAuthority{Label: "parent"}
 	n := startNode(t, nodeOpts{regs: append(regs, survivor, child, parent)})
 	for _, tr := range transports {
-		mu.Lock()
-		clear(done)
-		mu.Unlock()
-		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
-		ctx, cancel := context.WithCancel(tctx(t))
-		errc := make(chan error, 1)
-		go func() {
-			_, err := c.Call(ctx, demo.Compose, js(`{"depth":3,"block":true}`))
-			errc <- err
-		}()
-		if level := <-blocked; level != 3 { // all three levels are running; the deepest waits
-			t.Fatalf("%s: level %d blocked, want 3", tr, level)
-		}
-		mu.Lock()
-		if len(done) != 0 {
-			t.Fatalf("%s: levels ended before the abort: %v", tr, done)
-		}
-		mu.Unlock()
-		cancel() // the client sends call.aborted
-		if err := <-errc; !errors.Is(err, call.ErrAborted) {
-			t.Fatalf("%s: caller saw %v", tr, err)
-		}
-		for range 3 {
-			select {
-			case <-doneCh:
-			case <-time.After(2 * time.Second):
-				t.Fatalf("%s: not every level was cancelled: %v", tr, done)
+		t.Run(tr, func(t *testing.T) {
+			mu.Lock()
+			clear(done)
+			mu.Unlock()
+			c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+			ctx, cancel := context.WithCancel(tctx(t))
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c.Call(ctx, demo.Compose, js(`{"depth":3,"block":true}`))
+				errc <- err
+			}()
+			if level := <-blocked; level != 3 { // all three levels are running; the deepest waits
+				t.Fatalf("%s: level %d blocked, want 3", tr, level)
 			}
-		}
-		mu.Lock()
-		for level := 1; level <= 3; level++ {
-			if cause, ok := done[level]; !ok || !errors.Is(cause, context.Canceled) {
-				t.Fatalf("%s: level %d: %v (%v)", tr, level, cause, ok)
+			mu.Lock()
+			if len(done) != 0 {
+				t.Fatalf("%s: levels ended before the abort: %v", tr, done)
 			}
-		}
-		mu.Unlock()
+			mu.Unlock()
+			cancel() // the client sends call.aborted
+			if err := <-errc; !errors.Is(err, call.ErrAborted) {
+				t.Fatalf("%s: caller saw %v", tr, err)
+			}
+			for range 3 {
+				select {
+				case <-doneCh:
+				case <-time.After(2 * time.Second):
+					t.Fatalf("%s: not every level was cancelled: %v", tr, done)
+				}
+			}
+			mu.Lock()
+			for level := 1; level <= 3; level++ {
+				if cause, ok := done[level]; !ok || !errors.Is(cause, context.Canceled) {
+					t.Fatalf("%s: level %d: %v (%v)", tr, level, cause, ok)
+				}
+			}
+			mu.Unlock()
+		})
 	}
 	// ContinueRunning survives the abort; AbortDependents does not; no new descendant starts.
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
@@ -232,4 +240,57 @@ func TestAbortUnknownIgnored(t *testing.T) {
 	if e := st.mustNext(); e.ID != "e" || !strings.Contains(string(e.Payload), "after") {
 		t.Fatalf("%+v", e)
 	}
+}
+
+// Checklist 60 (callee side): closing the connection cancels inbound handler contexts.
+func TestCloseCancelsInbound(t *testing.T) {
+	cancelled := make(chan struct{}, 2)
+	started := make(chan struct{}, 2)
+	wait := queryOp("n/wait", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		cancelled <- struct{}{}
+		return nil, ctx.Err()
+	})
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{wait}})
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+			go func() { _, _ = c.Call(context.Background(), "n/wait", nil) }()
+			<-started
+			_ = c.Connection().Close(conn.CodeNormal, "")
+			select {
+			case <-cancelled:
+			case <-time.After(3 * time.Second):
+				t.Fatalf("%s: the inbound handler was not cancelled", tr)
+			}
+		})
+	}
+}
+
+// Checklist 56 (other requests): aborting r1 leaves a concurrent r2 running.
+func TestAbortLeavesOthers(t *testing.T) {
+	blocked := make(chan string, 2)
+	regs := append(demo.Registrations(demo.Options{OnComposeBlocked: func(_ int, id string) { blocked <- id }}),
+		builtin.Registrations(builtin.NodeInfo{Version: "test", Started: time.Now()})...)
+	n := startNode(t, nodeOpts{regs: regs})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
+	ctx1, cancel1 := context.WithCancel(tctx(t))
+	ctx2, cancel2 := context.WithCancel(tctx(t))
+	r1, r2 := make(chan error, 1), make(chan error, 1)
+	go func() { _, err := c.Call(ctx1, "demo/compose", js(`{"depth":3,"block":true}`)); r1 <- err }()
+	go func() { _, err := c.Call(ctx2, "demo/compose", js(`{"depth":3,"block":true}`)); r2 <- err }()
+	<-blocked // both requests run all their levels
+	<-blocked
+	cancel1()
+	if err := <-r1; !errors.Is(err, call.ErrAborted) {
+		t.Fatalf("r1: %v", err)
+	}
+	select {
+	case err := <-r2:
+		t.Fatalf("r2 ended with r1's abort: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel2()
+	<-r2
 }

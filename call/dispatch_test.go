@@ -227,13 +227,10 @@ func TestCallerStreamPerCall(t *testing.T) {
 
 // Checklist 18, 20: calls in both directions over one connection, QUIC and TCP+TLS.
 func TestBothDirections(t *testing.T) {
-	var srvConns sync.Map
 	d := buildDispatcher(t, nodeOpts{regs: demoRegs()}, nil)
-	// The node's handler keeps each Conn so the test can call back through it.
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			n := startNode(t, nodeOpts{regs: append(demoRegs(), callbackOp(&srvConns))})
-			_ = n
+			n := startNode(t, nodeOpts{regs: append(demoRegs(), callbackOp())})
 			cli := n.dial(t, tr, nil, d, call.ConnOptions{})
 			ctx := tctx(t)
 			// The dialling side serves demo ops too: the node calls back over the same connection.
@@ -266,7 +263,8 @@ func TestBothDirections(t *testing.T) {
 }
 
 // callbackOp calls demo/echo on the caller, over the connection the request came on.
-func callbackOp(_ *sync.Map) call.HandlerRegistration {
+// callbackOp calls demo/echo back on the connection its request came on.
+func callbackOp() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{Name: "test/callback", Type: call.OpQuery, Visibility: call.VisibilityExternal},
 		Handler: func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
@@ -285,18 +283,20 @@ func TestDuplicateID(t *testing.T) {
 	started := make(chan string, 1)
 	n := startNode(t, nodeOpts{regs: append(demoRegs(), blockOp("test/block", started, release))})
 	for _, tr := range transports {
-		st := openRaw(t, n.rawConn(t, tr))
-		st.request("dup", "/test/block", nil)
-		<-started
-		st.request("dup", "/demo/echo", map[string]string{"text": "x"})
-		e := st.mustNext()
-		if e.ID != "dup" || e.Type != wire.EventError || !strings.Contains(string(e.Payload), `"code":"INVALID_INPUT","message":"duplicate request id"`) {
-			t.Fatalf("%s duplicate: %+v %s", tr, e, e.Payload)
-		}
-		release <- struct{}{}
-		if e := st.mustNext(); e.ID != "dup" || e.Type != wire.EventResponded {
-			t.Fatalf("%s first: %+v", tr, e)
-		}
+		t.Run(tr, func(t *testing.T) {
+			st := openRaw(t, n.rawConn(t, tr))
+			st.request("dup", "/test/block", nil)
+			<-started
+			st.request("dup", "/demo/echo", map[string]string{"text": "x"})
+			e := st.mustNext()
+			if e.ID != "dup" || e.Type != wire.EventError || !strings.Contains(string(e.Payload), `"code":"INVALID_INPUT","message":"duplicate request id"`) {
+				t.Fatalf("%s duplicate: %+v %s", tr, e, e.Payload)
+			}
+			release <- struct{}{}
+			if e := st.mustNext(); e.ID != "dup" || e.Type != wire.EventResponded {
+				t.Fatalf("%s first: %+v", tr, e)
+			}
+		})
 	}
 }
 

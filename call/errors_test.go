@@ -48,3 +48,22 @@ func TestErrorType(t *testing.T) {
 		t.Fatalf("local cancellation: %v", err)
 	}
 }
+
+// Checklist 36: an unknown code is INTERNAL, not retryable, with the original code kept.
+func TestUnknownRemoteCode(t *testing.T) {
+	weird := queryOp("x/weird", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return nil, call.NewError("QUOTA", "over").WithRetryable(true)
+	})
+	weird.Spec.ErrorSchemas = []call.ErrorDefinition{{Code: "QUOTA"}}
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{weird}})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
+	_, err := c.Call(tctx(t), "x/weird", nil)
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Retryable() || ce.OriginalCode() != "QUOTA" {
+		t.Fatalf("unknown code: %+v", ce)
+	}
+	_, err = c.Call(tctx(t), "x/weird", nil, call.WithKnownCodes("QUOTA"))
+	if !errors.As(err, &ce) || ce.Code() != "QUOTA" || !ce.Retryable() {
+		t.Fatalf("known code: %+v", ce)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/internal/wire"
 	"github.com/alkdev/alknet/core"
 )
 
@@ -254,5 +255,33 @@ func TestConfigFrameSizeBounds(t *testing.T) {
 	}
 	if err := (call.Limits{MaxFrameSize: call.MaxFrameSizeCap}).Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Checklist 12 (input): a request without input reaches the handler as null. Checklist 33 over
+// the wire: a panic gives INTERNAL "internal error" and the connection keeps serving.
+func TestNullInputAndPanic(t *testing.T) {
+	got := queryOp("n/input", func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+		return json.Marshal(string(in))
+	})
+	boom := queryOp("n/panic", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { panic("boom") })
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{got, boom}})
+	st := openRaw(t, n.rawConn(t, "quic"))
+	st.send(wire.EventRequested, "1", map[string]any{"operationId": "/n/input"})
+	if e := st.mustNext(); string(e.Payload) != `{"output":"null"}` {
+		t.Fatalf("missing input: %s", e.Payload)
+	}
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+			_, err := c.Call(tctx(t), "n/panic", nil)
+			var ce *call.Error
+			if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Message() != "internal error" {
+				t.Fatalf("%s panic: %v", tr, err)
+			}
+			if _, err := c.Call(tctx(t), "n/input", js(`1`)); err != nil {
+				t.Fatalf("%s after a panic: %v", tr, err)
+			}
+		})
 	}
 }

@@ -104,9 +104,11 @@ func TestRobustness(t *testing.T) {
 	}
 	// The node keeps serving.
 	for _, tr := range transports {
-		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
-		if out, err := c.Call(tctx(t), "demo/echo", js(`{"text":"alive"}`)); err != nil || string(out) != `{"text":"alive"}` {
-			t.Fatalf("%s after the storm: %s %v", tr, out, err)
-		}
+		t.Run(tr, func(t *testing.T) {
+			c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+			if out, err := c.Call(tctx(t), "demo/echo", js(`{"text":"alive"}`)); err != nil || string(out) != `{"text":"alive"}` {
+				t.Fatalf("%s after the storm: %s %v", tr, out, err)
+			}
+		})
 	}
 }

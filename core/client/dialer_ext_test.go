@@ -77,36 +77,40 @@ func TestX509Modes(t *testing.T) {
 	ctx := ctxT(t)
 	d := &client.Dialer{}
 	for _, tr := range []string{"quic", "tcp"} {
-		dial := d.DialTCP
-		if tr == "quic" {
-			dial = d.DialQUIC
-		}
-		c, err := dial(ctx, n.Addr(tr), alpn, tlsconf.ConnectionCredentials{RootCAs: pool, ServerName: "node.test"})
-		if err != nil {
-			t.Fatalf("%s CA mode: %v", tr, err)
-		}
-		if got, err := testnode.RoundTrip(ctx, c, "ca"); err != nil || got != "ca" {
-			t.Fatalf("%s: %q %v", tr, got, err)
-		}
-		_ = c.Close(0, "")
-		_, err = dial(ctx, n.Addr(tr), alpn, tlsconf.ConnectionCredentials{RootCAs: pool, ServerName: "other.test"})
-		if !client.IsKind(err, client.DialHandshake) {
-			t.Fatalf("%s wrong ServerName: %v", tr, err)
-		}
+		t.Run(tr, func(t *testing.T) {
+			dial := d.DialTCP
+			if tr == "quic" {
+				dial = d.DialQUIC
+			}
+			c, err := dial(ctx, n.Addr(tr), alpn, tlsconf.ConnectionCredentials{RootCAs: pool, ServerName: "node.test"})
+			if err != nil {
+				t.Fatalf("%s CA mode: %v", tr, err)
+			}
+			if got, err := testnode.RoundTrip(ctx, c, "ca"); err != nil || got != "ca" {
+				t.Fatalf("%s: %q %v", tr, got, err)
+			}
+			_ = c.Close(0, "")
+			_, err = dial(ctx, n.Addr(tr), alpn, tlsconf.ConnectionCredentials{RootCAs: pool, ServerName: "other.test"})
+			if !client.IsKind(err, client.DialHandshake) {
+				t.Fatalf("%s wrong ServerName: %v", tr, err)
+			}
+		})
 	}
 	// An expired self-signed certificate with unrelated names is accepted when pinned.
 	ecf, ekf, expired, _ := writeCert(t, dir, "expired", []string{"unrelated.example"}, time.Now().Add(-time.Hour), nil, nil, false)
 	n2 := echoNode(t, testnode.Options{TLS: tlsconf.ServerOptions{Mode: tlsconf.ModeX509, CertFile: ecf, KeyFile: ekf}})
 	for _, tr := range []string{"quic", "tcp"} {
-		dial := d.DialTCP
-		if tr == "quic" {
-			dial = d.DialQUIC
-		}
-		c, err := dial(ctx, n2.Addr(tr), alpn, tlsconf.ConnectionCredentials{RemotePin: identity.FingerprintCert(expired)})
-		if err != nil {
-			t.Fatalf("%s pinned expired certificate: %v", tr, err)
-		}
-		_ = c.Close(0, "")
+		t.Run(tr, func(t *testing.T) {
+			dial := d.DialTCP
+			if tr == "quic" {
+				dial = d.DialQUIC
+			}
+			c, err := dial(ctx, n2.Addr(tr), alpn, tlsconf.ConnectionCredentials{RemotePin: identity.FingerprintCert(expired)})
+			if err != nil {
+				t.Fatalf("%s pinned expired certificate: %v", tr, err)
+			}
+			_ = c.Close(0, "")
+		})
 	}
 }
 

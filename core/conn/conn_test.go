@@ -275,15 +275,17 @@ func TestTimeouts(t *testing.T) {
 		t.Fatalf("idle timeout: %v", err)
 	}
 	for _, tr := range []string{"tcp"} {
-		c, _ := pair(t, tr, config.Limits{})
-		st, err := c.AcceptStream(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = st.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if _, err := st.Read(make([]byte, 1)); !errors.Is(err, conn.ErrTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("%s read deadline: %v", tr, err)
-		}
+		t.Run(tr, func(t *testing.T) {
+			c, _ := pair(t, tr, config.Limits{})
+			st, err := c.AcceptStream(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = st.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, err := st.Read(make([]byte, 1)); !errors.Is(err, conn.ErrTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("%s read deadline: %v", tr, err)
+			}
+		})
 	}
 }
 

@@ -152,15 +152,17 @@ func TestALPNRouting(t *testing.T) {
 	ctx := ctxT(t, 10*time.Second)
 	d := &client.Dialer{HandshakeTimeout: 3 * time.Second}
 	for _, tr := range transports {
-		var err error
-		if tr == "quic" {
-			_, err = d.DialQUIC(ctx, n.QUIC, "alknet/other", n.Pin(nil))
-		} else {
-			_, err = d.DialTCP(ctx, n.TCP, "alknet/other", n.Pin(nil))
-		}
-		if !client.IsKind(err, client.DialHandshake) || !strings.Contains(err.Error(), "no application protocol") {
-			t.Fatalf("%s: unregistered ALPN: %v", tr, err)
-		}
+		t.Run(tr, func(t *testing.T) {
+			var err error
+			if tr == "quic" {
+				_, err = d.DialQUIC(ctx, n.QUIC, "alknet/other", n.Pin(nil))
+			} else {
+				_, err = d.DialTCP(ctx, n.TCP, "alknet/other", n.Pin(nil))
+			}
+			if !client.IsKind(err, client.DialHandshake) || !strings.Contains(err.Error(), "no application protocol") {
+				t.Fatalf("%s: unregistered ALPN: %v", tr, err)
+			}
+		})
 	}
 	// A raw TLS client offering no ALPN completes the handshake and is closed.
 	raw, err := tls.Dial("tcp", n.TCP, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
@@ -182,14 +184,16 @@ func TestALPNRouting(t *testing.T) {
 	default:
 	}
 	for _, tr := range transports {
-		c, err := dial(ctx, tr, n.Addr(tr), n.Pin(nil))
-		if err != nil {
-			t.Fatalf("%s after refusals: %v", tr, err)
-		}
-		if got, err := testnode.RoundTrip(ctx, c, "still"); err != nil || got != "still" {
-			t.Fatalf("%s: %q %v", tr, got, err)
-		}
-		_ = c.Close(0, "")
+		t.Run(tr, func(t *testing.T) {
+			c, err := dial(ctx, tr, n.Addr(tr), n.Pin(nil))
+			if err != nil {
+				t.Fatalf("%s after refusals: %v", tr, err)
+			}
+			if got, err := testnode.RoundTrip(ctx, c, "still"); err != nil || got != "still" {
+				t.Fatalf("%s: %q %v", tr, got, err)
+			}
+			_ = c.Close(0, "")
+		})
 	}
 }
 
@@ -336,12 +340,14 @@ func TestShutdownCooperative(t *testing.T) {
 	ctx := ctxT(t, 10*time.Second)
 	var conns []conn.Connection
 	for _, tr := range transports {
-		c, err := dial(ctx, tr, n.Addr(tr), n.Pin(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		recv(t, echo.Seen, "handler")
+		t.Run(tr, func(t *testing.T) {
+			c, err := dial(ctx, tr, n.Addr(tr), n.Pin(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			recv(t, echo.Seen, "handler")
+		})
 	}
 	begin := time.Now()
 	if err := n.E.Shutdown(ctx); err != nil {
@@ -456,16 +462,18 @@ func TestBlockedIPRefused(t *testing.T) {
 	}
 	ctx := ctxT(t, 10*time.Second)
 	for _, tr := range transports {
-		d := &client.Dialer{HandshakeTimeout: 2 * time.Second}
-		var err error
-		if tr == "quic" {
-			_, err = d.DialQUIC(ctx, n.QUIC, alpn, n.Pin(nil))
-		} else {
-			_, err = d.DialTCP(ctx, n.TCP, alpn, n.Pin(nil))
-		}
-		if err == nil {
-			t.Fatalf("%s: blocked IP connected", tr)
-		}
+		t.Run(tr, func(t *testing.T) {
+			d := &client.Dialer{HandshakeTimeout: 2 * time.Second}
+			var err error
+			if tr == "quic" {
+				_, err = d.DialQUIC(ctx, n.QUIC, alpn, n.Pin(nil))
+			} else {
+				_, err = d.DialTCP(ctx, n.TCP, alpn, n.Pin(nil))
+			}
+			if err == nil {
+				t.Fatalf("%s: blocked IP connected", tr)
+			}
+		})
 	}
 	logs := n.Logs.String()
 	if !strings.Contains(logs, `reason=blocked`) || !strings.Contains(logs, `result=blocked`) {
