@@ -69,8 +69,8 @@ func TestX509Modes(t *testing.T) {
 	_, _, caCert, caKey := writeCert(t, dir, "ca", nil, time.Now().Add(time.Hour), nil, nil, true)
 	cf, kf, leaf, _ := writeCert(t, dir, "leaf", []string{"node.test"}, time.Now().Add(time.Hour), caCert, caKey, false)
 	n := echoNode(t, testnode.Options{TLS: tlsconf.ServerOptions{Mode: tlsconf.ModeX509, CertFile: cf, KeyFile: kf}})
-	if n.Server.Fingerprint() != identity.FingerprintCert(leaf) || n.Server.Fingerprint()[:7] != "SHA256:" {
-		t.Fatalf("x509 fingerprint %s", n.Server.Fingerprint())
+	if n.Host.Fingerprint() != identity.FingerprintCert(leaf) || n.Host.Fingerprint()[:7] != "SHA256:" {
+		t.Fatalf("x509 fingerprint %s", n.Host.Fingerprint())
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)

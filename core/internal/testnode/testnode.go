@@ -17,6 +17,7 @@ import (
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/host"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/tlsconf"
 )
@@ -57,83 +58,55 @@ type Options struct {
 	Metrics      endpoint.Metrics
 }
 
-// Node is a running endpoint.
+// Node is a running host for a test.
 type Node struct {
-	Key    *identity.NodeKey
-	Server *tlsconf.Server
-	E      *endpoint.Endpoint
-	Store  *config.Store
-	Auth   *auth.Authenticator
-	QUIC   string // bound address, "" if none
-	TCP    string
-	Logs   *Logs
-	runErr chan error
+	Key   *identity.NodeKey
+	Host  *host.Host
+	E     *endpoint.Endpoint
+	Store *config.Store
+	Auth  *auth.Authenticator
+	QUIC  string // bound address, "" if none
+	TCP   string
+	Logs  *Logs
 }
 
-// Start starts a node and stops it at test cleanup.
+// Start starts a node (core/host) and stops it at test cleanup.
 func Start(t testing.TB, o Options) *Node {
 	t.Helper()
-	n := &Node{Key: o.Key, Logs: &Logs{}, runErr: make(chan error, 1)}
-	if n.Key == nil {
-		k, err := identity.Generate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Key = k
-	}
-	log := slog.New(slog.NewTextHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	reg, err := endpoint.NewRegistry(o.Handlers...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := &Node{Logs: &Logs{}}
 	dyn := config.DynamicConfig{}
 	if o.Dynamic != nil {
 		dyn = *o.Dynamic
 	}
-	n.Store, err = config.NewStore(dyn)
+	h, err := host.New(host.Options{Key: o.Key, NoQUIC: o.NoQUIC, NoTCP: o.NoTCP, TLS: o.TLS, Limits: o.Limits,
+		DrainTimeout: o.DrainTimeout, Dynamic: dyn, Metrics: o.Metrics,
+		Logger: slog.New(slog.NewTextHandler(n.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.Auth = auth.NewAuthenticator(n.Store.Provider(), auth.AuthenticatorOptions{Limits: n.Store.RateLimits, Logger: log})
-	n.Server, err = tlsconf.NewServer(o.TLS, n.Key, reg.ALPNs())
-	if err != nil {
+	if err := h.Start(o.Handlers...); err != nil {
 		t.Fatal(err)
 	}
-	n.E, err = endpoint.New(endpoint.Options{Registry: reg, Auth: n.Auth, Store: n.Store, Limits: o.Limits, DrainTimeout: o.DrainTimeout, Logger: log, Metrics: o.Metrics})
-	if err != nil {
-		t.Fatal(err)
+	n.Host, n.Key, n.E, n.Store, n.Auth = h, h.Key, h.Endpoint(), h.Store, h.Auth
+	if a := h.QUICAddrs(); len(a) > 0 {
+		n.QUIC = a[0].String()
 	}
-	if !o.NoQUIC {
-		a, err := n.E.ListenQUIC("127.0.0.1:0", n.Server.QUIC())
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.QUIC = a.String()
+	if a := h.TCPAddrs(); len(a) > 0 {
+		n.TCP = a[0].String()
 	}
-	if !o.NoTCP {
-		a, err := n.E.ListenTCP("127.0.0.1:0", n.Server.TCP())
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.TCP = a.String()
-	}
-	go func() { n.runErr <- n.E.Run(context.Background()) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = n.E.Shutdown(ctx)
-		_ = n.Wait(ctx)
-		_ = n.Server.Close()
+		_ = h.Shutdown(ctx)
 	})
 	return n
 }
 
-// Wait returns Run's result.
+// Wait returns once the node stopped serving, with why (nil after a clean shutdown).
 func (n *Node) Wait(ctx context.Context) error {
 	select {
-	case err := <-n.runErr:
-		n.runErr <- err
-		return err
+	case <-n.Host.Done():
+		return n.Host.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -141,7 +114,7 @@ func (n *Node) Wait(ctx context.Context) error {
 
 // Pin returns credentials pinning this node, optionally presenting key.
 func (n *Node) Pin(key *identity.NodeKey) tlsconf.ConnectionCredentials {
-	return tlsconf.ConnectionCredentials{RemotePin: n.Server.Fingerprint(), LocalKey: key}
+	return n.Host.Credentials(key)
 }
 
 // Addr returns the node's address for a transport ("quic" or "tcp").
