@@ -58,8 +58,12 @@ func TestHostSamePortAndTicket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, dial := range []func() (conn.Connection, error){
-		func() (conn.Connection, error) { return (&client.Dialer{}).DialQUIC(ctx, q.String(), "alknet/echo", h.Credentials(nil)) },
-		func() (conn.Connection, error) { return (&client.Dialer{}).DialTCP(ctx, tc.String(), "alknet/echo", h.Credentials(nil)) },
+		func() (conn.Connection, error) {
+			return (&client.Dialer{}).DialQUIC(ctx, q.String(), "alknet/echo", h.Credentials(nil))
+		},
+		func() (conn.Connection, error) {
+			return (&client.Dialer{}).DialTCP(ctx, tc.String(), "alknet/echo", h.Credentials(nil))
+		},
 	} {
 		c, err := dial()
 		if err != nil {
