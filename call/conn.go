@@ -77,6 +77,8 @@ type Conn struct {
 	ready     chan struct{} // closed once Run has the shared stream (or knows there is none)
 	readyOnce sync.Once
 	runOnce   sync.Once
+	running   atomic.Bool    // Run was called
+	finished  chan struct{}  // closed when Run returns
 	wg        sync.WaitGroup // inbound handlers, stream readers, abort senders
 	aborts    sync.WaitGroup // abort senders only (FlushAborts)
 
@@ -112,7 +114,7 @@ func newConn(parent context.Context, c core.Connection, d *Dispatcher, o ConnOpt
 	cn := &Conn{
 		c: c, d: d, o: o, log: logger(o.Logger).With("alpn", c.ALPN()),
 		inbound: map[string]*inbound{}, pending: map[string]*pending{},
-		overlay: NewOverlay(), ready: make(chan struct{}),
+		overlay: NewOverlay(), ready: make(chan struct{}), finished: make(chan struct{}),
 	}
 	// The connection's context carries the Conn, so handlers find it (ConnFromContext)
 	// without a value context per request.
@@ -128,6 +130,23 @@ func (c *Conn) Connection() core.Connection { return c.c }
 // Import adds imported registrations to this connection's overlay (replacing by name).
 func (c *Conn) Import(regs []HandlerRegistration) error { return c.overlay.Add(regs) }
 
+// Start runs Run on a goroutine of its own (its error is dropped: the connection ended); Close
+// waits for it to return.
+func (c *Conn) Start(ctx context.Context) {
+	c.running.Store(true)
+	go func() { _ = c.Run(ctx) }()
+}
+
+// Close closes the connection and, if Run is running, waits until it has returned: pending calls
+// have failed with "connection closed" and the peer's requests were aborted.
+func (c *Conn) Close() error {
+	err := c.c.Close(conn.CodeNormal, "")
+	if c.running.Load() {
+		<-c.finished
+	}
+	return err
+}
+
 // Done is closed when the connection has ended and Run has cleaned up.
 func (c *Conn) Done() <-chan struct{} { return c.ctx.Done() }
 
@@ -141,6 +160,8 @@ func (c *Conn) Run(ctx context.Context) error {
 }
 
 func (c *Conn) run(ctx context.Context) error {
+	c.running.Store(true)
+	defer close(c.finished)
 	stop := context.AfterFunc(ctx, c.cancel)
 	defer stop()
 	stopWatch := c.c.AfterClose(c.cancel) // no goroutine per connection

@@ -1,0 +1,177 @@
+// Package node is an embeddable alknet/call node: operations served over QUIC and TCP+TLS by
+// one key, and the client side that dials a node by ticket or by address and pin. It is what the
+// alknet CLI, the benchmark and the tests build their nodes with.
+//
+// The transport side (key, TLS, listeners, connection limits, peers and API keys, ticket,
+// shutdown) is core's host package (github.com/alkdev/alknet/core/host); this package adds the
+// call dispatcher, its registrations and the protocol handler.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/builtin"
+	"github.com/alkdev/alknet/call/demo"
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/host"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+// Options configure a Node. The zero value serves the built-in (node/info, node/health) and
+// discovery operations with a fresh key on one free loopback port, QUIC and TCP+TLS.
+type Options struct {
+	Host          host.Options // key, listeners, TLS, connection limits, peers, API keys, logger
+	Registrations []call.HandlerRegistration
+	Demo          bool   // also serve the demo operations (call/demo)
+	NoBuiltin     bool   // do not serve node/info and node/health
+	NoDiscovery   bool   // do not serve services/list and services/schema
+	Version       string // what node/info reports
+
+	Limits    call.Limits      // the dispatcher's limits; SetLimits replaces them
+	Conn      call.ConnOptions // each connection's options; SetLimits replaces them
+	Observer  call.Observer
+	Ownership call.OwnershipProvider
+	Sessions  call.SessionOverlaySource
+}
+
+// Node is a running alknet/call node.
+type Node struct {
+	*host.Host
+	registry *call.Registry
+	disp     atomic.Pointer[call.Dispatcher]
+	conn     atomic.Pointer[call.ConnOptions]
+}
+
+// Start builds the registry and dispatcher, binds the listeners and serves until Shutdown.
+func Start(o Options) (*Node, error) {
+	h, err := host.New(o.Host)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Host: h}
+	regs := append([]call.HandlerRegistration(nil), o.Registrations...)
+	if !o.NoBuiltin {
+		regs = append(regs, builtin.Registrations(builtin.NodeInfo{Fingerprint: h.Key.Fingerprint(), Version: o.Version,
+			Started: time.Now(), ALPNs: []string{call.ALPN}, Operations: func() int { return n.registry.Len() }})...)
+	}
+	if !o.NoDiscovery {
+		regs = append(regs, call.DiscoveryRegistrations(n.Dispatcher)...)
+	}
+	if o.Demo {
+		regs = append(regs, demo.Registrations(demo.Options{})...)
+	}
+	b := call.NewRegistryBuilder()
+	for _, r := range regs {
+		_ = b.Register(r) // Build reports every error
+	}
+	if n.registry, err = b.Build(); err != nil {
+		return nil, err
+	}
+	d, err := call.NewDispatcher(n.registry, call.Options{Limits: o.Limits, Identities: h.Auth, Logger: o.Host.Logger,
+		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions})
+	if err != nil {
+		return nil, err
+	}
+	n.disp.Store(d)
+	co := o.Conn
+	if co.Logger == nil {
+		co.Logger = o.Host.Logger
+	}
+	n.conn.Store(&co)
+	handler := call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }}
+	if err := h.Start(handler); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Dispatcher returns the dispatcher new connections are served with.
+func (n *Node) Dispatcher() *call.Dispatcher { return n.disp.Load() }
+
+// Registry returns the node's operations.
+func (n *Node) Registry() *call.Registry { return n.registry }
+
+// SetLimits gives new connections other call limits and connection options (a reload); the
+// node-wide budgets stay shared, connections already open keep theirs.
+func (n *Node) SetLimits(l call.Limits, o call.ConnOptions) error {
+	d, err := n.disp.Load().WithLimits(l)
+	if err != nil {
+		return err
+	}
+	if o.Logger == nil {
+		o.Logger = n.conn.Load().Logger
+	}
+	n.disp.Store(d)
+	n.conn.Store(&o)
+	return nil
+}
+
+// TicketString returns the encoded ticket (alk1…).
+func (n *Node) TicketString() string {
+	s, err := n.Ticket().Encode()
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// DialOptions configure Dial and DialAddr; the zero value dials anonymously, QUIC first then
+// TCP+TLS, with default connection options and nothing served to the peer.
+type DialOptions struct {
+	Key        *identity.NodeKey // presented as the client certificate; nil: anonymous
+	Transport  conn.Transport    // conn.TransportQUIC or conn.TransportTCPTLS only; "": QUIC, then TCP+TLS
+	Conn       call.ConnOptions
+	Dispatcher *call.Dispatcher // what this side serves to the peer (the protocol is symmetric); nil: nothing
+	Dialer     client.Dialer
+}
+
+// ErrNoAddress is returned when a ticket has no address for the transports asked for.
+var ErrNoAddress = errors.New("node: no address to dial")
+
+// Dial dials the node a ticket names and returns a running Conn; Close it when done.
+func Dial(ctx context.Context, ticket string, o DialOptions) (*call.Conn, error) {
+	t, err := identity.ParseTicket(ticket)
+	if err != nil {
+		return nil, err
+	}
+	switch o.Transport {
+	case conn.TransportQUIC:
+		t.TCP = nil
+	case conn.TransportTCPTLS:
+		t.QUIC = nil
+	case "":
+	default:
+		return nil, fmt.Errorf("node: transport %q: want %q or %q", o.Transport, conn.TransportQUIC, conn.TransportTCPTLS)
+	}
+	if len(t.QUIC)+len(t.TCP) == 0 {
+		return nil, ErrNoAddress
+	}
+	c, err := client.DialTicket(ctx, &o.Dialer, t, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: o.Key})
+	if err != nil {
+		return nil, err
+	}
+	return run(c, o), nil
+}
+
+// DialAddr dials host:port pinning the node's fingerprint and returns a running Conn.
+func DialAddr(ctx context.Context, addr, pin string, o DialOptions) (*call.Conn, error) {
+	t := identity.Ticket{Fingerprint: pin, QUIC: []string{addr}, TCP: []string{addr}}
+	s, err := t.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return Dial(ctx, s, o)
+}
+
+func run(c conn.Connection, o DialOptions) *call.Conn {
+	cc := call.NewConn(c, o.Dispatcher, o.Conn)
+	cc.Start(context.Background())
+	return cc
+}
