@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	callnode "github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/core/host"
+
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/call/builtin"
 	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/conn"
@@ -20,15 +22,13 @@ import (
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
-// node is a real endpoint serving alknet/call on loopback.
+// node is a real node serving alknet/call on loopback (call/node), or a test protocol handler
+// (nodeOpts.handler, on core/host).
 type node struct {
-	key   *identity.NodeKey
-	srv   *tlsconf.Server
-	e     *endpoint.Endpoint
-	d     *call.Dispatcher
-	store *config.Store
-	quic  string
-	tcp   string
+	key  *identity.NodeKey
+	d    *call.Dispatcher // nil with nodeOpts.handler
+	quic string
+	tcp  string
 }
 
 type nodeOpts struct {
@@ -70,49 +70,31 @@ func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.
 
 func startNode(t testing.TB, o nodeOpts) *node {
 	t.Helper()
-	n := &node{}
-	var err error
-	if n.key, err = identity.Generate(); err != nil {
-		t.Fatal(err)
-	}
-	if n.store, err = config.NewStore(o.dynamic); err != nil {
-		t.Fatal(err)
-	}
 	log := o.log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	authn := auth.NewAuthenticator(n.store.Provider(), auth.AuthenticatorOptions{Limits: n.store.RateLimits, Logger: log})
-	n.d = buildDispatcher(t, o, authn)
-	var h endpoint.ProtocolHandler = call.NewProtocolHandler(n.d, call.ConnOptions{})
+	ho := host.Options{Dynamic: o.dynamic, Limits: o.limits, Logger: log, DrainTimeout: 2 * time.Second}
+	var h *host.Host
+	n := &node{}
 	if o.handler != nil {
-		h = o.handler
+		var err error
+		if h, err = host.New(ho); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(o.handler); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		cn, err := callnode.Start(callnode.Options{Host: ho, Registrations: o.regs, NoBuiltin: true, Limits: o.cfg,
+			Observer: o.dopts.Observer, Ownership: o.dopts.Ownership, Sessions: o.dopts.Sessions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, n.d = cn.Host, cn.Dispatcher()
 	}
-	reg, err := endpoint.NewRegistry(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n.srv, err = tlsconf.NewServer(tlsconf.ServerOptions{}, n.key, reg.ALPNs()); err != nil {
-		t.Fatal(err)
-	}
-	if n.e, err = endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Store: n.store, Logger: log, DrainTimeout: 2 * time.Second, Limits: o.limits}); err != nil {
-		t.Fatal(err)
-	}
-	qa, err := n.e.ListenQUIC("127.0.0.1:0", n.srv.QUIC())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ta, err := n.e.ListenTCP("127.0.0.1:0", n.srv.TCP())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.quic, n.tcp = qa.String(), ta.String()
-	done := make(chan error, 1)
-	go func() { done <- n.e.Run(context.Background()) }()
-	t.Cleanup(func() {
-		_ = n.e.Shutdown(context.Background())
-		<-done
-	})
+	n.key, n.quic, n.tcp = h.Key, h.QUICAddrs()[0].String(), h.TCPAddrs()[0].String()
+	t.Cleanup(func() { _ = h.Shutdown(context.Background()) })
 	return n
 }
 

@@ -11,15 +11,11 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/call"
-	"github.com/alkdev/alknet/call/builtin"
 	"github.com/alkdev/alknet/call/demo"
-	"github.com/alkdev/alknet/core/auth"
-	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/call/node"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/conn"
-	"github.com/alkdev/alknet/core/endpoint"
-	"github.com/alkdev/alknet/core/identity"
-	"github.com/alkdev/alknet/core/tlsconf"
+	"github.com/alkdev/alknet/core/host"
 )
 
 var benchLimits = config.Limits{MaxConnectionsPerIP: -1, MaxConnections: 4096, MaxIncomingStreams: 1024}
@@ -38,19 +34,13 @@ func init() {
 }
 
 type alknetServer struct {
-	e    *endpoint.Endpoint
+	n    *node.Node
 	addr string
-	pin  string
-	done chan error
 }
 
 func (s *alknetServer) Addr() string { return s.addr }
-func (s *alknetServer) Pin() string  { return s.pin }
-func (s *alknetServer) Close() error {
-	err := s.e.Shutdown(context.Background())
-	<-s.done
-	return err
-}
+func (s *alknetServer) Pin() string  { return s.n.Fingerprint() }
+func (s *alknetServer) Close() error { return s.n.Shutdown(context.Background()) }
 
 // abortHook records, per composed tree, the time its levels' contexts ended.
 var abortHook struct {
@@ -68,11 +58,6 @@ func TakeAbortSpans() []time.Duration {
 }
 
 func serveAlknet(addr, tr string) (Server, error) {
-	log := slog.New(slog.DiscardHandler)
-	key, err := identity.Generate()
-	if err != nil {
-		return nil, err
-	}
 	// All three levels of a blocked demo/compose chain share the root's cancellation, so
 	// their hooks fire in any order: the span is from the first level's ctx done (the server
 	// processed call.aborted) to the last's.
@@ -101,52 +86,19 @@ func serveAlknet(addr, tr string) (Server, error) {
 			seen = seen[:0]
 		}
 	}})
-	var d *call.Dispatcher
-	regs = append(regs, builtin.Registrations(builtin.NodeInfo{Fingerprint: key.Fingerprint(), Started: time.Now()})...)
-	regs = append(regs, call.DiscoveryRegistrations(func() *call.Dispatcher { return d })...)
-	regs = append(regs, abortStatsOp())
-	b := call.NewRegistryBuilder()
-	for _, r := range regs {
-		_ = b.Register(r)
-	}
-	registry, err := b.Build()
+	n, err := node.Start(node.Options{
+		Host: host.Options{Listen: []string{addr}, NoQUIC: tr != "quic", NoTCP: tr == "quic", Limits: benchLimits,
+			Logger: slog.New(slog.DiscardHandler)},
+		Registrations: append(regs, abortStatsOp()),
+	})
 	if err != nil {
 		return nil, err
 	}
-	store, _ := config.NewStore(config.DynamicConfig{})
-	authn := auth.NewAuthenticator(store.Provider(), auth.AuthenticatorOptions{Logger: log})
-	if d, err = call.NewDispatcher(registry, call.Options{Identities: authn, Logger: log}); err != nil {
-		return nil, err
-	}
-	reg, err := endpoint.NewRegistry(call.NewProtocolHandler(d, call.ConnOptions{}))
-	if err != nil {
-		return nil, err
-	}
-	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{}, key, reg.ALPNs())
-	if err != nil {
-		return nil, err
-	}
-	e, err := endpoint.New(endpoint.Options{Registry: reg, Auth: authn, Limits: benchLimits, Logger: log})
-	if err != nil {
-		return nil, err
-	}
-	var bound fmt.Stringer
+	bound := n.TCPAddrs()
 	if tr == "quic" {
-		a, err := e.ListenQUIC(addr, srv.QUIC())
-		if err != nil {
-			return nil, err
-		}
-		bound = a
-	} else {
-		a, err := e.ListenTCP(addr, srv.TCP())
-		if err != nil {
-			return nil, err
-		}
-		bound = a
+		bound = n.QUICAddrs()
 	}
-	s := &alknetServer{e: e, addr: bound.String(), pin: key.Fingerprint(), done: make(chan error, 1)}
-	go func() { s.done <- e.Run(context.Background()) }()
-	return s, nil
+	return &alknetServer{n: n, addr: bound[0].String()}, nil
 }
 
 // abortStatsOp lets the client process read the abort cascade spans measured in the server.
@@ -163,34 +115,21 @@ func abortStatsOp() call.HandlerRegistration {
 	}
 }
 
-type alknetClient struct {
-	c    *call.Conn
-	raw  conn.Connection
-	done chan struct{}
-}
+type alknetClient struct{ c *call.Conn }
 
 func dialAlknet(ctx context.Context, addr, pin, tr string, o Options) (Client, error) {
-	d := &client.Dialer{}
-	creds := tlsconf.ConnectionCredentials{RemotePin: pin}
-	var raw conn.Connection
-	var err error
+	transport := conn.TransportTCPTLS
 	if tr == "quic" {
-		raw, err = d.DialQUIC(ctx, addr, call.ALPN, creds)
-	} else {
-		raw, err = d.DialTCP(ctx, addr, call.ALPN, creds)
+		transport = conn.TransportQUIC
 	}
+	// On TCP+TLS the subscription shares the connection's one stream, where a full buffer aborts
+	// (docs/protocol.md §15.4): give the streaming workload room for a burst.
+	c, err := node.DialAddr(ctx, addr, pin, node.DialOptions{Transport: transport,
+		Conn: call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384}})
 	if err != nil {
 		return nil, err
 	}
-	c := &alknetClient{raw: raw, done: make(chan struct{})}
-	// On TCP+TLS the subscription shares the connection's one stream, where a full buffer aborts
-	// (docs/protocol.md §15.4): give the streaming workload room for a burst.
-	c.c = call.NewConn(raw, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384})
-	go func() {
-		defer close(c.done)
-		_ = c.c.Run(context.Background())
-	}()
-	return c, nil
+	return &alknetClient{c: c}, nil
 }
 
 // Conn exposes the call connection (composition and abort workloads).
@@ -227,11 +166,7 @@ func (c *alknetClient) Stream(ctx context.Context, n, size int, fn func([]byte))
 	}
 }
 
-func (c *alknetClient) Close() error {
-	err := c.raw.Close(conn.CodeNormal, "")
-	<-c.done
-	return err
-}
+func (c *alknetClient) Close() error { return c.c.Close() }
 
 // Payload returns n bytes safe inside a JSON string.
 func Payload(n int) []byte { return []byte(strings.Repeat("x", n)) }
