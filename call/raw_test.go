@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/core/host"
+
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
-	"github.com/alkdev/alknet/core/endpoint"
-	"github.com/alkdev/alknet/core/identity"
-	"github.com/alkdev/alknet/core/tlsconf"
 
 	"github.com/alkdev/alknet/call/internal/wire"
 )
@@ -92,34 +91,24 @@ func (h holdHandler) Handle(ctx context.Context, c conn.Connection, _ core.AuthC
 // quicPair returns a connected (dialer, acceptor) pair of QUIC connections with no call layer.
 func quicPair(t testing.TB) (conn.Connection, conn.Connection) {
 	t.Helper()
-	key, _ := identity.Generate()
 	h := holdHandler{conns: make(chan conn.Connection, 1)}
-	reg, _ := endpoint.NewRegistry(h)
-	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{}, key, reg.ALPNs())
+	hst, err := host.New(host.Options{NoTCP: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := endpoint.New(endpoint.Options{Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
+	if err := hst.Start(h); err != nil {
 		t.Fatal(err)
 	}
-	addr, err := e.ListenQUIC("127.0.0.1:0", srv.QUIC())
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.Run(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a, err := (&client.Dialer{}).DialQUIC(ctx, addr.String(), call.ALPN, tlsconf.ConnectionCredentials{RemotePin: key.Fingerprint()})
+	a, err := (&client.Dialer{}).DialQUIC(ctx, hst.QUICAddrs()[0].String(), call.ALPN, hst.Credentials(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := <-h.conns
 	t.Cleanup(func() {
 		_ = a.Close(0, "")
-		_ = e.Shutdown(context.Background())
-		<-done
+		_ = hst.Shutdown(context.Background())
 	})
 	return a, b
 }

@@ -5,28 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
+	callnode "github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/core/host"
+
 	"github.com/alkdev/alknet/call"
-	"github.com/alkdev/alknet/call/builtin"
-	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/cli/internal/nodeconfig"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/auth"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
-	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 // OpReload is the admin-scoped operation that re-reads the dynamic config.
@@ -46,9 +42,7 @@ type node struct {
 
 	reloadMu sync.Mutex
 	file     *nodeconfig.File // the config in force
-	store    *config.Store
-	disp     atomic.Pointer[call.Dispatcher]
-	connOpts atomic.Pointer[call.ConnOptions]
+	cn       *callnode.Node
 }
 
 func (n *node) run(ctx context.Context) error {
@@ -71,57 +65,40 @@ func (n *node) run(ctx context.Context) error {
 	if n.drain != nil {
 		static.DrainTimeout = *n.drain
 	}
-	if n.store, err = config.NewStore(n.file.Dynamic()); err != nil {
-		return configErr(err)
-	}
 	reg := metrics.New()
-	authn := auth.NewAuthenticator(n.store.Provider(), auth.AuthenticatorOptions{Limits: n.store.RateLimits, Logger: n.e.log, OnAttempt: reg.AuthAttempt})
-	d, err := n.buildDispatcher(authn, reg, builtin.NodeInfo{Fingerprint: n.key.Fingerprint(), Version: Version, Started: time.Now(), ALPNs: []string{call.ALPN}})
-	if err != nil {
-		return configErr(err)
+	listen := static.QUICAddrs
+	if len(listen) == 0 {
+		listen = static.TCPAddrs
 	}
-	n.disp.Store(d)
+	var regs []call.HandlerRegistration
+	if !n.dev {
+		regs = append(regs, n.reloadRegistration())
+	}
 	opts := n.file.ConnOptions()
 	opts.Logger = n.e.log
-	n.connOpts.Store(&opts)
-	handler := call.ProtocolHandler{Dispatcher: n.disp.Load, Options: func() call.ConnOptions { return *n.connOpts.Load() }}
-	registry, err := endpoint.NewRegistry(handler)
-	if err != nil {
-		return err
-	}
-	srv, err := tlsconf.NewServer(static.TLS, n.key, registry.ALPNs())
-	if err != nil {
-		return configErr(err)
-	}
-	defer srv.Close()
-	ep, err := endpoint.New(endpoint.Options{
-		Registry: registry, Auth: authn, Store: n.store, Limits: static.Limits,
-		DrainTimeout: static.WithDefaults().DrainTimeout, Logger: n.e.log, EphemeralKey: n.dev, Metrics: reg,
+	n.cn, err = callnode.Start(callnode.Options{
+		Host: host.Options{
+			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,
+			Advertise: n.file.Node.Advertise, TLS: static.TLS, Limits: static.Limits,
+			DrainTimeout: static.WithDefaults().DrainTimeout, Dynamic: n.file.Dynamic(),
+			Logger: n.e.log, Metrics: reg, OnAuthAttempt: reg.AuthAttempt,
+		},
+		Registrations: regs, Demo: n.dev, Version: Version,
+		Limits: n.file.CallLimits(), Conn: opts, Observer: reg,
 	})
 	if err != nil {
 		return configErr(err)
 	}
 	var lines []string
-	var bound []net.Addr
-	for _, a := range static.QUICAddrs {
-		qa, err := ep.ListenQUIC(a, srv.QUIC())
-		if err != nil {
-			return configErr(err)
-		}
-		lines = append(lines, "quic "+qa.String())
-		bound = append(bound, qa)
+	for _, a := range n.cn.QUICAddrs() {
+		lines = append(lines, "quic "+a.String())
 	}
-	for _, a := range static.TCPAddrs {
-		ta, err := ep.ListenTCP(a, srv.TCP())
-		if err != nil {
-			return configErr(err)
-		}
-		lines = append(lines, "tcp "+ta.String())
-		bound = append(bound, ta)
+	for _, a := range n.cn.TCPAddrs() {
+		lines = append(lines, "tcp "+a.String())
 	}
-	tk := n.ticket(srv.Fingerprint(), bound)
-	ticket, err := tk.Encode()
+	ticket, err := n.cn.Ticket().Encode()
 	if err != nil {
+		_ = n.cn.Shutdown(context.Background())
 		return configErr(err)
 	}
 	stopMetrics, metricsAddr, err := n.serveMetrics(reg)
@@ -139,7 +116,7 @@ func (n *node) run(ctx context.Context) error {
 		return configErr(err)
 	}
 	defer os.Remove(filepath.Join(n.dir, pidFile))
-	fmt.Fprintf(n.e.stdout, "fingerprint %s\n", srv.Fingerprint())
+	fmt.Fprintf(n.e.stdout, "fingerprint %s\n", n.cn.Fingerprint())
 	for _, l := range lines {
 		fmt.Fprintln(n.e.stdout, l)
 	}
@@ -147,11 +124,19 @@ func (n *node) run(ctx context.Context) error {
 	if metricsAddr != "" {
 		fmt.Fprintf(n.e.stdout, "metrics http://%s/metrics\n", metricsAddr)
 	}
-	n.e.log.Info("node started", "fingerprint", srv.Fingerprint(), "state_dir", n.dir, "config", n.cfgPath)
+	n.e.log.Info("node started", "fingerprint", n.cn.Fingerprint(), "state_dir", n.dir, "config", n.cfgPath)
 
 	runDone := make(chan error, 1)
-	go func() { runDone <- ep.Run(ctx) }()
-	err = n.waitForSignals(sigs, runDone, func() error { return ep.Shutdown(context.Background()) })
+	go func() {
+		select {
+		case <-n.cn.Done():
+		case <-ctx.Done():
+			_ = n.cn.Shutdown(context.Background())
+		}
+		<-n.cn.Done()
+		runDone <- n.cn.Err()
+	}()
+	err = n.waitForSignals(sigs, runDone, func() error { return n.cn.Shutdown(context.Background()) })
 	if errors.Is(err, endpoint.ErrDrainTimeout) {
 		n.e.log.Warn("drain timeout", "err", err)
 		return nil
@@ -159,52 +144,8 @@ func (n *node) run(ctx context.Context) error {
 	return err
 }
 
-// ticket advertises [node] advertise, else every bound address (a wildcard host becomes
-// 127.0.0.1, with a warning).
-func (n *node) ticket(fp string, bound []net.Addr) identity.Ticket {
-	tk := identity.Ticket{Fingerprint: fp}
-	if adv := n.file.Node.Advertise; len(adv) > 0 {
-		tk.QUIC, tk.TCP = slices.Clone(adv), slices.Clone(adv)
-		return tk
-	}
-	for _, a := range bound {
-		host, port, _ := net.SplitHostPort(a.String())
-		addr := a.String()
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-			n.e.log.Warn("wildcard listener without [node] advertise: the ticket advertises 127.0.0.1", "addr", addr)
-			addr = net.JoinHostPort("127.0.0.1", port)
-		}
-		if _, ok := a.(*net.UDPAddr); ok {
-			tk.QUIC = append(tk.QUIC, addr)
-		} else {
-			tk.TCP = append(tk.TCP, addr)
-		}
-	}
-	return tk
-}
-
 // buildDispatcher assembles the core registry: built-in and discovery operations, node/reload
 // on a node with a config, the demo operations on a dev node.
-func (n *node) buildDispatcher(ids *auth.Authenticator, obs call.Observer, info builtin.NodeInfo) (*call.Dispatcher, error) {
-	var registry *call.Registry
-	info.Operations = func() int { return registry.Len() } // known once built
-	b := call.NewRegistryBuilder()
-	regs := builtin.Registrations(info)
-	regs = append(regs, call.DiscoveryRegistrations(n.disp.Load)...)
-	if n.dev {
-		regs = append(regs, demo.Registrations(demo.Options{})...)
-	} else {
-		regs = append(regs, n.reloadRegistration())
-	}
-	for _, r := range regs {
-		_ = b.Register(r) // errors are collected by Build
-	}
-	registry, err := b.Build()
-	if err != nil {
-		return nil, err
-	}
-	return call.NewDispatcher(registry, call.Options{Limits: n.file.CallLimits(), Identities: ids, Logger: n.e.log, Observer: obs})
-}
 
 func (n *node) reloadRegistration() call.HandlerRegistration {
 	return call.HandlerRegistration{
@@ -247,17 +188,17 @@ func (n *node) reload() ([]string, error) {
 	if restart := staticChanges(n.file, next); len(restart) > 0 {
 		n.e.log.Warn("config changes that need a restart are ignored until then", "changed", restart)
 	}
-	d, err := n.disp.Load().WithLimits(next.CallLimits())
-	if err != nil {
+	if err := next.CallLimits().Validate(); err != nil {
 		return fail(err)
 	}
-	if err := n.store.Reload(next.Dynamic()); err != nil {
+	if err := n.cn.Store.Reload(next.Dynamic()); err != nil {
 		return fail(err)
 	}
-	n.disp.Store(d)
 	opts := next.ConnOptions()
 	opts.Logger = n.e.log
-	n.connOpts.Store(&opts)
+	if err := n.cn.SetLimits(next.CallLimits(), opts); err != nil {
+		return fail(err) // validated above: not reached
+	}
 	changed := dynamicChanges(n.file, next)
 	n.file = next
 	n.e.log.Info("config reloaded", "config", n.cfgPath, "changed", changed)

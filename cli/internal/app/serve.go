@@ -17,7 +17,6 @@ import (
 	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/cli/internal/nodeconfig"
 	"github.com/alkdev/alknet/core"
-	"github.com/alkdev/alknet/core/identity"
 )
 
 const (
@@ -109,11 +108,7 @@ func serveCommand(e *env) *cli.Command {
 			if a := c.String("metrics-addr"); a != "" {
 				n.metricsAddr = a
 			}
-			if dev {
-				if n.key, err = identity.Generate(); err != nil {
-					return err
-				}
-			} else {
+			if !dev { // a dev node's key is ephemeral: the host draws it (and says so at start)
 				u, err := unlock(e, c)
 				if err != nil {
 					return err

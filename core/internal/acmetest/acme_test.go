@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/core/host"
+
 	"github.com/letsencrypt/pebble/v2/ca"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
@@ -21,10 +23,8 @@ import (
 	"github.com/miekg/dns"
 	"go.uber.org/goleak"
 
-	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/config"
-	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/internal/testnode"
 	"github.com/alkdev/alknet/core/tlsconf"
@@ -79,37 +79,23 @@ func TestACMEWithPebble(t *testing.T) {
 	acmeSrv.StartTLS()
 	defer acmeSrv.Close()
 
-	key, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := tlsconf.NewServer(tlsconf.ServerOptions{
-		Mode: tlsconf.ModeACME, ACMEDomains: []string{domain}, ACMECacheDir: t.TempDir(), ACMEAcceptTOS: true,
-		ACMEEmail: "ops@alknet.test", ACMEDirectoryURL: acmeSrv.URL + wfe.DirectoryPath, ACMEHTTPClient: acmeSrv.Client(),
-	}, key, []string{alpn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
 	var logs testnode.Logs
-	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	reg, _ := endpoint.NewRegistry(testnode.NewEcho(alpn))
-	store, _ := config.NewStore(config.DynamicConfig{})
-	e, err := endpoint.New(endpoint.Options{Registry: reg, Auth: auth.NewAuthenticator(store.Provider(), auth.AuthenticatorOptions{Logger: logger}), Logger: logger,
-		Limits: config.Limits{HandshakeTimeout: 30 * time.Second}})
+	hst, err := host.New(host.Options{
+		TLS: tlsconf.ServerOptions{
+			Mode: tlsconf.ModeACME, ACMEDomains: []string{domain}, ACMECacheDir: t.TempDir(), ACMEAcceptTOS: true,
+			ACMEEmail: "ops@alknet.test", ACMEDirectoryURL: acmeSrv.URL + wfe.DirectoryPath, ACMEHTTPClient: acmeSrv.Client(),
+		},
+		NoQUIC: true, Limits: config.Limits{HandshakeTimeout: 30 * time.Second},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcpAddr, err := e.ListenTCP("127.0.0.1:0", srv.TCP())
-	if err != nil {
+	if err := hst.Start(testnode.NewEcho(alpn)); err != nil {
 		t.Fatal(err)
 	}
-	runDone := make(chan error, 1)
-	go func() { runDone <- e.Run(context.Background()) }()
-	defer func() {
-		_ = e.Shutdown(context.Background())
-		<-runDone
-	}()
+	defer func() { _ = hst.Shutdown(context.Background()) }()
+	tcpAddr := hst.TCPAddrs()[0]
 
 	memdb := db.NewMemoryStore()
 	authority := ca.New(pebbleLog, memdb, "", "ecdsa", 0, 1, map[string]ca.Profile{"default": {Description: "default"}})
@@ -133,7 +119,7 @@ func TestACMEWithPebble(t *testing.T) {
 	if got, err := testnode.RoundTrip(ctx, c, "acme"); err != nil || got != "acme" {
 		t.Fatalf("echo over the ACME certificate: %q %v", got, err)
 	}
-	if fp := srv.Fingerprint(); !strings.HasPrefix(fp, identity.PrefixSHA256) || fp != c.RemoteFingerprint() {
+	if fp := hst.Fingerprint(); !strings.HasPrefix(fp, identity.PrefixSHA256) || fp != c.RemoteFingerprint() {
 		t.Fatalf("server fingerprint %q, client saw %q", fp, c.RemoteFingerprint())
 	}
 	l := logs.String()
