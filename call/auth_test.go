@@ -108,7 +108,7 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 }
 
-// testToken is the token vector of core.md §6.3 (docs/security.md).
+// testToken is an API token of the alk_ format (its prefix is alk_test).
 const testToken = "alk_test-token-do-not-use-000000000000000000"
 
 // whoami reports the identity and forwarded_for a handler sees.

@@ -98,7 +98,7 @@ func NewConn(c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
 
 // newConn is NewConn whose requests carry parent's values (not its cancellation): the
 // endpoint's AuthContext and per-connection failure limiter, so per-request tokens are
-// limited and audited with the connection's address (core.md §6.5).
+// limited and audited with the connection's address (docs/security.md).
 func newConn(parent context.Context, c core.Connection, d *Dispatcher, o ConnOptions) *Conn {
 	if _, ok := auth.FromContext(parent); !ok {
 		ac := core.AuthContext{ALPN: c.ALPN(), Fingerprint: c.RemoteFingerprint(), RemoteAddr: c.RemoteAddr()}
@@ -471,7 +471,7 @@ func (c *Conn) serveShared() error {
 	defer c.shared.r.Discard()
 	c.readyOnce.Do(func() { close(c.ready) })
 	// No byte for the connection's idle timeout with nothing in flight either way ends it
-	// (core.md §5.5: single-stream connections have no transport-level idle timeout).
+	// (docs/security.md: single-stream connections have no transport-level idle timeout).
 	var idle wire.IdleTimer
 	idle.Init(st, &c.shared.r, conn.TimeoutsOf(c.c).Idle)
 	for {

@@ -24,7 +24,7 @@ type RootRequest struct {
 	ConnIdentity  *core.Identity // e.g. from a TLS client certificate
 	AuthToken     string         // resolved as auth_token (§15.6)
 	// A front end with a transport address puts it in ctx (auth.NewContext with RemoteAddr and
-	// ALPN): tokens are then limited and audited per address as on the wire (core.md §6.5).
+	// ALPN): tokens are then limited and audited per address as on the wire (docs/security.md).
 	Ingress string // "http", "mcp", "napi", …: audit logs only
 }
 

@@ -1,7 +1,8 @@
 // Package core is the foundation of alknet: node identity, TLS, transport-neutral
 // connections, the endpoint that routes connections by ALPN, authentication, configuration
 // and dialers. Other modules import the aliases here; the machinery lives in the
-// subpackages identity, auth, tlsconf, conn, config, endpoint and client.
+// subpackages identity, auth, tlsconf, conn, config, endpoint and client, and host puts them
+// together into a node's transport side.
 package core
 
 import (

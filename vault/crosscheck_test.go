@@ -10,7 +10,7 @@ import (
 )
 
 // The BIP39 library serves as an independent cross-check of the vault's own encoding and
-// checksum (vault.md §3): same words for every Trezor entropy, same verdict on a bad checksum.
+// checksum (BIP39, as go-bip39 and the Trezor vectors have it): same words for every Trezor entropy, same verdict on a bad checksum.
 func TestBIP39CrossCheck(t *testing.T) {
 	for _, c := range loadVectors(t).BIP39.Trezor.Cases {
 		want, err := bip39.NewMnemonic(unhex(t, c.Entropy))

@@ -2,7 +2,7 @@ package vault
 
 import "errors"
 
-// Sentinel errors (vault.md §12). Returned errors wrap them with context and never contain a
+// Sentinel errors. Returned errors wrap them with context and never contain a
 // phrase word, passphrase, seed, key, chain code or plaintext.
 var (
 	ErrLocked             = errors.New("vault: locked; call Unlock first")

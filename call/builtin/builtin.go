@@ -1,5 +1,5 @@
 // Package builtin holds the operations every node registers: node/info and node/health
-// (cli.md "Built-in operations").
+// (`alknet ls` on any node).
 package builtin
 
 import (

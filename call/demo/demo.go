@@ -1,4 +1,4 @@
-// Package demo holds the demo operations of a dev node (cli.md "Built-in operations"). They
+// Package demo holds the demo operations of a dev node (`alknet serve --dev`, README). They
 // double as fixtures for tests, the benchmark and the Node binding.
 package demo
 

@@ -361,7 +361,7 @@ func TestAuthenticatorAsProvider(t *testing.T) {
 	}
 }
 
-// TestConstantTimeCompareOnlyInHelper is the source check of core.md checklist 46: token
+// TestConstantTimeCompareOnlyInHelper is a source check: token
 // hashes are compared only through ctEqual.
 func TestConstantTimeCompareOnlyInHelper(t *testing.T) {
 	files, err := filepath.Glob("*.go")

@@ -49,7 +49,7 @@ func (r RateLimits) WithDefaults() RateLimits {
 func (r RateLimits) off() bool { return r.FailureBurst < 0 || r.FailuresPerMinute < 0 }
 
 // Authenticator is the one way handlers and the endpoint resolve identities: it limits failed
-// token attempts per IP key and writes one audit line per attempt (§6.6 of core.md).
+// token attempts per IP key and writes one audit line per attempt (docs/security.md).
 type Authenticator struct {
 	p         IdentityProvider
 	limits    func() RateLimits

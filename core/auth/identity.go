@@ -1,6 +1,8 @@
 // Package auth resolves who is on the other end: connection identities from client
 // certificate fingerprints, request identities from tokens, the config-backed Policy,
 // and the Authenticator that rate-limits and audits every attempt.
+//
+// See also: config (the Store whose Policy it reads), endpoint (which resolves connection identities), docs/security.md (limits and audit lines).
 package auth
 
 import (

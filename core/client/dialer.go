@@ -1,5 +1,7 @@
 // Package client dials nodes over QUIC and TCP+TLS with pinned or CA-verified identities,
 // and offers explicit fallback, ticket dialing and a reconnect-with-backoff supervisor.
+//
+// See also: identity (tickets), tlsconf (client credentials), conn (what a dial returns).
 package client
 
 import (
@@ -64,7 +66,7 @@ var ErrALPNNotNegotiated = errors.New("client: ALPN not negotiated")
 // Dialer dials one connection at a time; the zero value is ready to use.
 type Dialer struct {
 	Transport        *quic.Transport // optional shared UDP socket; nil = one per dial
-	QUICConfig       *quic.Config    // nil = core.md §5.5 defaults
+	QUICConfig       *quic.Config    // nil = config.Limits defaults
 	HandshakeTimeout time.Duration   // 0 → 10 s
 	Logger           *slog.Logger
 }

@@ -1,6 +1,8 @@
 // Package config holds a node's static configuration (changes need a restart), its
 // connection limits, and the dynamic part (peers, API keys, auth rate limits) that a Store
 // swaps atomically on reload. The file format belongs to the CLI; this package only validates.
+//
+// See also: auth (Policy, RateLimits), endpoint (which applies Limits), host (which takes them all).
 package config
 
 import (

@@ -1,6 +1,8 @@
 // Package conn is the transport-neutral view of a connection: QUIC (many streams),
 // TCP+TLS and in-memory pipes (one stream each), and later sources such as iroh, all
 // behind one Connection interface. Handlers never branch on the transport.
+//
+// See also: endpoint (which accepts connections), client (which dials them), host.
 package conn
 
 import (
@@ -52,7 +54,7 @@ type Stream interface {
 	SetWriteDeadline(t time.Time) error
 }
 
-// Close codes (core.md §4.5). Codes ≥ 0x100 belong to protocols.
+// Close codes, the same on every transport. Codes ≥ 0x100 belong to protocols.
 const (
 	CodeNormal    uint64 = 0
 	CodeNoHandler uint64 = 1

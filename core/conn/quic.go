@@ -138,7 +138,7 @@ func (s *quicStream) Close() error {
 func (s *quicStream) SetReadDeadline(t time.Time) error  { return s.s.SetReadDeadline(t) }
 func (s *quicStream) SetWriteDeadline(t time.Time) error { return s.s.SetWriteDeadline(t) }
 
-// mapQUICError maps quic-go errors to the categories of core.md §4.4. ctx is the context
+// mapQUICError maps quic-go errors to the categories of errors.go. ctx is the context
 // of an Accept/Open call (its own end is returned unchanged), or nil.
 func mapQUICError(ctx context.Context, err error, writing bool) error {
 	if ctx != nil && ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Timeouts are a connection's inactivity limits (core.md §5.5), set by whoever accepted or
+// Timeouts are a connection's inactivity limits (docs/security.md), set by whoever accepted or
 // dialed it; the zero value sets none.
 type Timeouts struct {
 	// Idle applies to single-stream connections, which have no transport idle timeout: the

@@ -62,7 +62,7 @@ func (e *Endpoint) Dispatch(c conn.Connection) {
 	e.dispatch(c, release)
 }
 
-// dispatch runs core.md §5.3 for a connection whose slot is held; release frees the slot.
+// dispatch routes a connection whose slot is held to its handler (ACME guard, ALPN, identity); release frees the slot.
 func (e *Endpoint) dispatch(c conn.Connection, release func()) {
 	alpn := c.ALPN()
 	remote := c.RemoteAddr()

@@ -1,6 +1,8 @@
 // Package endpoint accepts QUIC and TCP+TLS connections (and connections from other
 // Sources), enforces connection limits, resolves connection identities and hands each
 // connection to the ProtocolHandler registered for its ALPN.
+//
+// See also: conn, auth, config, tlsconf; host wires them into a node.
 package endpoint
 
 import (

@@ -12,7 +12,7 @@ import (
 const sweepTimeout = time.Second
 
 // sweep re-checks every live connection that holds an identity after a reload and closes those
-// whose identity is gone or changed (core.md §5.6). It runs in its own goroutine.
+// whose identity is gone or changed. It runs in its own goroutine.
 func (e *Endpoint) sweep() {
 	e.mu.Lock()
 	if e.shuttingDown.Load() {

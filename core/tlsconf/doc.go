@@ -4,4 +4,6 @@
 // key in a self-signed certificate and clients pin the key's fingerprint instead of
 // verifying a chain (ADR 0002). x509 mode serves a certificate from files, acme mode one
 // obtained through autocert (TLS-ALPN-01).
+//
+// See also: identity (keys and fingerprints), endpoint (serving with these configs), client (dialing with them).
 package tlsconf

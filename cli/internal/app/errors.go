@@ -8,7 +8,7 @@ import (
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
-// Exit codes (cli.md "Output and exit codes").
+// Exit codes (README, "Two commands").
 const (
 	ExitOK          = 0
 	ExitUsage       = 1

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 )
 
-// File names inside the state directory (cli.md "State directory").
+// File names inside the state directory (README, "Two commands").
 const (
 	ticketFile = "node.ticket"
 	pidFile    = "node.pid"

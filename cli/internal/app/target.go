@@ -20,7 +20,7 @@ import (
 
 const maxTicketFile = 4096
 
-// clientFlags are the targeting flags of every client command (cli.md "Targeting").
+// clientFlags are the targeting flags of every client command (`alknet call --help`).
 func clientFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "to", Usage: "target: a ticket (alk1…) or host:port with --pin (default: <state dir>/node.ticket)"},

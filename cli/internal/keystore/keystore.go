@@ -1,6 +1,6 @@
 // Package keystore keeps the node's mnemonic at rest, only ever encrypted: argon2id over the
 // keystore passphrase gives an AES-256-GCM key; the KDF parameters are bound to the
-// ciphertext as additional data (vault.md §15).
+// ciphertext as additional data (ADR 0008).
 package keystore
 
 import (
@@ -21,7 +21,7 @@ import (
 // Version is the keystore format version.
 const Version = 1
 
-// KDF parameters: the minimums of vault.md §15 and bounds that keep a hostile file from
+// KDF parameters: the minimums of ADR 0008 and bounds that keep a hostile file from
 // asking for absurd work.
 const (
 	DefaultMemoryKiB = 64 * 1024

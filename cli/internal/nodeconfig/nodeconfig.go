@@ -1,4 +1,4 @@
-// Package nodeconfig reads and validates the node's TOML config file (cli.md "Config file"):
+// Package nodeconfig reads and validates the node's TOML config file (docs/config.example.toml):
 // strict decoding (an unknown key names the file, line and key), then validation of the
 // static part (core), the dynamic part (peers, API keys, auth rate limits) and the call limits.
 package nodeconfig
@@ -62,7 +62,7 @@ type Node struct {
 	Limits       Limits   `toml:"limits"`
 }
 
-// Limits are core's connection limits (core.md §5.5).
+// Limits are core's connection limits (docs/security.md).
 type Limits struct {
 	MaxConnections      int      `toml:"max_connections"`
 	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`

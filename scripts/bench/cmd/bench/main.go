@@ -1,5 +1,5 @@
 // Command bench compares alknet with gRPC-go, connect-go and the raw-transport ceilings, in
-// one run on one machine, and writes bench-results/report.md and report.json (bench.md).
+// one run on one machine, and writes bench-results/report.md and report.json (docs/performance.md).
 //
 //	bench run [--full] [--out DIR]     the harness: spawns server and client processes
 //	bench server NAME                  (internal) serve one contestant; prints "ready ADDR PIN PID"

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// target is one figure of bench.md's table, evaluated in this run.
+// target is one figure of the targets table (docs/performance.md), evaluated in this run.
 type target struct {
 	Figure string  `json:"figure"`
 	Want   string  `json:"want"`
