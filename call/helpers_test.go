@@ -119,20 +119,21 @@ func (n *node) connect(t testing.TB, transport string, key *identity.NodeKey) co
 	return c
 }
 
-// dial connects to n over transport and runs a client Conn (serving d, which may be nil).
+// dial connects to n over transport with call/node and returns the running client Conn
+// (serving d, which may be nil); closed at cleanup.
 func (n *node) dial(t testing.TB, transport string, key *identity.NodeKey, d *call.Dispatcher, o call.ConnOptions) *call.Conn {
 	t.Helper()
-	c := n.connect(t, transport, key)
-	cc := call.NewConn(c, d, o)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = cc.Run(context.Background())
-	}()
-	t.Cleanup(func() {
-		_ = c.Close(0, "")
-		<-done
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tr, addr := conn.TransportQUIC, n.quic
+	if transport != "quic" {
+		tr, addr = conn.TransportTCPTLS, n.tcp
+	}
+	cc, err := callnode.DialAddr(ctx, addr, n.key.Fingerprint(), callnode.DialOptions{Key: key, Transport: tr, Conn: o, Dispatcher: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
 

@@ -27,9 +27,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/core/conn"
+
 	"github.com/alkdev/alknet/call"
-	"github.com/alkdev/alknet/core/client"
-	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 func main() {
@@ -44,13 +45,13 @@ func main() {
 	}
 }
 
-// node is the dev node under test.
-type node struct {
+// devNode is the dev node under test.
+type devNode struct {
 	cmd                        *exec.Cmd
 	fp, quic, tcp, metricsAddr string
 }
 
-func startNode(bin string) (*node, error) {
+func startNode(bin string) (*devNode, error) {
 	dir, err := os.MkdirTemp("", "alknet-soak")
 	if err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func startNode(bin string) (*node, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	n := &node{cmd: cmd}
+	n := &devNode{cmd: cmd}
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), " ")
@@ -98,7 +99,7 @@ type sample struct {
 	fds        int
 }
 
-func (n *node) sample() (sample, error) {
+func (n *devNode) sample() (sample, error) {
 	var s sample
 	pid := n.cmd.Process.Pid
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -215,47 +216,34 @@ loop:
 }
 
 // load runs one client until ctx ends: a connection for 50–200 operations, then a new one.
-func load(ctx context.Context, n *node, w int, st *stats) {
+func load(ctx context.Context, n *devNode, w int, st *stats) {
 	rng := rand.New(rand.NewPCG(uint64(w), 42))
 	for ctx.Err() == nil {
 		tr, addr := "quic", n.quic
 		if rng.IntN(2) == 0 {
 			tr, addr = "tcp", n.tcp
 		}
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		creds := tlsconf.ConnectionCredentials{RemotePin: n.fp}
-		d := &client.Dialer{}
-		var cn interface{ Close(uint64, string) error }
-		var cc *call.Conn
-		if tr == "quic" {
-			qc, err := d.DialQUIC(dctx, addr, call.ALPN, creds)
-			if err == nil {
-				cn, cc = qc, call.NewConn(qc, nil, call.ConnOptions{})
-			}
-		} else {
-			tc, err := d.DialTCP(dctx, addr, call.ALPN, creds)
-			if err == nil {
-				cn, cc = tc, call.NewConn(tc, nil, call.ConnOptions{})
-			}
+		transport := conn.TransportQUIC
+		if tr == "tcp" {
+			transport = conn.TransportTCPTLS
 		}
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		cc, err := node.DialAddr(dctx, addr, n.fp, node.DialOptions{Transport: transport})
 		cancel()
-		if cc == nil {
+		if err != nil {
 			if ctx.Err() == nil {
 				st.failures.Add(1)
 			}
 			continue
 		}
 		st.reconnects.Add(1)
-		runDone := make(chan struct{})
-		go func() { defer close(runDone); _ = cc.Run(context.Background()) }()
 		for range 50 + rng.IntN(150) {
 			if ctx.Err() != nil {
 				break
 			}
 			operation(ctx, cc, rng, st)
 		}
-		_ = cn.Close(0, "")
-		<-runDone
+		_ = cc.Close()
 	}
 }
 
