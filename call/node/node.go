@@ -141,6 +141,11 @@ func Dial(ctx context.Context, ticket string, o DialOptions) (*call.Conn, error)
 	if err != nil {
 		return nil, err
 	}
+	return DialTicket(ctx, t, o)
+}
+
+// DialTicket is Dial with a parsed ticket. Dial errors are core/client's (*client.DialError).
+func DialTicket(ctx context.Context, t identity.Ticket, o DialOptions) (*call.Conn, error) {
 	switch o.Transport {
 	case conn.TransportQUIC:
 		t.TCP = nil

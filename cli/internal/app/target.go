@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,13 +10,13 @@ import (
 	"strings"
 	"time"
 
+	callnode "github.com/alkdev/alknet/call/node"
+
 	"github.com/urfave/cli/v3"
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/client"
-	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/identity"
-	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 const maxTicketFile = 4096
@@ -84,16 +85,9 @@ func ticketFromStateDir(flag string) (identity.Ticket, error) {
 }
 
 // session is a client connection running a call.Conn.
-type session struct {
-	conn *call.Conn
-	raw  conn.Connection
-	done chan struct{}
-}
+type session struct{ conn *call.Conn }
 
-func (s *session) close() {
-	_ = s.raw.Close(conn.CodeNormal, "")
-	<-s.done
-}
+func (s *session) close() { _ = s.conn.Close() }
 
 // connect dials the target of c and starts a call.Conn on the connection.
 func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
@@ -110,18 +104,25 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 	default:
 		return nil, usageErr("--transport %q: want quic, tcp or auto", c.String("transport"))
 	}
-	creds := tlsconf.ConnectionCredentials{}
+	o := callnode.DialOptions{Dialer: client.Dialer{Logger: e.log},
+		Conn: call.ConnOptions{Logger: e.log, CallTimeout: c.Duration("timeout")}}
 	if kf := c.String("key-file"); kf != "" {
-		key, err := identity.LoadKeyFile(kf, e.log)
-		if err != nil {
+		if o.Key, err = identity.LoadKeyFile(kf, e.log); err != nil {
 			return nil, configErr(err)
 		}
-		creds.LocalKey = key
+	}
+	if tf := c.String("token-file"); tf != "" {
+		tok, err := readSecretFile(tf, true)
+		if err != nil {
+			return nil, err
+		}
+		o.Conn.AuthToken = string(tok) // bearer tokens may be strings where an API needs one
+		clear(tok)
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
 	defer cancel()
 	stopSpin := e.spin("connecting to " + tk.Fingerprint[:20] + "…")
-	raw, err := client.DialTicket(dialCtx, &client.Dialer{Logger: e.log}, tk, call.ALPN, creds)
+	cc, err := callnode.DialTicket(dialCtx, tk, o)
 	stopSpin()
 	if err != nil {
 		word := "UNREACHABLE"
@@ -131,26 +132,10 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 		if isPinMismatch(err) {
 			word = "PIN_MISMATCH"
 		}
-		if client.IsKind(err, client.DialConfig) {
+		if client.IsKind(err, client.DialConfig) || errors.Is(err, callnode.ErrNoAddress) {
 			return nil, configErr(err)
 		}
 		return nil, connErr(word, err)
 	}
-	opts := call.ConnOptions{Logger: e.log, CallTimeout: c.Duration("timeout")}
-	if tf := c.String("token-file"); tf != "" {
-		tok, err := readSecretFile(tf, true)
-		if err != nil {
-			_ = raw.Close(conn.CodeNormal, "")
-			return nil, err
-		}
-		opts.AuthToken = string(tok) // bearer tokens may be strings where an API needs one
-		clear(tok)
-	}
-	s := &session{raw: raw, done: make(chan struct{})}
-	s.conn = call.NewConn(raw, nil, opts)
-	go func() {
-		defer close(s.done)
-		_ = s.conn.Run(context.Background())
-	}()
-	return s, nil
+	return &session{conn: cc}, nil
 }
