@@ -31,7 +31,7 @@ func TestBIP39CrossCheck(t *testing.T) {
 	}
 }
 
-// Issue 4: no secret (mnemonic words, seed, private key, plaintext) appears in any text or
+// No secret (mnemonic words, seed, private key, plaintext) appears in any text or
 // JSON form or error of the vault's types.
 func TestNoSecretsInAnyForm(t *testing.T) {
 	vec := loadVectors(t)

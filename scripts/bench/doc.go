@@ -1,3 +1,3 @@
 // Package bench is the side-by-side benchmark harness (docs/performance.md); it is its own module, outside
-// go.work, so gRPC and Connect never enter the product's modules. (Built by the benchmark issue.)
+// go.work, so gRPC and Connect never enter the product's modules.
 package bench
