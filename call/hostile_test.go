@@ -615,3 +615,31 @@ func TestCallerReleasesPartialFrames(t *testing.T) {
 		})
 	}
 }
+
+// Defect 1: an eviction by the partial-frame budget is attributed to the peer's address (QUIC
+// and TCP+TLS alike).
+func TestPartialFrameBudgetLogsAddress(t *testing.T) {
+	const frameMax = 256 << 10
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			logs := &syncBuffer{}
+			n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{MaxFrameSize: frameMax, MaxPartialFrameBytes: frameMax},
+				log: slog.New(slog.NewTextHandler(logs, nil))})
+			for range 3 { // three partial frames of 128 KiB buffers each: over the 256 KiB budget
+				st, err := conn.Open(tctx(t), n.connect(t, tr, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = st.Write(binary.BigEndian.AppendUint32(nil, 200<<10))
+				_, _ = st.Write(bytes.Repeat([]byte{' '}, 100<<10))
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(logs.String(), "partial frame budget exceeded") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if out := logs.String(); !strings.Contains(out, "partial frame budget exceeded") || !strings.Contains(out, "remote_addr=127.0.0.1") {
+				t.Fatalf("no attributed eviction line:\n%s", out)
+			}
+		})
+	}
+}

@@ -43,7 +43,7 @@ func (q *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, mapQUICError(ctx, err, false)
 	}
-	return &quicStream{s: s, writeTimeout: q.timeouts.Write}, nil
+	return &quicStream{s: s, writeTimeout: q.timeouts.Write, remote: q.c.RemoteAddr()}, nil
 }
 
 func (q *quicConn) OpenStream(ctx context.Context) (Stream, error) {
@@ -51,7 +51,7 @@ func (q *quicConn) OpenStream(ctx context.Context) (Stream, error) {
 	if err != nil {
 		return nil, mapQUICError(ctx, err, false)
 	}
-	return &quicStream{s: s, writeTimeout: q.timeouts.Write}, nil
+	return &quicStream{s: s, writeTimeout: q.timeouts.Write, remote: q.c.RemoteAddr()}, nil
 }
 
 func (q *quicConn) ALPN() string              { return q.alpn }
@@ -83,7 +83,11 @@ type quicStream struct {
 	writeClosed  atomic.Bool
 	writeTimeout time.Duration
 	wd           deadlineWriter
+	remote       net.Addr // the connection's peer, for logs that attribute a stream
 }
+
+// RemoteAddr returns the address of the connection's peer.
+func (s *quicStream) RemoteAddr() net.Addr { return s.remote }
 
 func (s *quicStream) Read(p []byte) (int, error) {
 	n, err := s.s.Read(p)

@@ -92,7 +92,11 @@ func (b *FrameBudget) adjust(f *FrameReader, n int) {
 	if logNow {
 		args := []any{"held", held, "total", total, "budget", b.limit.Load(), "closed", evicted}
 		if a, ok := victim.r.(interface{ RemoteAddr() net.Addr }); ok && a.RemoteAddr() != nil {
-			args = append(args, "remote_addr", a.RemoteAddr().String())
+			host := a.RemoteAddr().String()
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			args = append(args, "remote_addr", host)
 		}
 		b.log.Warn("partial frame budget exceeded: closed the stream holding the largest partial frame", args...)
 	}
