@@ -12,8 +12,8 @@ FUZZ_TARGETS := \
 	core/identity:FuzzCheckFingerprint \
 	core/identity:FuzzFingerprintDER \
 	core/auth:FuzzNewPolicy \
-	call/.:FuzzFrameReader \
-	call/.:FuzzDecodeEnvelope \
+	call/internal/wire:FuzzFrameReader \
+	call/internal/wire:FuzzDecodeEnvelope \
 	call/internal/jsonscan:FuzzScanner \
 	call/internal/schema:FuzzDecodeTree \
 	call/internal/schema:FuzzFastSchema \

@@ -49,12 +49,15 @@ func (k DialKind) String() string {
 // DialError is every error a Dialer returns.
 type DialError struct {
 	Kind      DialKind
-	Transport conn.Transport
+	Transport conn.Transport // "" for an error about a whole ticket
 	Addr      string
 	Err       error
 }
 
 func (e *DialError) Error() string {
+	if e.Transport == "" && e.Addr == "" { // a ticket that cannot be dialled at all
+		return fmt.Sprintf("client: dial ticket: %s: %v", e.Kind, e.Err)
+	}
 	return fmt.Sprintf("client: dial %s %s: %s: %v", e.Transport, e.Addr, e.Kind, e.Err)
 }
 

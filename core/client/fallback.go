@@ -38,7 +38,7 @@ func DialFallback(ctx context.Context, d *Dialer, quicAddr, tcpAddr, alpn string
 // addresses in order, moving on only after DialConnect.
 func DialTicket(ctx context.Context, d *Dialer, t identity.Ticket, alpn string, c tlsconf.ConnectionCredentials) (conn.Connection, error) {
 	if c.RemotePin != "" && c.RemotePin != t.Fingerprint {
-		return nil, &DialError{Kind: DialConfig, Transport: "ticket", Err: fmt.Errorf("pin %s conflicts with the ticket's fingerprint %s", c.RemotePin, t.Fingerprint)}
+		return nil, &DialError{Kind: DialConfig, Err: fmt.Errorf("pin %s conflicts with the ticket's fingerprint %s", c.RemotePin, t.Fingerprint)}
 	}
 	c.RemotePin = t.Fingerprint
 	if c.ServerName == "" {
@@ -56,7 +56,7 @@ func DialTicket(ctx context.Context, d *Dialer, t identity.Ticket, alpn string, 
 		attempts = append(attempts, attempt{d.DialTCP, a})
 	}
 	if len(attempts) == 0 {
-		return nil, &DialError{Kind: DialConfig, Transport: "ticket", Err: errors.New("ticket has no address")}
+		return nil, &DialError{Kind: DialConfig, Err: errors.New("ticket has no address")}
 	}
 	var errs []error
 	for _, at := range attempts {
