@@ -426,7 +426,7 @@ func (c *Conn) rememberEarlyAbort(id string) {
 	c.earlyOrder = append(c.earlyOrder, id)
 }
 
-// takeEarlyAbort reports (and forgets) an abort that came before request id. c.mu is held.
+// takeEarlyAbortLocked reports (and forgets) an abort that came before request id; c.mu is held.
 func (c *Conn) takeEarlyAbortLocked(id string) bool {
 	if _, ok := c.early[id]; !ok {
 		return false

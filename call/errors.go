@@ -115,6 +115,7 @@ func (e *Error) OriginalCode() string { return e.originalCode }
 // raised on this side (a local timeout, a closed connection, a refused request).
 func (e *Error) IsRemote() bool { return e.remote }
 
+// Error renders "CODE: message", as the CLI prints it.
 func (e *Error) Error() string { return e.code + ": " + e.message }
 
 // Unwrap returns the local cause (never serialised).

@@ -643,3 +643,58 @@ func TestPartialFrameBudgetLogsAddress(t *testing.T) {
 		})
 	}
 }
+
+// Early aborts (docs/protocol.md §4.2.3): an abort for an id not in flight keeps a later request
+// with that id from running; at most 1,024 are kept per connection (oldest forgotten first) and
+// ids over 128 bytes are not kept at all.
+func TestEarlyAbortsBounded(t *testing.T) {
+	n := startNode(t, nodeOpts{regs: demoRegs()})
+	c := n.connect(t, "quic", nil)
+	ctx := tctx(t)
+	long := strings.Repeat("L", 129)
+	aborts, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []byte
+	frames = append(frames, rawFrame(fmt.Sprintf(`{"type":"call.aborted","id":%q,"payload":{}}`, long))...)
+	for i := range 1100 {
+		frames = append(frames, rawFrame(fmt.Sprintf(`{"type":"call.aborted","id":"x%d","payload":{}}`, i))...)
+	}
+	if _, err := aborts.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	if err := aborts.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, aborts); err != nil { // the callee FINs once it read them all
+		t.Fatal(err)
+	}
+	// request sends one echo request on a fresh stream and reports whether it was answered.
+	request := func(id string) bool {
+		st, err := c.OpenStream(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Write(rawFrame(requestBody(id, "demo/echo", `{"text":"x"}`, ""))); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.CloseWrite()
+		b, err := io.ReadAll(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b) > 0
+	}
+	for id, answered := range map[string]bool{
+		"x1099": false, // remembered: the caller gave up on it
+		"x100":  false,
+		"x0":    true, // forgotten: 1,100 aborts passed the 1,024 kept
+		long:    true, // too long to keep
+		"fresh": true,
+	} {
+		if got := request(id); got != answered {
+			t.Errorf("request %.12s answered = %v, want %v", id, got, answered)
+		}
+	}
+}

@@ -8,7 +8,11 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 // The Retry threshold counts handshakes from ConnContext until they are accepted or fail.
@@ -50,5 +54,43 @@ func TestRequireRetryCountsHandshakes(t *testing.T) {
 			t.Fatalf("%d handshakes still counted", h.n.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// nopHandler is a protocol handler that serves nothing.
+type nopHandler struct{}
+
+func (nopHandler) ALPN() string                                                { return "alknet/nop" }
+func (nopHandler) Handle(context.Context, conn.Connection, auth.Context) error { return nil }
+
+// ListenQUIC wires the Retry decision into the QUIC transport it creates.
+func TestListenQUICRequiresRetry(t *testing.T) {
+	for _, tc := range []struct {
+		above int
+		want  bool
+	}{{-1, true}, {0, false}} { // 0: the default threshold, with no handshake in progress
+		reg, err := NewRegistry(HandlerFunc{Protocol: "alknet/nop",
+			Func: func(context.Context, conn.Connection, auth.Context) error { return nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := identity.Generate()
+		srv, err := tlsconf.NewServer(tlsconf.ServerOptions{}, key, reg.ALPNs())
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(Options{Registry: reg, Limits: config.Limits{RetryAbove: tc.above}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr, err := e.ListenQUIC("127.0.0.1:0", srv.QUIC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.quicLns[0].tr.VerifySourceAddress(addr); got != tc.want {
+			t.Errorf("RetryAbove %d: a Retry required = %v, want %v", tc.above, got, tc.want)
+		}
+		_ = e.Shutdown(context.Background())
+		_ = srv.Close()
 	}
 }

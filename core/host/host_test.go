@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/core/internal/testnode"
+
 	"go.uber.org/goleak"
 
-	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/host"
@@ -18,27 +19,13 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// echo answers every stream with what it reads.
-type echo struct{}
-
-func (echo) ALPN() string { return "alknet/echo" }
-func (echo) Handle(ctx context.Context, c conn.Connection, _ auth.Context) error {
-	for {
-		st, err := c.AcceptStream(ctx)
-		if err != nil {
-			return nil
-		}
-		go func() { _, _ = io.Copy(st, st); _ = st.CloseWrite() }()
-	}
-}
-
 // A host on port 0 serves QUIC and TCP+TLS on one port number, and its ticket reaches both.
 func TestHostSamePortAndTicket(t *testing.T) {
 	h, err := host.New(host.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Start(echo{}); err != nil {
+	if err := h.Start(testnode.NewEcho("alknet/echo")); err != nil {
 		t.Fatal(err)
 	}
 	defer h.Shutdown(context.Background())

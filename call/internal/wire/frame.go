@@ -78,6 +78,8 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	return f
 }
 
+// Init sets f up in place to read r with frames of at most max bytes (0: the default),
+// charging partial frames to b (nil: no budget). f must not be copied afterwards.
 func (f *FrameReader) Init(r io.Reader, max int, b *FrameBudget) {
 	if max <= 0 {
 		max = DefaultMaxFrameSize

@@ -25,6 +25,7 @@ type IdleTimer struct {
 	quiet    time.Duration // time without a byte, over the windows that have passed
 }
 
+// Init sets t up to time the inactivity of s, read through r, against timeout (0: none).
 func (t *IdleTimer) Init(s interface{ SetReadDeadline(time.Time) error }, r *FrameReader, timeout time.Duration) {
 	*t = IdleTimer{s: s, r: r, timeout: timeout}
 }

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/alkdev/alknet/scripts/bench/internal/procstat"
+
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/tlsconf"
@@ -71,31 +73,13 @@ func main() {
 
 var dialer client.Dialer
 
-// rss returns VmRSS and VmHWM of pid in MiB.
-func rss(pid int) (cur, peak float64) {
-	cur, peak, _ = vm(pid)
-	return cur, peak
-}
-
-// vm returns VmRSS, VmHWM and VmData (memory the process has reserved, touched or not) in MiB.
+// vm returns pid's VmRSS, VmHWM and VmData in MiB (-1 when unknown).
 func vm(pid int) (cur, peak, data float64) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := procstat.Read(pid)
 	if err != nil {
 		return -1, -1, -1
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		var kb float64
-		if _, err := fmt.Sscanf(l, "VmRSS: %f kB", &kb); err == nil {
-			cur = kb / 1024
-		}
-		if _, err := fmt.Sscanf(l, "VmHWM: %f kB", &kb); err == nil {
-			peak = kb / 1024
-		}
-		if _, err := fmt.Sscanf(l, "VmData: %f kB", &kb); err == nil {
-			data = kb / 1024
-		}
-	}
-	return cur, peak, data
+	return m.RSS, m.PeakRSS, m.Data
 }
 
 // dialTCPStream dials a TCP+TLS connection and returns it with its one stream.

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alkdev/alknet/scripts/bench/internal/procstat"
+
 	"github.com/alkdev/alknet/call/node"
 	"github.com/alkdev/alknet/core/conn"
 
@@ -102,16 +104,11 @@ type sample struct {
 func (n *devNode) sample() (sample, error) {
 	var s sample
 	pid := n.cmd.Process.Pid
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	m, err := procstat.Read(pid)
 	if err != nil {
 		return s, err
 	}
-	for _, l := range strings.Split(string(st), "\n") {
-		var kb float64
-		if _, err := fmt.Sscanf(l, "VmRSS: %f kB", &kb); err == nil {
-			s.rssMiB = kb / 1024
-		}
-	}
+	s.rssMiB = m.RSS
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		return s, err
