@@ -130,6 +130,10 @@ type DialOptions struct {
 	Conn       call.ConnOptions
 	Dispatcher *call.Dispatcher // what this side serves to the peer (the protocol is symmetric); nil: nothing
 	Dialer     client.Dialer
+	// Race, for interactive clients, races QUIC and TCP+TLS (client.DialRace: QUIC first, TCP
+	// after Race.Delay or at once on a QUIC failure). nil: QUIC, and TCP+TLS only after a
+	// QUIC connect failure (client.DialTicket), which long-lived links should keep.
+	Race *client.RaceOptions
 }
 
 // ErrNoAddress is returned when a ticket has no address for the transports asked for.
@@ -158,7 +162,13 @@ func DialTicket(ctx context.Context, t identity.Ticket, o DialOptions) (*call.Co
 	if len(t.QUIC)+len(t.TCP) == 0 {
 		return nil, ErrNoAddress
 	}
-	c, err := client.DialTicket(ctx, &o.Dialer, t, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: o.Key})
+	var c conn.Connection
+	var err error
+	if o.Race != nil {
+		c, err = client.DialRace(ctx, &o.Dialer, t, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: o.Key}, *o.Race)
+	} else {
+		c, err = client.DialTicket(ctx, &o.Dialer, t, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: o.Key})
+	}
 	if err != nil {
 		return nil, err
 	}

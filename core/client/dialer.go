@@ -143,17 +143,19 @@ func (d *Dialer) DialQUIC(ctx context.Context, addr, alpn string, c tlsconf.Conn
 	return cn, nil
 }
 
-// dialOwnSocket dials with a UDP socket of its own that closes with the connection.
+// dialOwnSocket dials with a UDP socket of its own that closes with the connection. The
+// socket is connected to the server, so an ICMP "port unreachable" reaches quic-go as
+// ECONNREFUSED and a closed port fails at once instead of after the handshake timeout.
 func dialOwnSocket(ctx context.Context, ua *net.UDPAddr, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
 	network := "udp4"
 	if ua.IP.To4() == nil {
 		network = "udp6"
 	}
-	udp, err := net.ListenUDP(network, nil)
+	udp, err := net.DialUDP(network, nil, ua)
 	if err != nil {
 		return nil, err
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: connectedUDP{udp}}
 	qconn, err := tr.Dial(ctx, ua, tc, qc)
 	if err != nil {
 		_ = tr.Close()
@@ -165,6 +167,17 @@ func dialOwnSocket(ctx context.Context, ua *net.UDPAddr, tc *tls.Config, qc *qui
 		_ = udp.Close()
 	})
 	return qconn, nil
+}
+
+// connectedUDP lets quic-go use a connected UDP socket: the kernel rejects an explicit
+// destination on one, so writes go without it (the socket has exactly one peer). Reads,
+// batching, ECN and GSO stay quic-go's own (the embedded *net.UDPConn).
+type connectedUDP struct{ *net.UDPConn }
+
+func (c connectedUDP) WriteTo(b []byte, _ net.Addr) (int, error) { return c.Write(b) }
+
+func (c connectedUDP) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
+	return c.UDPConn.WriteMsgUDP(b, oob, nil)
 }
 
 // DialTCP dials addr over TCP+TLS. It never retries.
