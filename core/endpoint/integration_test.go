@@ -112,6 +112,12 @@ func TestIdentityAcrossTransports(t *testing.T) {
 			if ac.Fingerprint != other.Fingerprint() || ac.Identity != nil {
 				t.Fatalf("unknown-key AuthContext %+v", ac)
 			}
+			// Stats: the three live connections, by transport and by the peer their key names
+			// (the echo handler keeps QUIC connections only; over TCP it ends after one echo).
+			st := n.E.Stats()
+			if tr == "quic" && (st.Connections != 3 || st.ByTransport["quic"] != 3 || st.ByPeer["alice"] != 1 || st.ByPeer[endpoint.AnonymousPeer] != 2) {
+				t.Fatalf("stats %+v", st)
+			}
 		})
 	}
 }
