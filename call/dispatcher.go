@@ -133,10 +133,17 @@ type Dispatcher struct {
 // be safe for concurrent use and must not block. CallDone's op is a registered operation's
 // name or OtherOperationLabel, never a name taken from the wire unchecked.
 type Observer interface {
-	CallDone(op, code string, d time.Duration) // code "" = success
+	// CallDone reports a served call's outcome: code is "" on success, ObservedAborted when
+	// the caller gave up on it (call.aborted, a cancelled stream, a closed connection), else
+	// the error code sent (TIMEOUT when the request's deadline passed).
+	CallDone(op, code string, d time.Duration)
 	StreamOpened()
 	StreamClosed()
 }
+
+// ObservedAborted is the code Observer.CallDone reports for a call its caller gave up on: not an
+// error of the node's, so kept apart from INTERNAL (metrics would page for nothing).
+const ObservedAborted = "ABORTED"
 
 // WithLimits returns a dispatcher over the same registry and options with other limits (for
 // reloads: new connections use the new limits; node-wide budgets stay shared).
@@ -155,7 +162,11 @@ func (d *Dispatcher) callDone(op string, ce *Error, start time.Time) {
 		return
 	}
 	code := ""
-	if ce != nil {
+	switch {
+	case ce == nil:
+	case ce.aborted || ce.code == CodeInternal && ce.message == msgRequestCancelled:
+		code = ObservedAborted
+	default:
 		code = ce.code
 	}
 	d.observer.CallDone(op, code, time.Since(start))

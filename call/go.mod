@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/google/go-cmp v0.7.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
 	go.uber.org/goleak v1.3.0
 	golang.org/x/text v0.44.0

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/client"
@@ -410,16 +412,78 @@ func TestNodeWideInFlight(t *testing.T) {
 	}
 }
 
-// recordingObserver records the operation labels it is given.
+// recordingObserver records the operation labels and codes it is given.
 type recordingObserver struct {
-	mu  sync.Mutex
-	ops map[string]int
+	mu    sync.Mutex
+	ops   map[string]int
+	codes map[string]int // "op code"
 }
 
-func (r *recordingObserver) CallDone(op, _ string, _ time.Duration) {
+func (r *recordingObserver) CallDone(op, code string, _ time.Duration) {
 	r.mu.Lock()
 	r.ops[op]++
+	if r.codes != nil {
+		r.codes[op+" "+code]++
+	}
 	r.mu.Unlock()
+}
+
+// waitCalls waits until the observer has heard of n calls (it hears after the answer is written).
+func (r *recordingObserver) waitCalls(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r.mu.Lock()
+		total := 0
+		for _, v := range r.ops {
+			total += v
+		}
+		r.mu.Unlock()
+		if total >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the observer heard of %d calls, want %d", total, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Calls the caller gave up on are ABORTED and calls past their deadline TIMEOUT, never INTERNAL.
+func TestObserverCodes(t *testing.T) {
+	obs := &recordingObserver{ops: map[string]int{}, codes: map[string]int{}}
+	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{RequestTimeout: 200 * time.Millisecond}, dopts: call.Options{Observer: obs}})
+	for _, tr := range []string{"quic", "tcp"} {
+		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
+		// The caller's own timeout is shorter than the node's: it aborts.
+		if _, err := c.Call(tctx(t), "demo/sleep", js(`{}`), call.WithTimeout(50*time.Millisecond)); !errors.Is(err, call.ErrTimeout) {
+			t.Fatalf("%s: client timeout: %v", tr, err)
+		}
+		// The node's deadline passes first.
+		if _, err := c.Call(tctx(t), "demo/sleep", js(`{}`), call.WithTimeout(5*time.Second)); !errors.Is(err, call.ErrTimeout) {
+			t.Fatalf("%s: node deadline: %v", tr, err)
+		}
+		// A subscription cancelled by its caller.
+		ctx, cancel := context.WithCancel(tctx(t))
+		sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":0,"interval_ms":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		if _, err := c.Call(tctx(t), "demo/add", js(`{"a":1}`)); !errors.Is(err, call.ErrInvalidInput) {
+			t.Fatalf("%s: invalid input: %v", tr, err)
+		}
+	}
+	obs.waitCalls(t, 8)
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	want := map[string]int{"demo/sleep ABORTED": 2, "demo/sleep TIMEOUT": 2, "demo/ticker ABORTED": 2, "demo/add INVALID_INPUT": 2}
+	if diff := cmp.Diff(want, obs.codes); diff != "" {
+		t.Fatalf("codes (-want +got):\n%s", diff)
+	}
 }
 func (*recordingObserver) StreamOpened() {}
 func (*recordingObserver) StreamClosed() {}
