@@ -12,10 +12,12 @@ package metrics
 
 import (
 	"net/http"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -199,4 +201,43 @@ func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(r.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4, Timeout: 10 * time.Second}))
 	return mux
+}
+
+// MaxPeerLabels bounds the peer labels of alknet_peer_connections; further peers count as
+// OtherOperation ("other"). Peers come from the config, so the bound is a backstop.
+const MaxPeerLabels = 1000
+
+var peerConnsDesc = prometheus.NewDesc("alknet_peer_connections",
+	"Live connections by the peer their client certificate identified (\"anonymous\": none or an unknown key).",
+	[]string{"peer"}, nil)
+
+// peerConns reads the endpoint's connection snapshot at each scrape.
+type peerConns struct{ stats func() endpoint.Stats }
+
+func (p peerConns) Describe(ch chan<- *prometheus.Desc) { ch <- peerConnsDesc }
+
+func (p peerConns) Collect(ch chan<- prometheus.Metric) {
+	byPeer := p.stats().ByPeer
+	peers := make([]string, 0, len(byPeer))
+	for k := range byPeer {
+		peers = append(peers, k)
+	}
+	sort.Strings(peers)
+	other := 0
+	for i, k := range peers {
+		if i >= MaxPeerLabels {
+			other += byPeer[k]
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(peerConnsDesc, prometheus.GaugeValue, float64(byPeer[k]), k)
+	}
+	if other > 0 {
+		ch <- prometheus.MustNewConstMetric(peerConnsDesc, prometheus.GaugeValue, float64(other), OtherOperation)
+	}
+}
+
+// WatchConnections adds alknet_peer_connections, computed from stats at each scrape. Call it
+// once, when the endpoint exists.
+func (r *Registry) WatchConnections(stats func() endpoint.Stats) error {
+	return r.reg.Register(peerConns{stats})
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/alkdev/alknet/core/endpoint"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -67,4 +69,33 @@ func grep(text, s string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Per-peer connection counts come from the endpoint's snapshot at scrape time, capped.
+func TestPeerConnections(t *testing.T) {
+	r := New()
+	byPeer := map[string]int{"anonymous": 2, "alice": 1}
+	for i := range MaxPeerLabels + 5 {
+		byPeer[fmt.Sprintf("peer%05d", i)] = 1
+	}
+	if err := r.WatchConnections(func() endpoint.Stats { return endpoint.Stats{ByPeer: byPeer} }); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	if got := strings.Count(text, "alknet_peer_connections{"); got != MaxPeerLabels+1 {
+		t.Fatalf("%d peer series, want %d", got, MaxPeerLabels+1)
+	}
+	for _, want := range []string{`alknet_peer_connections{peer="alice"} 1`, `alknet_peer_connections{peer="anonymous"} 2`, `alknet_peer_connections{peer="other"} 7`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s in\n%s", want, grep(text, "alknet_peer_connections{peer=\"[ao]"))
+		}
+	}
 }
