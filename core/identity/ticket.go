@@ -114,34 +114,81 @@ func checkAddr(a string) error {
 
 // ParseTicket decodes a ticket. Surrounding white space is trimmed and either case is accepted.
 func ParseTicket(s string) (Ticket, error) {
+	recs, err := ticketRecordBytes(s)
+	if err != nil {
+		return Ticket{}, err
+	}
+	return decodeRecords(recs)
+}
+
+// TicketRecord is one record of a ticket as it is encoded (for inspection tools).
+type TicketRecord struct {
+	Type  byte   `json:"type"`
+	Name  string `json:"name"`  // "key_fingerprint", "cert_fingerprint", "quic", "tcp", "server_name", "extension"
+	Value string `json:"value"` // text for addresses and names, hex otherwise
+}
+
+// TicketRecords returns every record of a valid ticket in order, including the optional
+// extension records ParseTicket skips.
+func TicketRecords(s string) ([]TicketRecord, error) {
+	if _, err := ParseTicket(s); err != nil {
+		return nil, err
+	}
+	recs, _ := ticketRecordBytes(s)
+	var out []TicketRecord
+	for len(recs) >= 2 && len(recs) >= 2+int(recs[1]) {
+		typ, val := recs[0], recs[2:2+int(recs[1])]
+		recs = recs[2+int(recs[1]):]
+		r := TicketRecord{Type: typ, Value: hex.EncodeToString(val)}
+		switch {
+		case typ == recKeyFingerprint:
+			r.Name = "key_fingerprint"
+		case typ == recCertFingerprint:
+			r.Name = "cert_fingerprint"
+		case typ == recQUICAddr:
+			r.Name, r.Value = "quic", string(val)
+		case typ == recTCPAddr:
+			r.Name, r.Value = "tcp", string(val)
+		case typ == recServerName:
+			r.Name, r.Value = "server_name", string(val)
+		default:
+			r.Name = "extension"
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// ticketRecordBytes checks a ticket's prefix, encoding, size and checksum and returns its records.
+func ticketRecordBytes(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > maxTicketEncodedLen {
-		return Ticket{}, fmt.Errorf("%w: longer than %d characters", ErrInvalidTicket, maxTicketEncodedLen)
+		return nil, fmt.Errorf("%w: longer than %d characters", ErrInvalidTicket, maxTicketEncodedLen)
 	}
 	if len(s) < len(ticketPrefix) || !strings.EqualFold(s[:len(ticketPrefix)], ticketPrefix) {
-		return Ticket{}, fmt.Errorf("%w: missing %q prefix", ErrInvalidTicket, ticketPrefix)
+		return nil, fmt.Errorf("%w: missing %q prefix", ErrInvalidTicket, ticketPrefix)
 	}
 	body := strings.ToUpper(s[len(ticketPrefix):])
 	// base32 decoders tolerate \r and \n; the ticket grammar does not.
 	if strings.ContainsAny(body, "\r\n=") {
-		return Ticket{}, fmt.Errorf("%w: unexpected character", ErrInvalidTicket)
+		return nil, fmt.Errorf("%w: unexpected character", ErrInvalidTicket)
 	}
 	data, err := ticketEncoding.DecodeString(body)
 	if err != nil {
-		return Ticket{}, fmt.Errorf("%w: bad base32: %w", ErrInvalidTicket, err)
+		return nil, fmt.Errorf("%w: bad base32: %w", ErrInvalidTicket, err)
 	}
 	if len(data) > maxTicketDecoded {
-		return Ticket{}, fmt.Errorf("%w: longer than %d bytes", ErrInvalidTicket, maxTicketDecoded)
+		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidTicket, maxTicketDecoded)
 	}
 	if len(data) < ticketChecksumLen {
-		return Ticket{}, fmt.Errorf("%w: too short", ErrInvalidTicket)
+		return nil, fmt.Errorf("%w: too short", ErrInvalidTicket)
 	}
 	recs, check := data[:len(data)-ticketChecksumLen], data[len(data)-ticketChecksumLen:]
 	sum := sha256.Sum256(recs)
 	if !bytes.Equal(sum[:ticketChecksumLen], check) {
-		return Ticket{}, fmt.Errorf("%w: checksum mismatch", ErrInvalidTicket)
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrInvalidTicket)
 	}
-	return decodeRecords(recs)
+	return recs, nil
 }
 
 func decodeRecords(recs []byte) (Ticket, error) {

@@ -131,6 +131,22 @@ func TestParseTicketSkipsExtensions(t *testing.T) {
 	if len(got.TCP) != 1 || got.TCP[0] != "h:1" {
 		t.Fatalf("got %+v", got)
 	}
+	// TicketRecords shows every record, the skipped extension included, in order.
+	recs, err := TicketRecords(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TicketRecord{
+		{Type: recKeyFingerprint, Name: "key_fingerprint", Value: strings.Repeat("00", 32)},
+		{Type: 0x90, Name: "extension", Value: "667574757265"},
+		{Type: recTCPAddr, Name: "tcp", Value: "h:1"},
+	}
+	if diff := cmp.Diff(want, recs); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	if _, err := TicketRecords(s[:len(s)-1]); err == nil {
+		t.Fatal("a damaged ticket has records")
+	}
 }
 
 func TestTicketEncodeRejects(t *testing.T) {
