@@ -21,17 +21,18 @@ func DiscoveryRegistrations(d func() *Dispatcher) []HandlerRegistration {
 				Description: "List the operations this caller may call.",
 				InputSchema: json.RawMessage(`{}`),
 				OutputSchema: json.RawMessage(`{"type":"object","properties":{"operations":{"type":"array","items":{"type":"object",` +
-					`"properties":{"name":{"type":"string"},"namespace":{"type":"string"},"op_type":{"type":"string"}}}}}}`),
+					`"properties":{"name":{"type":"string"},"namespace":{"type":"string"},"op_type":{"type":"string"},"description":{"type":"string"}}}}}}`),
 			},
 			Handler: func(ctx context.Context, oc *OperationContext, _ json.RawMessage) (json.RawMessage, error) {
 				type entry struct {
-					Name      string        `json:"name"`
-					Namespace string        `json:"namespace"`
-					OpType    OperationType `json:"op_type"`
+					Name        string        `json:"name"`
+					Namespace   string        `json:"namespace"`
+					OpType      OperationType `json:"op_type"`
+					Description string        `json:"description,omitempty"` // an extension: absent when none (docs/protocol.md §6)
 				}
 				ops := []entry{}
 				for _, s := range d().Visible(ctx, oc.Identity) {
-					ops = append(ops, entry{s.Name, s.Namespace(), s.Type})
+					ops = append(ops, entry{s.Name, s.Namespace(), s.Type, s.Description})
 				}
 				return marshalNoEscape(map[string]any{"operations": ops})
 			},

@@ -25,7 +25,7 @@ func TestDiscovery(t *testing.T) {
 	}
 	anon := list(nil)
 	if strings.Contains(anon, "disc/admin") || strings.Contains(anon, "disc/internal") ||
-		!strings.HasPrefix(anon, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query"},`) {
+		!strings.HasPrefix(anon, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query","description":"Add two numbers (as float64)."},`) {
 		t.Fatalf("anonymous list: %s", anon)
 	}
 	if adm := list(&core.Identity{ID: "a", Scopes: []string{"admin"}}); !strings.Contains(adm, `{"name":"disc/admin","namespace":"disc","op_type":"query"}`) || strings.Contains(adm, "disc/internal") {

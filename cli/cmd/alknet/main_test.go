@@ -136,7 +136,7 @@ func TestServeDevAndPing(t *testing.T) {
 		t.Fatalf("ls: %d %s", code, out)
 	}
 	out, _, code = run(t, "--state-dir", state, "ls", "--json")
-	if code != 0 || !strings.HasPrefix(out, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query"}`) {
+	if code != 0 || !strings.HasPrefix(out, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query","description":"Add two numbers (as float64)."}`) {
 		t.Fatalf("ls --json: %d %s", code, out)
 	}
 	out, _, code = run(t, "--state-dir", state, "schema", "demo/echo")

@@ -3,14 +3,12 @@ package app
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -115,6 +113,7 @@ func peerCommand(e *env) *cli.Command {
 					&cli.StringSliceFlag{Name: "fingerprint", Usage: "the peer's fingerprint (repeatable)"},
 					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the peer (repeatable)"},
 					&cli.StringFlag{Name: "display-name", Usage: "a human name"},
+					jsonFlag(),
 				},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
@@ -142,6 +141,9 @@ func peerCommand(e *env) *cli.Command {
 					if err := saveEdited(path, appendBlock(text, block)); err != nil {
 						return err
 					}
+					if c.Bool("json") {
+						return writeJSON(e, map[string]string{"peer_id": id, "config": path})
+					}
 					fmt.Fprintf(e.stdout, "peer %s added to %s; run 'alknet reload' to apply\n", id, path)
 					return nil
 				},
@@ -151,7 +153,7 @@ func peerCommand(e *env) *cli.Command {
 				Usage:     "remove a peer",
 				ArgsUsage: "PEER_ID",
 				UsageText: "alknet peer rm alice\nalknet reload",
-				Flags:     []cli.Flag{configFlag()},
+				Flags:     []cli.Flag{configFlag(), jsonFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
 						return usageErr("want PEER_ID")
@@ -167,6 +169,9 @@ func peerCommand(e *env) *cli.Command {
 					if err := saveEdited(path, out); err != nil {
 						return err
 					}
+					if c.Bool("json") {
+						return writeJSON(e, map[string]string{"peer_id": c.Args().First(), "config": path})
+					}
 					fmt.Fprintf(e.stdout, "peer %s removed from %s; run 'alknet reload' to apply\n", c.Args().First(), path)
 					return nil
 				},
@@ -175,16 +180,14 @@ func peerCommand(e *env) *cli.Command {
 				Name:      "ls",
 				Usage:     "list peers",
 				UsageText: "alknet peer ls\nalknet peer ls --json --config node.toml",
-				Flags:     []cli.Flag{configFlag(), &cli.BoolFlag{Name: "json", Usage: "machine output"}},
+				Flags:     []cli.Flag{configFlag(), jsonFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					_, _, f, err := loadForEdit(c)
 					if err != nil {
 						return err
 					}
 					if c.Bool("json") {
-						out, _ := json.Marshal(f.Dynamic().Peers)
-						fmt.Fprintf(e.stdout, "%s\n", out)
-						return nil
+						return writeJSON(e, peerList(f))
 					}
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "PEER\tENABLED\tSCOPES\tFINGERPRINTS")
@@ -212,6 +215,7 @@ func apikeyCommand(e *env) *cli.Command {
 					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the key (repeatable; at least one)"},
 					&cli.StringFlag{Name: "description", Usage: "what the key is for"},
 					&cli.DurationFlag{Name: "expires-in", Usage: "expire after this long (e.g. 720h); default never"},
+					jsonFlag(),
 				},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					scopes := c.StringSlice("scope")
@@ -250,7 +254,18 @@ func apikeyCommand(e *env) *cli.Command {
 						}
 						return err
 					}
-					if out == "" {
+					if c.Bool("json") {
+						v := apiKeyJSON(entry.Prefix, scopes, entry.Description, exp)
+						v["config"] = path
+						if out == "" {
+							v["token"] = token
+						} else {
+							v["token_file"] = out
+						}
+						if err := writeJSON(e, v); err != nil {
+							return err
+						}
+					} else if out == "" {
 						fmt.Fprintln(e.stdout, token)
 					}
 					fmt.Fprintf(e.stderr, "api key %s added to %s; the token above is shown only once; run 'alknet reload' to apply\n", entry.Prefix, path)
@@ -262,7 +277,7 @@ func apikeyCommand(e *env) *cli.Command {
 				Usage:     "revoke an API key by its prefix or its whole token",
 				ArgsUsage: "PREFIX|TOKEN",
 				UsageText: "alknet apikey revoke alk_AbCd          # the token's first 8 characters\nalknet apikey revoke \"$(cat ci.token)\"  # or the whole token (checked against the stored hash)\nalknet reload",
-				Flags:     []cli.Flag{configFlag()},
+				Flags:     []cli.Flag{configFlag(), jsonFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					if c.Args().Len() != 1 {
 						return usageErr("want PREFIX (the token's first 8 characters) or the whole token")
@@ -286,6 +301,9 @@ func apikeyCommand(e *env) *cli.Command {
 					if err := saveEdited(path, out); err != nil {
 						return err
 					}
+					if c.Bool("json") {
+						return writeJSON(e, map[string]string{"prefix": prefix, "config": path})
+					}
 					fmt.Fprintf(e.stdout, "api key %s revoked in %s; run 'alknet reload' to apply\n", prefix, path)
 					return nil
 				},
@@ -293,12 +311,19 @@ func apikeyCommand(e *env) *cli.Command {
 			{
 				Name:      "ls",
 				Usage:     "list API keys (prefixes only)",
-				UsageText: "alknet apikey ls",
-				Flags:     []cli.Flag{configFlag()},
+				UsageText: "alknet apikey ls\nalknet apikey ls --json",
+				Flags:     []cli.Flag{configFlag(), jsonFlag()},
 				Action: func(ctx context.Context, c *cli.Command) error {
 					_, _, f, err := loadForEdit(c)
 					if err != nil {
 						return err
+					}
+					if c.Bool("json") {
+						keys := []map[string]any{}
+						for _, k := range f.APIKeys {
+							keys = append(keys, apiKeyJSON(k.Prefix, k.Scopes, k.Description, k.ExpiresAt))
+						}
+						return writeJSON(e, keys)
 					}
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "PREFIX\tSCOPES\tEXPIRES\tDESCRIPTION")
@@ -316,55 +341,13 @@ func apikeyCommand(e *env) *cli.Command {
 	}
 }
 
-func reloadCommand(e *env) *cli.Command {
-	return &cli.Command{
-		Name:  "reload",
-		Usage: "make a running node re-read its config (SIGHUP to the local node, or node/reload with --to)",
-		UsageText: "alknet reload                                 # the node of this state directory\n" +
-			"alknet reload --to alk1… --key-file admin.key  # a remote node (needs the admin scope)",
-		Flags: clientFlags(),
-		Action: func(ctx context.Context, c *cli.Command) error {
-			if c.String("to") == "" {
-				dir, err := stateDir(c.Root().String("state-dir"))
-				if err != nil {
-					return configErr(err)
-				}
-				data, err := os.ReadFile(filepath.Join(dir, pidFile))
-				if err != nil {
-					return connErr("NO_TARGET", fmt.Errorf("no running node in %s (no %s)", dir, pidFile))
-				}
-				pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-				if err != nil || pid <= 0 {
-					return configErr(fmt.Errorf("%s: not a PID", pidFile))
-				}
-				if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-					return connErr("NO_TARGET", fmt.Errorf("signal node %d: %w", pid, err))
-				}
-				fmt.Fprintf(e.stdout, "sent SIGHUP to node %d (the outcome is in its log)\n", pid)
-				return nil
-			}
-			s, err := connect(ctx, e, c)
-			if err != nil {
-				return err
-			}
-			defer s.close()
-			out, err := s.conn.Call(ctx, OpReload, json.RawMessage(`{}`))
-			if err != nil {
-				return remoteErr(err)
-			}
-			printJSON(e, out, c.Bool("json"))
-			return nil
-		},
-	}
-}
-
 // keyGenCommand writes a fresh key file, e.g. for a client that calls nodes as a peer.
 func keyGenCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "gen",
 		Usage:     "write a new Ed25519 key file (PKCS#8 PEM, 0600) for a client and print its fingerprint",
 		UsageText: "alknet key gen --out admin.key\nalknet peer add admin --fingerprint <printed fingerprint> --scope admin",
-		Flags:     []cli.Flag{&cli.StringFlag{Name: "out", Usage: "key file to create (never overwritten)", Required: true}},
+		Flags:     []cli.Flag{&cli.StringFlag{Name: "out", Usage: "key file to create (never overwritten)", Required: true}, jsonFlag()},
 		Action: func(ctx context.Context, c *cli.Command) error {
 			k, err := identity.Generate()
 			if err != nil {
@@ -373,10 +356,46 @@ func keyGenCommand(e *env) *cli.Command {
 			if err := identity.WriteKeyFile(c.String("out"), k); err != nil {
 				return configErr(err)
 			}
+			if c.Bool("json") {
+				return writeJSON(e, map[string]string{"fingerprint": k.Fingerprint(), "key_file": c.String("out")})
+			}
 			fmt.Fprintf(e.stdout, "fingerprint %s\n", k.Fingerprint())
 			return nil
 		},
 	}
+}
+
+// peerJSON is one peer of `peer ls --json` (the token hash is not shown).
+type peerJSON struct {
+	PeerID       string              `json:"peer_id"`
+	DisplayName  string              `json:"display_name"`
+	Enabled      bool                `json:"enabled"`
+	Scopes       []string            `json:"scopes"`
+	Fingerprints []string            `json:"fingerprints"`
+	HasToken     bool                `json:"has_token"`
+	Resources    map[string][]string `json:"resources"`
+}
+
+func peerList(f *nodeconfig.File) []peerJSON {
+	out := []peerJSON{}
+	for _, p := range f.Dynamic().Peers {
+		res := p.Resources
+		if res == nil {
+			res = map[string][]string{}
+		}
+		out = append(out, peerJSON{PeerID: p.PeerID, DisplayName: p.DisplayName, Enabled: p.Enabled, Scopes: nonNil(p.Scopes),
+			Fingerprints: nonNil(p.Fingerprints), HasToken: p.AuthTokenHash != "", Resources: res})
+	}
+	return out
+}
+
+// apiKeyJSON is one API key as --json shows it: never its hash.
+func apiKeyJSON(prefix string, scopes []string, description string, expires time.Time) map[string]any {
+	v := map[string]any{"prefix": prefix, "scopes": nonNil(scopes), "description": description, "expires_at": nil}
+	if !expires.IsZero() {
+		v["expires_at"] = expires.UTC().Format(time.RFC3339)
+	}
+	return v
 }
 
 // tokenMatches reports whether token is the one whose hash the API key with prefix stores

@@ -3,6 +3,8 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,15 +80,19 @@ func printJSON(e *env, raw json.RawMessage, compact bool) {
 func callCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "call",
-		Usage:     "call an operation once and print its output",
+		Usage:     "call a query or mutation once and print its output",
 		ArgsUsage: "OP [INPUT]",
 		UsageText: "alknet call demo/echo '{\"text\":\"hi\"}'\n" +
 			"alknet call demo/add @numbers.json --to alk1…\n" +
-			"echo '{}' | alknet call node/info -",
+			"echo '{}' | alknet call node/info -\n" +
+			"alknet call -v node/health          # show the dial, the request and the events",
 		Description: "INPUT is JSON text, @file or - (stdin); absent sends {}. The output is printed as JSON\n" +
-			"(indented on a terminal, compact with --json). Exit codes: 0 ok, 1 usage, 2 connection,\n" +
-			"3 NOT_FOUND, 4 FORBIDDEN, 5 INVALID_INPUT, 6 TIMEOUT, 7 other remote error.",
-		Flags: clientFlags(),
+			"(indented on a terminal, compact with --json). The operation's type is checked first\n" +
+			"(services/schema): a subscription is refused with a pointer to 'alknet sub'. Exit codes:\n" +
+			"0 ok, 1 usage, 2 connection, 3 NOT_FOUND, 4 FORBIDDEN, 5 INVALID_INPUT, 6 TIMEOUT, 7 other\n" +
+			"remote error.",
+		Flags:         clientFlags(true),
+		ShellComplete: completeOperation(e),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			op, input, err := opAndInput(e, c)
 			if err != nil {
@@ -97,10 +103,18 @@ func callCommand(e *env) *cli.Command {
 				return err
 			}
 			defer s.close()
-			out, err := s.conn.Call(ctx, op, input)
-			if err != nil {
-				return remoteErr(err)
+			if err := checkOpType(ctx, s, op, false); err != nil {
+				return err
 			}
+			id := newRequestID()
+			s.verbose.printf("> call.requested id=%s operation_id=%s input=%s", id, op, input)
+			start := time.Now()
+			out, err := s.conn.Call(ctx, op, input, call.WithRequestID(id))
+			if err != nil {
+				s.verbose.event("call.error", id, errorPayload(err), start)
+				return withSuggestion(ctx, s, op, remoteErr(err))
+			}
+			s.verbose.event("call.responded", id, out, start)
 			printJSON(e, out, c.Bool("json"))
 			return nil
 		},
@@ -110,7 +124,7 @@ func callCommand(e *env) *cli.Command {
 func opAndInput(e *env, c *cli.Command) (string, json.RawMessage, error) {
 	args := c.Args().Slice()
 	if len(args) < 1 || len(args) > 2 {
-		return "", nil, usageErr("want OP [INPUT]; see --help")
+		return "", nil, usageErr("want OP [INPUT]")
 	}
 	in := ""
 	if len(args) == 2 {
@@ -118,6 +132,95 @@ func opAndInput(e *env, c *cli.Command) (string, json.RawMessage, error) {
 	}
 	input, err := readInput(e, in)
 	return args[0], input, err
+}
+
+// newRequestID is a fresh request id, made here so -v can show it before the request is sent.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40 // UUID v4
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// errorPayload renders a call error as the call.error payload it came from (for -v).
+func errorPayload(err error) json.RawMessage {
+	var ce *call.Error
+	if !errors.As(err, &ce) {
+		out, _ := json.Marshal(map[string]string{"error": err.Error()})
+		return out
+	}
+	out, _ := json.Marshal(map[string]any{"code": ce.Code(), "message": ce.Message(), "retryable": ce.Retryable()})
+	return out
+}
+
+// checkOpType asks the catalogue for op's type and refuses the wrong command with a usage
+// error; an operation the catalogue does not show is left to the call (which says NOT_FOUND).
+func checkOpType(ctx context.Context, s *session, op string, wantSub bool) error {
+	in, _ := json.Marshal(map[string]string{"name": op})
+	out, err := s.conn.Call(ctx, call.OpServicesSchema, in)
+	if err != nil {
+		s.verbose.printf("* type check skipped: services/schema: %v", err)
+		return nil
+	}
+	var spec struct {
+		OpType string `json:"op_type"`
+	}
+	if json.Unmarshal(out, &spec) != nil {
+		return nil
+	}
+	s.verbose.printf("* %s is a %s (services/schema)", op, spec.OpType)
+	isSub := spec.OpType == string(call.OpSubscription)
+	switch {
+	case isSub && !wantSub:
+		return usageErr("%s is a subscription: use alknet sub", op)
+	case !isSub && wantSub && spec.OpType != "":
+		return usageErr("%s is a %s: use alknet call", op, spec.OpType)
+	}
+	return nil
+}
+
+// withSuggestion adds "did you mean …" to a NOT_FOUND error, from the visible catalogue.
+func withSuggestion(ctx context.Context, s *session, op string, err error) error {
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != ExitNotFound {
+		return err
+	}
+	ops, lerr := listOperations(ctx, s)
+	if lerr != nil {
+		return err
+	}
+	names := make([]string, len(ops))
+	for i, o := range ops {
+		names[i] = o.Name
+	}
+	if near := suggest(op, names); len(near) > 0 {
+		ee.hint = "did you mean " + strings.Join(near, " or ") + "? ('alknet ls' lists what you may call)"
+	}
+	return err
+}
+
+// listedOp is one entry of services/list.
+type listedOp struct {
+	Name        string  `json:"name"`
+	OpType      string  `json:"op_type"`
+	Description *string `json:"description"`
+}
+
+func listOperations(ctx context.Context, s *session) ([]listedOp, error) {
+	out, err := s.conn.Call(ctx, call.OpServicesList, json.RawMessage(`{}`))
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Operations []listedOp `json:"operations"`
+	}
+	if err := json.Unmarshal(out, &list); err != nil {
+		return nil, err
+	}
+	sort.Slice(list.Operations, func(i, j int) bool { return list.Operations[i].Name < list.Operations[j].Name })
+	return list.Operations, nil
 }
 
 func subCommand(e *env) *cli.Command {
@@ -128,9 +231,10 @@ func subCommand(e *env) *cli.Command {
 		UsageText: "alknet sub demo/ticker\n" +
 			"alknet sub demo/ticker '{\"count\":0,\"interval_ms\":500}'   # until Ctrl-C",
 		Description: "Prints each output as one compact JSON line (NDJSON). Exits 0 when the subscription\n" +
-			"completes; Ctrl-C sends call.aborted and exits 130. --timeout does not apply (subscriptions\n" +
-			"have no deadline).",
-		Flags: clientFlags(),
+			"completes; Ctrl-C sends call.aborted and exits 130. Subscriptions have no deadline (no\n" +
+			"--timeout); dialing gets 30s. A query or mutation is refused with a pointer to 'alknet call'.",
+		Flags:         clientFlags(false),
+		ShellComplete: completeOperation(e),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			op, input, err := opAndInput(e, c)
 			if err != nil {
@@ -141,26 +245,36 @@ func subCommand(e *env) *cli.Command {
 				return err
 			}
 			defer s.close()
+			if err := checkOpType(ctx, s, op, true); err != nil {
+				return err
+			}
 			sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			sub, err := s.conn.Subscribe(sigCtx, op, input)
+			id := newRequestID()
+			s.verbose.printf("> call.requested id=%s operation_id=%s input=%s", id, op, input)
+			start := time.Now()
+			sub, err := s.conn.Subscribe(sigCtx, op, input, call.WithRequestID(id))
 			if err != nil {
-				return remoteErr(err)
+				return withSuggestion(ctx, s, op, remoteErr(err))
 			}
 			for {
 				item, err := sub.Recv()
 				if err == io.EOF {
+					s.verbose.event("call.completed", id, json.RawMessage(`{}`), start)
 					return nil
 				}
 				if err != nil {
 					if sigCtx.Err() != nil && ctx.Err() == nil {
+						s.verbose.printf("> call.aborted id=%s", id)
 						flush, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 						_ = s.conn.FlushAborts(flush)
 						cancel()
 						return &exitError{code: ExitInterrupted, word: "INTERRUPTED", err: errors.New("subscription aborted")}
 					}
-					return remoteErr(err)
+					s.verbose.event("call.error", id, errorPayload(err), start)
+					return withSuggestion(ctx, s, op, remoteErr(err))
 				}
+				s.verbose.event("call.responded", id, item, start)
 				printJSON(e, item, true)
 			}
 		},
@@ -171,52 +285,79 @@ func lsCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:      "ls",
 		Usage:     "list the operations the target node lets you call (services/list)",
-		UsageText: "alknet ls\nalknet ls --json --to alk1…",
-		Flags:     clientFlags(),
+		ArgsUsage: "[PREFIX]",
+		UsageText: "alknet ls\nalknet ls demo/               # only names starting with demo/\nalknet ls --json --to alk1…",
+		Description: "Prints OPERATION, TYPE and DESCRIPTION for every operation visible to you, sorted by\n" +
+			"name; PREFIX keeps the names that start with it. --json prints the services/list output\n" +
+			"(filtered by PREFIX when one is given).",
+		Flags: clientFlags(true),
 		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Len() > 1 {
+				return usageErr("want at most one PREFIX")
+			}
+			prefix := c.Args().First()
 			s, err := connect(ctx, e, c)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			out, err := s.conn.Call(ctx, call.OpServicesList, json.RawMessage(`{}`))
-			if err != nil {
-				return remoteErr(err)
-			}
-			if c.Bool("json") {
+			if c.Bool("json") && prefix == "" {
+				out, err := s.conn.Call(ctx, call.OpServicesList, json.RawMessage(`{}`))
+				if err != nil {
+					return remoteErr(err)
+				}
 				printJSON(e, out, true)
 				return nil
 			}
-			var list struct {
-				Operations []struct {
-					Name   string `json:"name"`
-					OpType string `json:"op_type"`
-				} `json:"operations"`
-			}
-			if err := json.Unmarshal(out, &list); err != nil {
+			ops, err := listOperations(ctx, s)
+			if err != nil {
 				return remoteErr(err)
 			}
-			sort.Slice(list.Operations, func(i, j int) bool { return list.Operations[i].Name < list.Operations[j].Name })
+			kept := ops[:0]
+			for _, op := range ops {
+				if strings.HasPrefix(op.Name, prefix) {
+					kept = append(kept, op)
+				}
+			}
+			if c.Bool("json") {
+				return writeJSON(e, map[string][]listedOp{"operations": kept})
+			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "OPERATION\tTYPE")
-			for _, op := range list.Operations {
-				fmt.Fprintf(tw, "%s\t%s\n", op.Name, op.OpType)
+			fmt.Fprintln(tw, "OPERATION\tTYPE\tDESCRIPTION")
+			for _, op := range kept {
+				desc := ""
+				if op.Description != nil {
+					desc = firstLine(*op.Description, 80)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", op.Name, op.OpType, desc)
 			}
 			return tw.Flush()
 		},
 	}
 }
 
+// firstLine is s up to its first newline, cut to max runes.
+func firstLine(s string, max int) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if r := []rune(s); len(r) > max {
+		return string(r[:max-1]) + "…"
+	}
+	return s
+}
+
 func schemaCommand(e *env) *cli.Command {
 	return &cli.Command{
-		Name:      "schema",
-		Usage:     "describe one operation (services/schema)",
-		ArgsUsage: "OP",
-		UsageText: "alknet schema demo/echo\nalknet schema demo/echo --json",
-		Flags:     clientFlags(),
+		Name:          "schema",
+		Usage:         "describe one operation (services/schema)",
+		ArgsUsage:     "OP",
+		UsageText:     "alknet schema demo/echo\nalknet schema demo/echo --json",
+		Flags:         clientFlags(true),
+		ShellComplete: completeOperation(e),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			if c.Args().Len() != 1 {
-				return usageErr("want OP; see --help")
+				return usageErr("want OP")
 			}
 			s, err := connect(ctx, e, c)
 			if err != nil {
@@ -226,7 +367,7 @@ func schemaCommand(e *env) *cli.Command {
 			in, _ := json.Marshal(map[string]string{"name": c.Args().First()})
 			out, err := s.conn.Call(ctx, call.OpServicesSchema, in)
 			if err != nil {
-				return remoteErr(err)
+				return withSuggestion(ctx, s, c.Args().First(), remoteErr(err))
 			}
 			if c.Bool("json") {
 				printJSON(e, out, true)

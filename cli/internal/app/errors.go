@@ -18,9 +18,11 @@ const (
 
 // exitError carries an exit code and the CODE word printed as "error: CODE: message".
 type exitError struct {
-	code int
-	word string
-	err  error
+	code  int
+	word  string
+	err   error
+	hint  string // a second line, e.g. "run 'alknet call --help' for usage"
+	quiet bool   // the command already said it on stdout (alknet status of a stopped node)
 }
 
 func (e *exitError) Error() string { return fmt.Sprintf("%s: %v", e.word, e.err) }

@@ -21,6 +21,8 @@ import (
 	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/cli/internal/nodeconfig"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
 )
@@ -35,14 +37,86 @@ type node struct {
 	cfgPath     string
 	listen      []string
 	dev         bool
+	json        bool // start-up facts as one JSON object
 	key         *identity.NodeKey
 	caps        core.Capabilities
 	drain       *time.Duration
 	metricsAddr string
 
-	reloadMu sync.Mutex
-	file     *nodeconfig.File // the config in force
-	cn       *callnode.Node
+	reloadMu   sync.Mutex
+	file       *nodeconfig.File // the config in force
+	lastReload *reloadResult    // nil until the first reload
+	cn         *callnode.Node
+
+	adminKey *identity.NodeKey // the local admin identity (adminKeyFile), fresh every start
+	started  time.Time
+}
+
+// printStarted prints the start-up lines (or, with --json, one object with the same facts).
+func (n *node) printStarted(ticket, metricsAddr string) {
+	l := listeners{QUIC: []string{}, TCP: []string{}}
+	for _, a := range n.cn.QUICAddrs() {
+		l.QUIC = append(l.QUIC, a.String())
+	}
+	for _, a := range n.cn.TCPAddrs() {
+		l.TCP = append(l.TCP, a.String())
+	}
+	if n.json {
+		v := map[string]any{"fingerprint": n.cn.Fingerprint(), "quic": l.QUIC, "tcp": l.TCP, "ticket": ticket, "metrics": nil}
+		if metricsAddr != "" {
+			v["metrics"] = "http://" + metricsAddr + "/metrics"
+		}
+		_ = writeJSON(n.e, v)
+		return
+	}
+	fmt.Fprintf(n.e.stdout, "fingerprint %s\n", n.cn.Fingerprint())
+	for _, a := range l.QUIC {
+		fmt.Fprintf(n.e.stdout, "quic %s\n", a)
+	}
+	for _, a := range l.TCP {
+		fmt.Fprintf(n.e.stdout, "tcp %s\n", a)
+	}
+	fmt.Fprintf(n.e.stdout, "ticket %s\n", ticket)
+	if metricsAddr != "" {
+		fmt.Fprintf(n.e.stdout, "metrics http://%s/metrics\n", metricsAddr)
+	}
+}
+
+// reloadResult is the outcome of the last reload, for node/status.
+type reloadResult struct {
+	At              time.Time `json:"at"`
+	OK              bool      `json:"ok"`
+	Error           string    `json:"error,omitempty"`
+	Changed         []string  `json:"changed"`
+	RestartRequired []string  `json:"restart_required"`
+}
+
+// localAdminPeer is the peer id of the local admin key (nodeconfig.ReservedPeerPrefix).
+const localAdminPeer = "@local-admin"
+
+// dynamic is the file's dynamic config plus the local admin peer: whoever can read the state
+// directory (0700) may administer the node from this machine, as they could signal it.
+func (n *node) dynamic(f *nodeconfig.File) config.DynamicConfig {
+	d := f.Dynamic()
+	d.Peers = append(d.Peers, auth.PeerEntry{PeerID: localAdminPeer, DisplayName: "local admin (" + adminKeyFile + ")",
+		Fingerprints: []string{n.adminKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true})
+	return d
+}
+
+// writeAdminKey makes a fresh local admin key and writes it to the state directory (0600),
+// replacing one a crashed node left (the state-dir lock is held: no other node uses it).
+func (n *node) writeAdminKey() (remove func(), err error) {
+	if n.adminKey, err = identity.Generate(); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(n.dir, adminKeyFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, configErr(err)
+	}
+	if err := identity.WriteKeyFile(path, n.adminKey); err != nil {
+		return nil, configErr(err)
+	}
+	return func() { _ = os.Remove(path) }, nil
 }
 
 func (n *node) run(ctx context.Context) error {
@@ -61,6 +135,12 @@ func (n *node) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	n.started = time.Now()
+	removeAdminKey, err := n.writeAdminKey()
+	if err != nil {
+		return err
+	}
+	defer removeAdminKey()
 	static := n.file.Static(n.listen, nodeListen)
 	if n.drain != nil {
 		static.DrainTimeout = *n.drain
@@ -70,7 +150,7 @@ func (n *node) run(ctx context.Context) error {
 	if len(listen) == 0 {
 		listen = static.TCPAddrs
 	}
-	var regs []call.HandlerRegistration
+	regs := []call.HandlerRegistration{n.statusRegistration()}
 	if !n.dev {
 		regs = append(regs, n.reloadRegistration())
 	}
@@ -80,7 +160,7 @@ func (n *node) run(ctx context.Context) error {
 		Host: host.Options{
 			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,
 			Advertise: n.file.Node.Advertise, TLS: static.TLS, Limits: static.Limits,
-			DrainTimeout: static.WithDefaults().DrainTimeout, Dynamic: n.file.Dynamic(),
+			DrainTimeout: static.WithDefaults().DrainTimeout, Dynamic: n.dynamic(n.file),
 			Logger: n.e.log, Metrics: reg, OnAuthAttempt: reg.AuthAttempt,
 		},
 		Registrations: regs, Demo: n.dev, Version: Version,
@@ -89,12 +169,9 @@ func (n *node) run(ctx context.Context) error {
 	if err != nil {
 		return configErr(err)
 	}
-	var lines []string
-	for _, a := range n.cn.QUICAddrs() {
-		lines = append(lines, "quic "+a.String())
-	}
-	for _, a := range n.cn.TCPAddrs() {
-		lines = append(lines, "tcp "+a.String())
+	if err := reg.WatchConnections(n.cn.Endpoint().Stats); err != nil {
+		_ = n.cn.Shutdown(context.Background())
+		return configErr(err)
 	}
 	ticket, err := n.cn.Ticket().Encode()
 	if err != nil {
@@ -116,14 +193,7 @@ func (n *node) run(ctx context.Context) error {
 		return configErr(err)
 	}
 	defer os.Remove(filepath.Join(n.dir, pidFile))
-	fmt.Fprintf(n.e.stdout, "fingerprint %s\n", n.cn.Fingerprint())
-	for _, l := range lines {
-		fmt.Fprintln(n.e.stdout, l)
-	}
-	fmt.Fprintf(n.e.stdout, "ticket %s\n", ticket)
-	if metricsAddr != "" {
-		fmt.Fprintf(n.e.stdout, "metrics http://%s/metrics\n", metricsAddr)
-	}
+	n.printStarted(ticket, metricsAddr)
 	n.e.log.Info("node started", "fingerprint", n.cn.Fingerprint(), "state_dir", n.dir, "config", n.cfgPath)
 
 	runDone := make(chan error, 1)
@@ -144,36 +214,38 @@ func (n *node) run(ctx context.Context) error {
 	return err
 }
 
-// buildDispatcher assembles the core registry: built-in and discovery operations, node/reload
-// on a node with a config, the demo operations on a dev node.
-
 func (n *node) reloadRegistration() call.HandlerRegistration {
 	return call.HandlerRegistration{
 		Spec: call.OperationSpec{
 			Name: OpReload, Type: call.OpMutation, Visibility: call.VisibilityExternal,
-			Description:   "Re-read the dynamic part of the config file (peers, API keys, auth and call limits), as SIGHUP does.",
+			Description: "Re-read the dynamic part of the config file (peers, API keys, auth and call limits), as SIGHUP does. " +
+				"A rejected config is INVALID_INPUT with the reason; the old config stays in force.",
 			InputSchema:   json.RawMessage(`{"type":"object","additionalProperties":false}`),
-			OutputSchema:  json.RawMessage(`{"type":"object","properties":{"changed":{"type":"array","items":{"type":"string"}}},"required":["changed"],"additionalProperties":false}`),
+			OutputSchema:  json.RawMessage(`{"type":"object","properties":{"changed":{"type":"array","items":{"type":"string"}},"restart_required":{"type":"array","items":{"type":"string"}}},"required":["changed","restart_required"],"additionalProperties":false}`),
 			AccessControl: call.AccessControl{RequiredScopes: []string{"admin"}},
 		},
 		Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
-			changed, err := n.reload()
-			if err != nil {
-				return nil, call.NewError(call.CodeInvalidInput, err.Error())
+			r := n.reload()
+			if !r.OK {
+				return nil, call.NewError(call.CodeInvalidInput, r.Error)
 			}
-			return json.Marshal(map[string][]string{"changed": changed})
+			return json.Marshal(map[string][]string{"changed": r.Changed, "restart_required": r.RestartRequired})
 		},
 	}
 }
 
 // reload re-reads the config file and applies its dynamic part atomically. An invalid file,
 // or one that changes core connection limits, is rejected and the old config stays in force.
-func (n *node) reload() ([]string, error) {
+// Changes to static sections are not applied; they are named in RestartRequired.
+func (n *node) reload() reloadResult {
 	n.reloadMu.Lock()
 	defer n.reloadMu.Unlock()
-	fail := func(err error) ([]string, error) {
+	r := reloadResult{At: time.Now().UTC(), Changed: []string{}, RestartRequired: []string{}}
+	defer func() { n.lastReload = &r }()
+	fail := func(err error) reloadResult {
 		n.e.log.Error("config reload rejected; the old config stays in force", "config", n.cfgPath, "err", err)
-		return nil, err
+		r.Error = err.Error()
+		return r
 	}
 	next, err := nodeconfig.Load(n.cfgPath, true)
 	if err != nil {
@@ -185,13 +257,10 @@ func (n *node) reload() ([]string, error) {
 	if next.CoreLimits() != n.file.CoreLimits() {
 		return fail(errors.New("[node.limits] changed: core connection limits need a restart"))
 	}
-	if restart := staticChanges(n.file, next); len(restart) > 0 {
-		n.e.log.Warn("config changes that need a restart are ignored until then", "changed", restart)
-	}
 	if err := next.CallLimits().Validate(); err != nil {
 		return fail(err)
 	}
-	if err := n.cn.Store.Reload(next.Dynamic()); err != nil {
+	if err := n.cn.Store.Reload(n.dynamic(next)); err != nil {
 		return fail(err)
 	}
 	opts := next.ConnOptions()
@@ -199,10 +268,92 @@ func (n *node) reload() ([]string, error) {
 	if err := n.cn.SetLimits(next.CallLimits(), opts); err != nil {
 		return fail(err) // validated above: not reached
 	}
-	changed := dynamicChanges(n.file, next)
+	r.Changed = dynamicChanges(n.file, next)
+	if restart := staticChanges(n.file, next); len(restart) > 0 {
+		r.RestartRequired = restart
+		n.e.log.Warn("config changes that need a restart are ignored until then", "changed", restart)
+	}
 	n.file = next
-	n.e.log.Info("config reloaded", "config", n.cfgPath, "changed", changed)
-	return changed, nil
+	r.OK = true
+	n.e.log.Info("config reloaded", "config", n.cfgPath, "changed", r.Changed)
+	return r
+}
+
+// OpStatus reports the node's state; the details need the admin scope.
+const OpStatus = "node/status"
+
+// nodeStatus is node/status's output. Callers without the admin scope get the first four fields.
+type nodeStatus struct {
+	Status      string `json:"status"`
+	Fingerprint string `json:"fingerprint"`
+	Version     string `json:"version"`
+	UptimeMS    int64  `json:"uptime_ms"`
+	*statusDetails
+}
+
+type statusDetails struct {
+	PID                    int            `json:"pid"`
+	Dev                    bool           `json:"dev"`
+	Listeners              listeners      `json:"listeners"`
+	Connections            int            `json:"connections"`
+	ConnectionsByTransport map[string]int `json:"connections_by_transport"`
+	ConnectionsByPeer      map[string]int `json:"connections_by_peer"`
+	InFlight               int64          `json:"in_flight"` // other than this node/status call
+	Config                 string         `json:"config"`
+	StateDir               string         `json:"state_dir"`
+	LastReload             *reloadResult  `json:"last_reload"`
+}
+
+type listeners struct {
+	QUIC []string `json:"quic"`
+	TCP  []string `json:"tcp"`
+}
+
+const statusOutputSchema = `{"type":"object","required":["status","fingerprint","version","uptime_ms"],"properties":{` +
+	`"status":{"type":"string"},"fingerprint":{"type":"string"},"version":{"type":"string"},"uptime_ms":{"type":"integer"},` +
+	`"pid":{"type":"integer"},"dev":{"type":"boolean"},` +
+	`"listeners":{"type":"object","properties":{"quic":{"type":"array","items":{"type":"string"}},"tcp":{"type":"array","items":{"type":"string"}}}},` +
+	`"connections":{"type":"integer"},"connections_by_transport":{"type":"object","additionalProperties":{"type":"integer"}},` +
+	`"connections_by_peer":{"type":"object","additionalProperties":{"type":"integer"}},"in_flight":{"type":"integer"},` +
+	`"config":{"type":"string"},"state_dir":{"type":"string"},"last_reload":{"type":["object","null"]}}}`
+
+func (n *node) statusRegistration() call.HandlerRegistration {
+	return call.HandlerRegistration{
+		Spec: call.OperationSpec{
+			Name: OpStatus, Type: call.OpQuery, Visibility: call.VisibilityExternal,
+			Description:  "The node's state: up, fingerprint, version, uptime; with the admin scope also pid, listeners, connections, in-flight calls, config path and the last reload's result.",
+			InputSchema:  json.RawMessage(`{"type":"object","additionalProperties":false}`),
+			OutputSchema: json.RawMessage(statusOutputSchema),
+		},
+		Handler: func(_ context.Context, oc *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+			st := nodeStatus{Status: "ok", Fingerprint: n.cn.Fingerprint(), Version: Version, UptimeMS: time.Since(n.started).Milliseconds()}
+			if oc.Identity != nil && oc.Identity.HasScope("admin") {
+				st.statusDetails = n.details()
+			}
+			return json.Marshal(st)
+		},
+	}
+}
+
+func (n *node) details() *statusDetails {
+	stats := n.cn.Endpoint().Stats()
+	d := &statusDetails{PID: os.Getpid(), Dev: n.dev, Connections: stats.Connections,
+		ConnectionsByTransport: stats.ByTransport, ConnectionsByPeer: stats.ByPeer,
+		InFlight: max(0, n.cn.Dispatcher().InFlight()-1), Config: n.cfgPath, StateDir: n.dir,
+		Listeners: listeners{QUIC: []string{}, TCP: []string{}}}
+	for _, a := range n.cn.QUICAddrs() {
+		d.Listeners.QUIC = append(d.Listeners.QUIC, a.String())
+	}
+	for _, a := range n.cn.TCPAddrs() {
+		d.Listeners.TCP = append(d.Listeners.TCP, a.String())
+	}
+	n.reloadMu.Lock()
+	if n.lastReload != nil {
+		r := *n.lastReload
+		d.LastReload = &r
+	}
+	n.reloadMu.Unlock()
+	return d
 }
 
 func staticChanges(a, b *nodeconfig.File) []string {

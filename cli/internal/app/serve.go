@@ -62,6 +62,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
 			&cli.DurationFlag{Name: "drain-timeout", Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
+			&cli.BoolFlag{Name: "json", Usage: `print the start-up facts as one JSON object {"fingerprint","quic","tcp","ticket","metrics"}`},
 		),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			dev := c.Bool("dev")
@@ -95,11 +96,14 @@ func serveCommand(e *env) *cli.Command {
 					return configErr(err)
 				}
 				if c.Bool("check") {
+					if c.Bool("json") {
+						return writeJSON(e, map[string]any{"config": path, "ok": true})
+					}
 					fmt.Fprintf(e.stdout, "config ok: %s\n", path)
 					return nil
 				}
 			}
-			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file}
+			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file, json: c.Bool("json")}
 			if c.IsSet("drain-timeout") {
 				d := c.Duration("drain-timeout")
 				n.drain = &d
@@ -176,7 +180,7 @@ func (n *node) waitForSignals(sigs <-chan os.Signal, runDone <-chan error, shutd
 					n.e.log.Warn("SIGHUP ignored: a dev node has no config to reload")
 					continue
 				}
-				_, _ = n.reload()
+				_ = n.reload()
 				continue
 			}
 			n.e.log.Info("shutting down", "signal", sig.String())

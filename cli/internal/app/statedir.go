@@ -9,8 +9,9 @@ import (
 
 // File names inside the state directory (README, "Two commands").
 const (
-	ticketFile = "node.ticket"
-	pidFile    = "node.pid"
+	ticketFile   = "node.ticket"
+	pidFile      = "node.pid"
+	adminKeyFile = "node.admin.key" // the local admin key of the running node (0600)
 )
 
 // stateDir resolves the state directory: --state-dir, else $ALKNET_STATE_DIR (a path, never a

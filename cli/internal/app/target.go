@@ -16,27 +16,48 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/identity"
 )
 
 const maxTicketFile = 4096
 
-// clientFlags are the targeting flags of every client command (`alknet call --help`).
-func clientFlags() []cli.Flag {
-	return []cli.Flag{
+// clientFlags are the targeting flags of every client command (`alknet call --help`);
+// withTimeout adds --timeout (not for subscriptions, which have no deadline).
+func clientFlags(withTimeout bool) []cli.Flag {
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "to", Usage: "target: a ticket (alk1…) or host:port with --pin (default: <state dir>/node.ticket)"},
 		&cli.StringFlag{Name: "pin", Usage: "fingerprint to pin when --to is host:port (ed25519:<hex> or SHA256:<hex>)"},
-		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp or auto (QUIC, then TCP+TLS)"},
+		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp or auto (race both, QUIC first; TCP+TLS after 250ms or at once if QUIC fails)"},
 		&cli.StringFlag{Name: "key-file", Usage: "present this node key file as the TLS client certificate"},
 		&cli.StringFlag{Name: "token-file", Usage: "send the token in this file as the request's auth_token (an alk_ API key or a peer token)"},
-		&cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "time limit for the call (a Go duration: 5s, 250ms)"},
-		&cli.BoolFlag{Name: "json", Usage: "machine output"},
 	}
+	if withTimeout {
+		flags = append(flags, &cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "time limit for dialing and the call (a Go duration: 5s, 250ms)"})
+	}
+	return append(flags,
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show the dial (transports tried, timings, the winner, the pin check), the request id and each event, on stderr"},
+		jsonFlag(),
+	)
+}
+
+// dialBudget is how long a command without --timeout (sub) may take to connect.
+const dialBudget = 30 * time.Second
+
+// timeoutOf is --timeout where the command has it, else the dial budget.
+func timeoutOf(c *cli.Command) time.Duration {
+	if d := c.Duration("timeout"); d > 0 {
+		return d
+	}
+	return dialBudget
 }
 
 // target parses --to/--pin, or the ticket a local node wrote to the state directory.
-func target(c *cli.Command) (identity.Ticket, error) {
-	to, pin := c.String("to"), c.String("pin")
+func target(c *cli.Command) (identity.Ticket, error) { return targetOf(c, c.String("to")) }
+
+// targetOf is target with to in place of --to (alknet ping TARGET).
+func targetOf(c *cli.Command, to string) (identity.Ticket, error) {
+	pin := c.String("pin")
 	if to == "" {
 		if pin != "" {
 			return identity.Ticket{}, usageErr("--pin needs --to host:port")
@@ -85,9 +106,25 @@ func ticketFromStateDir(flag string) (identity.Ticket, error) {
 }
 
 // session is a client connection running a call.Conn.
-type session struct{ conn *call.Conn }
+type session struct {
+	conn    *call.Conn
+	ticket  identity.Ticket
+	verbose *verbose
+}
 
 func (s *session) close() { _ = s.conn.Close() }
+
+// dialSpec is what connect needs besides the target: which transport, which key and token.
+type dialSpec struct {
+	transport string // quic, tcp, auto
+	keyFile   string
+	tokenFile string
+	timeout   time.Duration
+}
+
+func specOf(c *cli.Command) dialSpec {
+	return dialSpec{transport: c.String("transport"), keyFile: c.String("key-file"), tokenFile: c.String("token-file"), timeout: timeoutOf(c)}
+}
 
 // connect dials the target of c and starts a call.Conn on the connection.
 func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
@@ -95,47 +132,72 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	switch c.String("transport") {
-	case "quic":
-		tk.TCP = nil
-	case "tcp":
-		tk.QUIC = nil
-	case "auto":
-	default:
-		return nil, usageErr("--transport %q: want quic, tcp or auto", c.String("transport"))
-	}
+	return connectTicket(ctx, e, tk, specOf(c), newVerbose(e, c))
+}
+
+// connectTicket dials tk as spec says: --transport auto races QUIC and TCP+TLS.
+func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpec, v *verbose) (*session, error) {
 	o := callnode.DialOptions{Dialer: client.Dialer{Logger: e.log},
-		Conn: call.ConnOptions{Logger: e.log, CallTimeout: c.Duration("timeout")}}
-	if kf := c.String("key-file"); kf != "" {
-		if o.Key, err = identity.LoadKeyFile(kf, e.log); err != nil {
+		Conn: call.ConnOptions{Logger: e.log, CallTimeout: spec.timeout}}
+	switch spec.transport {
+	case "quic":
+		o.Transport = conn.TransportQUIC
+	case "tcp":
+		o.Transport = conn.TransportTCPTLS
+	case "auto", "":
+		o.Race = &client.RaceOptions{Trace: v.race}
+	default:
+		return nil, usageErr("--transport %q: want quic, tcp or auto", spec.transport)
+	}
+	if spec.keyFile != "" {
+		var err error
+		if o.Key, err = identity.LoadKeyFile(spec.keyFile, e.log); err != nil {
 			return nil, configErr(err)
 		}
+		v.printf("* client certificate %s (%s)", o.Key.Fingerprint(), spec.keyFile)
 	}
-	if tf := c.String("token-file"); tf != "" {
-		tok, err := readSecretFile(tf, true)
+	if spec.tokenFile != "" {
+		tok, err := readSecretFile(spec.tokenFile, true)
 		if err != nil {
 			return nil, err
 		}
 		o.Conn.AuthToken = string(tok) // bearer tokens may be strings where an API needs one
 		clear(tok)
+		v.printf("* auth_token from %s", spec.tokenFile)
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, c.Duration("timeout"))
+	dialCtx, cancel := context.WithTimeout(ctx, spec.timeout)
 	defer cancel()
-	stopSpin := e.spin("connecting to " + tk.Fingerprint[:20] + "…")
+	v.printf("* dialing %s: quic %v, tcp %v (transport %s, budget %v)", tk.Fingerprint, tk.QUIC, tk.TCP, spec.transport, spec.timeout)
+	start := time.Now()
+	stopSpin := e.spin("connecting to " + shortFP(tk.Fingerprint) + "…")
 	cc, err := callnode.DialTicket(dialCtx, tk, o)
 	stopSpin()
 	if err != nil {
-		word := "UNREACHABLE"
-		if client.IsKind(err, client.DialHandshake) {
-			word = "TLS"
-		}
-		if isPinMismatch(err) {
-			word = "PIN_MISMATCH"
-		}
-		if client.IsKind(err, client.DialConfig) || errors.Is(err, callnode.ErrNoAddress) {
-			return nil, configErr(err)
-		}
-		return nil, connErr(word, err)
+		v.printf("* dial failed after %v", time.Since(start).Round(time.Microsecond))
+		return nil, dialErr(err)
 	}
-	return &session{conn: cc}, nil
+	v.printf("* connected over %s to %s in %v; pin %s verified", cc.Connection().Transport(), cc.Connection().RemoteAddr(), time.Since(start).Round(time.Microsecond), tk.Fingerprint)
+	return &session{conn: cc, ticket: tk, verbose: v}, nil
+}
+
+// dialErr maps a dial error to its exit code and CODE word.
+func dialErr(err error) error {
+	word := "UNREACHABLE"
+	if client.IsKind(err, client.DialHandshake) {
+		word = "TLS"
+	}
+	if isPinMismatch(err) {
+		word = "PIN_MISMATCH"
+	}
+	if client.IsKind(err, client.DialConfig) || errors.Is(err, callnode.ErrNoAddress) {
+		return configErr(err)
+	}
+	return connErr(word, err)
+}
+
+func shortFP(fp string) string {
+	if len(fp) > 20 {
+		return fp[:20]
+	}
+	return fp
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,15 +9,37 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/alkdev/alknet/cli/internal/keystore"
+	"github.com/alkdev/alknet/cli/internal/nodeconfig"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/vault"
 )
 
 const keystoreFile = "keystore.json"
+
+// minPassphraseRunes is the keystore passphrase length below which init warns.
+const minPassphraseRunes = 12
+
+// printMnemonicGrid shows a new mnemonic on a terminal as numbered words, four to a row, so
+// it can be copied onto paper without losing the order.
+func printMnemonicGrid(e *env, phrase []byte) {
+	words := bytes.Fields(phrase)
+	fmt.Fprintf(e.stdout, "mnemonic: write these %d words down, in order; they are the only way to recover the node's keys\n", len(words))
+	var row bytes.Buffer
+	for i, w := range words {
+		fmt.Fprintf(&row, "%4d. %-10s", i+1, w)
+		if (i+1)%4 == 0 || i == len(words)-1 {
+			row.WriteByte('\n')
+			_, _ = e.stdout.Write(row.Bytes())
+			clear(row.Bytes())
+			row.Reset()
+		}
+	}
+}
 
 func vaultFlags() []cli.Flag {
 	return []cli.Flag{
@@ -118,6 +141,7 @@ func initCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "mnemonic-file", Usage: "with --recover: read the mnemonic from this file (default: prompt)"},
 			&cli.BoolFlag{Name: "force", Usage: "overwrite an existing keystore"},
 			&cli.BoolFlag{Name: "yes", Usage: "print a new mnemonic even without a terminal"},
+			jsonFlag(),
 		),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			dir, err := stateDir(c.Root().String("state-dir"))
@@ -169,6 +193,9 @@ func initCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			if n := utf8.RuneCount(pass); n < minPassphraseRunes {
+				fmt.Fprintf(e.stderr, "warning: the keystore passphrase is short (%d characters): the keystore is only as strong as it; %d or more (or a few random words) are recommended\n", n, minPassphraseRunes)
+			}
 			stopSpin := e.spin("encrypting the keystore…")
 			ks, err := keystore.Seal(phrase, pass, u.key.Fingerprint(), bip39 != nil, keystore.Params{})
 			stopSpin()
@@ -182,7 +209,24 @@ func initCommand(e *env) *cli.Command {
 			if err := keystore.Write(path, ks, c.Bool("force")); err != nil {
 				return configErr(err)
 			}
-			if !c.Bool("recover") {
+			switch {
+			case c.Bool("json"):
+				// Built by hand: the mnemonic stays in []byte (wiped) rather than a string.
+				var buf bytes.Buffer
+				buf.WriteString(`{`)
+				if !c.Bool("recover") {
+					buf.WriteString(`"mnemonic":"`)
+					buf.Write(phrase) // BIP39 words: lowercase letters and spaces, nothing to escape
+					buf.WriteString(`",`)
+				}
+				fmt.Fprintf(&buf, `"fingerprint":%q,"keystore":%q}`+"\n", u.key.Fingerprint(), path)
+				_, _ = e.stdout.Write(buf.Bytes())
+				clear(buf.Bytes())
+				return nil
+			case c.Bool("recover"):
+			case isTTY(e.stdout):
+				printMnemonicGrid(e, phrase)
+			default:
 				fmt.Fprintf(e.stdout, "mnemonic %s\n", phrase)
 			}
 			fmt.Fprintf(e.stdout, "fingerprint %s\n", u.key.Fingerprint())
@@ -196,35 +240,83 @@ func keyCommand(e *env) *cli.Command {
 		Name:  "key",
 		Usage: "the node's keys",
 		Commands: []*cli.Command{keyGenCommand(e), {
-			Name:      "show",
-			Usage:     "unlock the keystore and print the node's fingerprint, public key and ticket",
-			UsageText: "alknet key show\nalknet key show --passphrase-file P --json\nalknet key show --advertise node.example.com:7443",
-			Flags: append(vaultFlags(),
-				&cli.StringSliceFlag{Name: "advertise", Usage: "host:port to put in the ticket (QUIC and TCP); repeatable"},
-				&cli.BoolFlag{Name: "json", Usage: `print {"fingerprint","public_key","ticket"}`},
+			Name:  "show",
+			Usage: "print the node's fingerprint, public key and ticket (from the vault, or from --key-file)",
+			UsageText: "alknet key show\nalknet key show --passphrase-file P --json\nalknet key show --advertise node.example.com:7443\n" +
+				"alknet key show --key-file admin.key   # a key file's fingerprint; no vault",
+			Description: "The ticket's addresses come from --advertise, else [node] advertise in the config, else the\n" +
+				"running node of this state directory (when it has this key). Without any, the ticket has no\n" +
+				"address and clients cannot dial it: the command says so on stderr.",
+			Flags: append(vaultFlags(), configFlag(),
+				&cli.StringFlag{Name: "key-file", Usage: "show this key file's identity instead of the vault's"},
+				&cli.StringSliceFlag{Name: "advertise", Usage: "host:port to put in the ticket (QUIC and TCP); repeatable; overrides [node] advertise"},
+				&cli.BoolFlag{Name: "json", Usage: `print {"fingerprint","public_key","ticket","addresses_from"}`},
 			),
 			Action: func(ctx context.Context, c *cli.Command) error {
-				u, err := unlock(e, c)
+				var key *identity.NodeKey
+				if kf := c.String("key-file"); kf != "" {
+					k, err := identity.LoadKeyFile(kf, e.log)
+					if err != nil {
+						return configErr(err)
+					}
+					key = k
+				} else {
+					u, err := unlock(e, c)
+					if err != nil {
+						return err
+					}
+					defer u.v.Lock()
+					key = u.key
+				}
+				addrs, from, err := advertiseFor(c, key.Fingerprint())
 				if err != nil {
 					return err
 				}
-				defer u.v.Lock()
-				tk := identity.Ticket{Fingerprint: u.key.Fingerprint(), QUIC: c.StringSlice("advertise"), TCP: c.StringSlice("advertise")}
+				tk := identity.Ticket{Fingerprint: key.Fingerprint(), QUIC: addrs, TCP: addrs}
+				if from == "running node" {
+					if local, err := ticketFromStateDir(c.Root().String("state-dir")); err == nil {
+						tk = local
+					}
+				}
 				ticket, err := tk.Encode()
 				if err != nil {
 					return usageErr("--advertise: %v", err)
 				}
-				pub := hex.EncodeToString(u.key.Public())
-				if c.Bool("json") {
-					out, _ := json.Marshal(map[string]string{"fingerprint": u.key.Fingerprint(), "public_key": pub, "ticket": ticket})
-					fmt.Fprintf(e.stdout, "%s\n", out)
-					return nil
+				pub := hex.EncodeToString(key.Public())
+				if from == "" {
+					fmt.Fprintln(e.stderr, "note: the ticket has no address, so clients cannot dial it: give --advertise HOST:PORT, set [node] advertise in the config, or use the ticket 'alknet serve' prints")
 				}
-				fmt.Fprintf(e.stdout, "fingerprint %s\npublic_key %s\nticket %s\n", u.key.Fingerprint(), pub, ticket)
+				if c.Bool("json") {
+					return writeJSON(e, map[string]string{"fingerprint": key.Fingerprint(), "public_key": pub, "ticket": ticket, "addresses_from": from})
+				}
+				fmt.Fprintf(e.stdout, "fingerprint %s\npublic_key %s\nticket %s\n", key.Fingerprint(), pub, ticket)
 				return nil
 			},
 		}},
 	}
+}
+
+// advertiseFor picks a ticket's addresses: --advertise, else [node] advertise, else the
+// running node's (when it has fingerprint fp). from says which ("" = none found).
+func advertiseFor(c *cli.Command, fp string) (addrs []string, from string, err error) {
+	if a := c.StringSlice("advertise"); len(a) > 0 {
+		return a, "--advertise", nil
+	}
+	path, explicit, err := configPath(c)
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := nodeconfig.Load(path, !explicit)
+	if err != nil {
+		return nil, "", configErr(err)
+	}
+	if len(f.Node.Advertise) > 0 {
+		return f.Node.Advertise, "config", nil
+	}
+	if tk, err := ticketFromStateDir(c.Root().String("state-dir")); err == nil && tk.Fingerprint == fp {
+		return append(tk.QUIC, tk.TCP...), "running node", nil
+	}
+	return nil, "", nil
 }
 
 func secretCommand(e *env) *cli.Command {

@@ -258,6 +258,10 @@ func (f *File) ConnOptions() call.ConnOptions {
 	return call.ConnOptions{MaxPending: f.Call.MaxPending, SubscriptionBuffer: f.Call.SubscriptionBuffer, CallTimeout: time.Duration(f.Call.CallTimeout)}
 }
 
+// ReservedPeerPrefix starts the peer ids the node gives its own identities (the local admin
+// key of `alknet status` and `alknet reload`); config files may not use it.
+const ReservedPeerPrefix = "@"
+
 // Validate checks everything the node would refuse at start, reporting all problems.
 func (f *File) Validate(path string, listen []string, defaultListen string) error {
 	var errs []error
@@ -267,6 +271,11 @@ func (f *File) Validate(path string, listen []string, defaultListen string) erro
 	for i, t := range f.Node.Transports {
 		if t != "quic" && t != "tcp" {
 			errs = append(errs, fmt.Errorf("node.transports[%d]: %q is not quic or tcp", i, t))
+		}
+	}
+	for i, p := range f.Peers {
+		if strings.HasPrefix(p.PeerID, ReservedPeerPrefix) {
+			errs = append(errs, fmt.Errorf("peer[%d].peer_id: %q: names starting with %q are reserved for the node's own identities", i, p.PeerID, ReservedPeerPrefix))
 		}
 	}
 	if _, err := config.NewStore(f.Dynamic()); err != nil {
