@@ -1,19 +1,23 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
+// allCommands is every leaf command.
+var allCommands = [][]string{
+	{"init"}, {"key", "show"}, {"key", "gen"}, {"secret", "seal"}, {"secret", "open"}, {"serve"}, {"reload"},
+	{"peer", "add"}, {"peer", "rm"}, {"peer", "ls"}, {"apikey", "create"}, {"apikey", "revoke"}, {"apikey", "ls"},
+	{"call"}, {"sub"}, {"ls"}, {"schema"}, {"version"}, {"status"}, {"ping"}, {"ticket", "inspect"},
+}
+
 // Every command has --help with an example, and shell completion is generated.
 func TestHelpAndCompletion(t *testing.T) {
-	for _, cmd := range [][]string{
-		{"init"}, {"key", "show"}, {"key", "gen"}, {"secret", "seal"}, {"secret", "open"}, {"serve"}, {"reload"},
-		{"peer", "add"}, {"peer", "rm"}, {"peer", "ls"}, {"apikey", "create"}, {"apikey", "revoke"}, {"apikey", "ls"},
-		{"call"}, {"sub"}, {"ls"}, {"schema"}, {"version"},
-	} {
+	for _, cmd := range allCommands {
 		out, errOut, code := run(t, append(cmd, "--help")...)
 		if code != 0 || !strings.Contains(out, "USAGE:") || !strings.Contains(out, "alknet "+strings.Join(cmd, " ")) {
 			t.Errorf("%v --help: %d\n%s%s", cmd, code, out, errOut)
@@ -64,8 +68,9 @@ func TestPeerAndKeyListing(t *testing.T) {
 		t.Fatalf("config after rm:\n%s", text)
 	}
 	out, _, _ = run(t, "--state-dir", dir, "peer", "ls", "--json")
-	if !strings.HasPrefix(out, `[{"PeerID":"bob"`) {
-		t.Fatalf("peer ls --json: %s", out)
+	var peers []map[string]any
+	if err := json.Unmarshal([]byte(out), &peers); err != nil || len(peers) != 1 || peers[0]["peer_id"] != "bob" || peers[0]["has_token"] != false {
+		t.Fatalf("peer ls --json: %v %s", err, out)
 	}
 }
 

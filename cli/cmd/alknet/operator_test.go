@@ -140,6 +140,34 @@ func TestOperatorFlow(t *testing.T) {
 	if _, errOut, code := run(t, "--state-dir", state, "call", "--key-file", keyFile, "node/reload"); code != 5 || !strings.Contains(errOut, "need a restart") {
 		t.Fatalf("limits reload: %d %s", code, errOut)
 	}
+	// `alknet reload` (local, through the node's admin key) reports the node's verdict.
+	_ = os.WriteFile(cfg, append(good, []byte("\n[[peer]]\npeer_id = \"admin\"\nfingerprints = []\nscopes = [\"x\"]\n")...), 0o600)
+	if _, errOut, code := run(t, "--state-dir", state, "reload"); code != 5 || !strings.Contains(errOut, "error: INVALID_INPUT: ") || !strings.Contains(errOut, "duplicate peer_id: admin") {
+		t.Fatalf("rejected local reload: %d %s", code, errOut)
+	}
+	out, _, _ = run(t, "--state-dir", state, "status")
+	if !strings.Contains(out, "last_reload  rejected at ") || !strings.Contains(out, "duplicate peer_id: admin") {
+		t.Fatalf("status after a rejected reload:\n%s", out)
+	}
+	moved := strings.Replace(string(good), "metrics_addr", "advertise = [\"node.example:7443\"]\nmetrics_addr", 1)
+	_ = os.WriteFile(cfg, []byte(moved), 0o600)
+	out, errOut, code = run(t, "--state-dir", state, "reload")
+	if code != 0 || out != "reloaded\nrestart_required node.advertise\n" || !strings.Contains(errOut, "next start") {
+		t.Fatalf("reload that needs a restart: %d %q %s", code, out, errOut)
+	}
+	out, _, code = run(t, "--state-dir", state, "reload", "--json")
+	if code != 0 || out != `{"changed":[],"restart_required":["node.advertise"]}`+"\n" {
+		t.Fatalf("reload --json: %d %q", code, out)
+	}
+	out, _, _ = run(t, "--state-dir", state, "status")
+	if !strings.Contains(out, "needs a restart: node.advertise") || !strings.Contains(out, "config       "+cfg) {
+		t.Fatalf("status after reload:\n%s", out)
+	}
+	// A config may not name the local admin peer.
+	_ = os.WriteFile(cfg, append(good, []byte("\n[[peer]]\npeer_id = \"@local-admin\"\nfingerprints = []\nscopes = [\"admin\"]\n")...), 0o600)
+	if _, errOut, code := run(t, "--state-dir", state, "reload"); code != 5 || !strings.Contains(errOut, "reserved") {
+		t.Fatalf("reserved peer id: %d %s", code, errOut)
+	}
 	_ = os.WriteFile(cfg, good, 0o600)
 	// /metrics exposes the listed series.
 	resp, err := http.Get(lines["metrics"])
@@ -156,6 +184,46 @@ func TestOperatorFlow(t *testing.T) {
 		if !strings.Contains(string(body), series) {
 			t.Fatalf("/metrics lacks %s:\n%s", series, body)
 		}
+	}
+	stop(t, cmd)
+}
+
+// Metrics tell a caller's abort apart from a node error, and count connections per peer.
+func TestMetricsCauses(t *testing.T) {
+	state := t.TempDir()
+	cmd, lines, _ := startServe(t, true, "--state-dir", state, "serve", "--dev", "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
+	scrape := func() string {
+		resp, err := http.Get(lines["metrics"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	// A caller whose own timeout is shorter than the node's gives up: ABORTED, not INTERNAL.
+	if _, _, code := run(t, "--state-dir", state, "call", "--timeout", "100ms", "demo/sleep"); code != 6 {
+		t.Fatalf("client timeout: exit %d", code)
+	}
+	// An open subscription is a live anonymous connection; Ctrl-C aborts it.
+	sub := exec.Command(binary, "--state-dir", state, "sub", "demo/ticker", `{"count":0,"interval_ms":10}`)
+	subOut, _ := sub.StdoutPipe()
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if !bufio.NewScanner(subOut).Scan() {
+		t.Fatal("no first item")
+	}
+	eventually(t, func() bool { return strings.Contains(scrape(), `alknet_peer_connections{peer="anonymous"} 1`) }, "a per-peer connection count")
+	_ = sub.Process.Signal(os.Interrupt)
+	go func() { _, _ = io.Copy(io.Discard, subOut) }()
+	_ = sub.Wait()
+	eventually(t, func() bool {
+		m := scrape()
+		return strings.Contains(m, `alknet_calls_total{code="ABORTED",op="demo/sleep"} 1`) && strings.Contains(m, `alknet_calls_total{code="ABORTED",op="demo/ticker"} 1`)
+	}, "ABORTED counts")
+	if m := scrape(); strings.Contains(m, `code="INTERNAL"`) {
+		t.Fatalf("aborts counted as INTERNAL:\n%s", m)
 	}
 	stop(t, cmd)
 }

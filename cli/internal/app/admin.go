@@ -214,7 +214,7 @@ func apikeyCommand(e *env) *cli.Command {
 					&cli.StringFlag{Name: "out", Usage: "write the token to this new file (mode 0600) instead of stdout"},
 					&cli.StringSliceFlag{Name: "scope", Usage: "a scope granted to the key (repeatable; at least one)"},
 					&cli.StringFlag{Name: "description", Usage: "what the key is for"},
-					&cli.DurationFlag{Name: "expires-in", Usage: "expire after this long (e.g. 720h); default never"},
+					&cli.DurationFlag{Name: "expires-in", HideDefault: true, Usage: "expire after this long (e.g. 720h); default never"},
 					jsonFlag(),
 				},
 				Action: func(ctx context.Context, c *cli.Command) error {

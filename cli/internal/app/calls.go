@@ -231,8 +231,8 @@ func subCommand(e *env) *cli.Command {
 		UsageText: "alknet sub demo/ticker\n" +
 			"alknet sub demo/ticker '{\"count\":0,\"interval_ms\":500}'   # until Ctrl-C",
 		Description: "Prints each output as one compact JSON line (NDJSON). Exits 0 when the subscription\n" +
-			"completes; Ctrl-C sends call.aborted and exits 130. Subscriptions have no deadline (no\n" +
-			"--timeout); dialing gets 30s. A query or mutation is refused with a pointer to 'alknet call'.",
+			"completes; Ctrl-C sends call.aborted and exits 130. A subscription has no deadline; dialing\n" +
+			"gets 30s. A query or mutation is refused with a pointer to 'alknet call'.",
 		Flags:         clientFlags(false),
 		ShellComplete: completeOperation(e),
 		Action: func(ctx context.Context, c *cli.Command) error {

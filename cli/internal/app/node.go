@@ -44,7 +44,8 @@ type node struct {
 	metricsAddr string
 
 	reloadMu   sync.Mutex
-	file       *nodeconfig.File // the config in force
+	file       *nodeconfig.File // the config in force (its static sections as of the start)
+	startFile  *nodeconfig.File // the config the node started with: static changes are judged against it
 	lastReload *reloadResult    // nil until the first reload
 	cn         *callnode.Node
 
@@ -135,7 +136,7 @@ func (n *node) run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	n.started = time.Now()
+	n.started, n.startFile = time.Now(), n.file
 	removeAdminKey, err := n.writeAdminKey()
 	if err != nil {
 		return err
@@ -269,7 +270,7 @@ func (n *node) reload() reloadResult {
 		return fail(err) // validated above: not reached
 	}
 	r.Changed = dynamicChanges(n.file, next)
-	if restart := staticChanges(n.file, next); len(restart) > 0 {
+	if restart := staticChanges(n.startFile, next); len(restart) > 0 {
 		r.RestartRequired = restart
 		n.e.log.Warn("config changes that need a restart are ignored until then", "changed", restart)
 	}

@@ -38,7 +38,7 @@ func configPath(c *cli.Command) (path string, explicit bool, err error) {
 }
 
 func configFlag() cli.Flag {
-	return &cli.StringFlag{Name: "config", Usage: "config file (default: <state dir>/config.toml; absent = all defaults)"}
+	return &cli.StringFlag{Name: "config", Usage: "config file (default: <state dir>/config.toml; a missing file means built-in settings)"}
 }
 
 func serveCommand(e *env) *cli.Command {
@@ -61,7 +61,7 @@ func serveCommand(e *env) *cli.Command {
 			&cli.BoolFlag{Name: "check", Usage: "validate the config file and exit"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
-			&cli.DurationFlag{Name: "drain-timeout", Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
+			&cli.DurationFlag{Name: "drain-timeout", HideDefault: true, Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
 			&cli.BoolFlag{Name: "json", Usage: `print the start-up facts as one JSON object {"fingerprint","quic","tcp","ticket","metrics"}`},
 		),
 		Action: func(ctx context.Context, c *cli.Command) error {
