@@ -92,7 +92,7 @@ func newCommand(e *env) *cli.Command {
 			&cli.StringFlag{Name: "state-dir", Usage: "state directory (default $ALKNET_STATE_DIR, $XDG_STATE_HOME/alknet or ~/.local/state/alknet)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (logs go to stderr)"},
-			&cli.BoolFlag{Name: "version", Usage: "print the version and exit"},
+			&cli.BoolFlag{Name: "version", Local: true, Usage: "print the version and exit"},
 		},
 		Before: func(ctx context.Context, c *cli.Command) (context.Context, error) {
 			log, err := newLogger(e.stderr, c.String("log-level"), c.String("log-format"))

@@ -205,7 +205,7 @@ func withSuggestion(ctx context.Context, s *session, op string, err error) error
 type listedOp struct {
 	Name        string  `json:"name"`
 	OpType      string  `json:"op_type"`
-	Description *string `json:"description"`
+	Description *string `json:"description,omitempty"`
 }
 
 func listOperations(ctx context.Context, s *session) ([]listedOp, error) {
