@@ -29,7 +29,7 @@ func TestInitKeyShowServe(t *testing.T) {
 	mn := writeFile(t, secrets, "mnemonic", abandon+"\n")
 	pp := writeFile(t, secrets, "passphrase", "correct horse battery\r\n")
 	out, errOut, code := run(t, "--state-dir", state, "init", "--recover", "--mnemonic-file", mn, "--passphrase-file", pp)
-	if code != 0 || out != "fingerprint "+wantFP+"\n" {
+	if code != 0 || out != "fingerprint "+wantFP+"\n" || strings.Contains(errOut, "short") {
 		t.Fatalf("init: %d %q %s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, "abandon") {
@@ -113,7 +113,10 @@ func TestInitNewMnemonicAndSecrets(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(state, "keystore.json")); !os.IsNotExist(err) {
 		t.Fatal("a keystore was written although init refused")
 	}
-	out, _, code := run(t, "--state-dir", state, "init", "--yes", "--words", "12", "--passphrase-file", pp)
+	out, errOut, code := run(t, "--state-dir", state, "init", "--yes", "--words", "12", "--passphrase-file", pp)
+	if !strings.Contains(errOut, "warning: the keystore passphrase is short (2 characters)") {
+		t.Fatalf("no warning about a 2-character passphrase: %q", errOut)
+	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 2 || len(strings.Fields(strings.TrimPrefix(lines[0], "mnemonic "))) != 12 || !strings.HasPrefix(lines[1], "fingerprint ed25519:") {
 		t.Fatalf("init --yes: %d %q", code, out)
