@@ -35,9 +35,9 @@ func TestSuggest(t *testing.T) {
 		{"demo/ech", []string{"demo/echo"}},
 		{"demo/adds", []string{"demo/add"}},
 		{"node/inf", []string{"node/info"}},
-		{"demo/echo", nil},            // itself is not a suggestion
-		{"zzz", nil},                  // nothing near
-		{"demo/", nil},                // a prefix is not near enough to every name
+		{"demo/echo", nil}, // itself is not a suggestion
+		{"zzz", nil},       // nothing near
+		{"demo/", nil},     // a prefix is not near enough to every name
 		{"dem/add", []string{"demo/add"}},
 	} {
 		if diff := cmp.Diff(tc.want, suggest(tc.op, names)); diff != "" {
