@@ -94,6 +94,11 @@ func TestOperatorFlow(t *testing.T) {
 	}
 
 	cmd, lines, stderr := startServe(t, true, "--state-dir", state, "serve", "--passphrase-file", pp)
+	// key show takes the running node's addresses when neither --advertise nor the config has any.
+	out, errOut, code = run(t, "--state-dir", state, "key", "show", "--passphrase-file", pp, "--json")
+	if ks := mustJSON(t, "key show --json", out); code != 0 || ks["ticket"] != lines["ticket"] || ks["addresses_from"] != "running node" || errOut != "" {
+		t.Fatalf("key show with a running node: %d %v %s", code, ks, errOut)
+	}
 	for name, args := range map[string][]string{
 		"as the admin peer": {"call", "--key-file", keyFile, "node/reload"},
 		"with the API key":  {"call", "--token-file", tokenFile, "node/reload"},
@@ -106,7 +111,7 @@ func TestOperatorFlow(t *testing.T) {
 		t.Fatalf("anonymous node/reload: %d %s", code, errOut)
 	}
 	prefix := token[:8]
-	if out, errOut, code := run(t, "--state-dir", state, "apikey", "revoke", prefix); code != 0 {
+	if out, errOut, code := run(t, "--state-dir", state, "apikey", "revoke", "--json", prefix); code != 0 || out != `{"config":"`+cfg+`","prefix":"`+prefix+`"}`+"\n" {
 		t.Fatalf("revoke: %s %s", out, errOut)
 	}
 	if out, errOut, code := run(t, "--state-dir", state, "reload"); code != 0 {

@@ -121,12 +121,23 @@ func TestInitNewMnemonicAndSecrets(t *testing.T) {
 	if code != 0 || len(lines) != 2 || len(strings.Fields(strings.TrimPrefix(lines[0], "mnemonic "))) != 12 || !strings.HasPrefix(lines[1], "fingerprint ed25519:") {
 		t.Fatalf("init --yes: %d %q", code, out)
 	}
+	// --json: one object, the mnemonic in it; with --recover, none.
+	out, _, code = run(t, "--state-dir", t.TempDir(), "init", "--json", "--yes", "--words", "12", "--passphrase-file", pp)
+	var created map[string]string
+	if err := json.Unmarshal([]byte(out), &created); code != 0 || err != nil || len(strings.Fields(created["mnemonic"])) != 12 || !strings.HasPrefix(created["fingerprint"], "ed25519:") {
+		t.Fatalf("init --json: %d %q", code, out)
+	}
 	// The printed mnemonic recovers the same identity elsewhere.
 	other := t.TempDir()
 	mn := writeFile(t, secrets, "mn", strings.TrimPrefix(lines[0], "mnemonic ")+"\n")
 	out2, _, _ := run(t, "--state-dir", other, "init", "--recover", "--mnemonic-file", mn, "--passphrase-file", pp)
 	if strings.TrimSpace(out2) != lines[1] {
 		t.Fatalf("recovered %q, want %q", out2, lines[1])
+	}
+	out2, _, _ = run(t, "--state-dir", t.TempDir(), "init", "--json", "--recover", "--mnemonic-file", mn, "--passphrase-file", pp)
+	var recovered map[string]string
+	if err := json.Unmarshal([]byte(out2), &recovered); err != nil || "fingerprint "+recovered["fingerprint"] != lines[1] || recovered["mnemonic"] != "" {
+		t.Fatalf("init --recover --json: %q", out2)
 	}
 	// secret seal / open.
 	sec := writeFile(t, secrets, "secret", "sk-live-abc\n")

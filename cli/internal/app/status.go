@@ -138,8 +138,12 @@ func printStatus(e *env, raw json.RawMessage, s *session) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return remoteErr(err)
 	}
+	state := st.Status
+	if state == "ok" {
+		state = "running"
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "status\t%s\n", map[string]string{"ok": "running"}[st.Status]+orIf(st.Status != "ok", st.Status))
+	fmt.Fprintf(tw, "status\t%s\n", state)
 	fmt.Fprintf(tw, "fingerprint\t%s\n", st.Fingerprint)
 	fmt.Fprintf(tw, "version\t%s\n", st.Version)
 	fmt.Fprintf(tw, "uptime\t%v\n", (time.Duration(st.UptimeMS) * time.Millisecond).Round(time.Second))
@@ -166,13 +170,6 @@ func printStatus(e *env, raw json.RawMessage, s *session) error {
 	fmt.Fprintf(tw, "state_dir\t%s\n", st.StateDir)
 	fmt.Fprintf(tw, "last_reload\t%s\n", describeReload(st.LastReload))
 	return tw.Flush()
-}
-
-func orIf(cond bool, s string) string {
-	if cond {
-		return s
-	}
-	return ""
 }
 
 func countsSuffix(m map[string]int) string {
