@@ -38,6 +38,7 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 	in.mu.Lock()
 	if in.terminal {
 		in.mu.Unlock()
+		in.cancel() // the call has ended: a handler that sees emit fail finds its ctx done too
 		return errCancelled(nil)
 	}
 	if in.itemHead == nil {
@@ -46,6 +47,7 @@ func (in *inbound) sendItem(out json.RawMessage) error {
 	flush, err := in.out.w.QueueBatched(in.itemHead, out, wire.RespondedTail, &in.stopping)
 	in.mu.Unlock()
 	if errors.Is(err, wire.ErrWriteStopped) {
+		in.cancel() // as above: stopped means aborted
 		return errCancelled(nil)
 	}
 	if err != nil || !flush {
