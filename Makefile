@@ -14,6 +14,7 @@ FUZZ_TARGETS := \
 	core/auth:FuzzNewPolicy \
 	call/internal/wire:FuzzFrameReader \
 	call/internal/wire:FuzzDecodeEnvelope \
+	call/internal/wire:FuzzDecodeVia \
 	call/internal/jsonscan:FuzzScanner \
 	call/internal/schema:FuzzDecodeTree \
 	call/internal/schema:FuzzFastSchema \

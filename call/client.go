@@ -41,6 +41,7 @@ type pending struct {
 type CallOption func(*callOpts)
 
 type callOpts struct {
+	via          []string // forwarders so far, this node last (forwarders only)
 	id           string
 	token        string
 	hasToken     bool
@@ -258,7 +259,8 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	if op != "" && op[0] != '/' {
 		op = "/" + op
 	}
-	payload := wire.RequestedPayload{OperationID: op, Input: in, ForwardedFor: o.forwardedFor}
+	payload := wire.RequestedPayload{OperationID: op, Input: in, ForwardedFor: o.forwardedFor, Via: o.via,
+		TimeoutMS: wireTimeout(ctx, p.sub, o.timeout)}
 	if o.hasToken {
 		payload.AuthToken = o.token
 	}
@@ -306,6 +308,25 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		return nil, p.err
 	}
 	return nil, nil
+}
+
+// wireTimeout is the timeout_ms a request carries (docs/protocol.md §5.2): a query or
+// mutation's effective timeout (the call's, or less if ctx ends sooner), a subscription's
+// only when ctx has a deadline; whole milliseconds, at least 1; 0 = none.
+func wireTimeout(ctx context.Context, sub bool, timeout time.Duration) int64 {
+	budget := timeout
+	if sub {
+		budget = 0
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); budget == 0 || left < budget {
+			budget = left
+		}
+	}
+	if budget <= 0 {
+		return 0
+	}
+	return max(budget.Milliseconds(), 1)
 }
 
 // readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).

@@ -1,6 +1,7 @@
 package call
 
 import (
+	"slices"
 	"sync/atomic"
 
 	"github.com/alkdev/alknet/core"
@@ -33,7 +34,13 @@ type OperationContext struct {
 	internal bool
 	depth    int
 	node     *reqNode
+	via      []string // forwarders so far, oldest first (wire roots); inherited by children
 }
+
+// Via returns the node-key fingerprints of the forwarders a request came through, oldest
+// first: from the wire at a root, empty at an ingress root, inherited by composed children.
+// It is what the peer said, unauthenticated.
+func (oc *OperationContext) Via() []string { return slices.Clone(oc.via) }
 
 // IsInternal reports whether this context belongs to a composed (child) invocation.
 func (oc *OperationContext) IsInternal() bool { return oc.internal }
@@ -101,6 +108,7 @@ func ChildContext(parent *OperationContext, reg *Registration, p AbortPolicy, op
 		internal:        true,
 		depth:           parent.depth + 1,
 		node:            &reqNode{parent: parent.node},
+		via:             parent.via,
 	}
 	if reg.ScopedEnv != nil {
 		child.ScopedEnv = *reg.ScopedEnv

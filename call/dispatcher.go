@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"slices"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,13 @@ type Limits struct {
 	// largest partial frame is closed (docs/security.md).
 	MaxPartialFrameBytes int64
 	MaxCompositionDepth  int           // default 32
+	// MaxForwardHops bounds the forwarders a request may have come through (its via);
+	// default 8, 1…64. Past it a wire root fails with "too many forwarding hops".
+	MaxForwardHops int
+	// TrustForwardedFor lists the peer ids whose forwarded_for claims are believed: a root
+	// whose connection identity is one of them runs as the claimed identity, its scopes
+	// capped by the forwarder's (docs/protocol.md §6). Empty: claims are audit metadata only.
+	TrustForwardedFor []string
 	ValidateOutputs      bool          // check outputs and domain details against their schemas
 	SlowHandlerLog       time.Duration // debug-log handlers slower than this; 0 = off
 }
@@ -60,6 +68,8 @@ const (
 	DefaultMaxInFlight         = 1024
 	DefaultMaxInFlightTotal    = 16384
 	DefaultMaxCompositionDepth = 32
+	DefaultMaxForwardHops      = 8
+	MaxForwardHopsCap          = 64
 )
 
 // ErrConfig matches every configuration error.
@@ -88,6 +98,9 @@ func (c Limits) WithDefaults() Limits {
 	if c.MaxPartialFrameBytes == 0 {
 		c.MaxPartialFrameBytes = DefaultMaxPartialFrameBytes
 	}
+	if c.MaxForwardHops == 0 {
+		c.MaxForwardHops = DefaultMaxForwardHops
+	}
 	return c
 }
 
@@ -103,6 +116,9 @@ func (c Limits) Validate() error {
 	}
 	if c.MaxInFlight < 0 || c.MaxCompositionDepth < 0 || c.MaxInFlightTotal < 0 {
 		errs = append(errs, errors.New("max_in_flight, max_in_flight_total and max_composition_depth must not be negative"))
+	}
+	if c.MaxForwardHops < 1 || c.MaxForwardHops > MaxForwardHopsCap {
+		errs = append(errs, fmt.Errorf("max_forward_hops: %d is outside 1-%d", c.MaxForwardHops, MaxForwardHopsCap))
 	}
 	if c.MaxPartialFrameBytes > 0 && c.MaxPartialFrameBytes < int64(c.MaxFrameSize) {
 		errs = append(errs, fmt.Errorf("max_partial_frame_bytes: %d is less than max_frame_size %d", c.MaxPartialFrameBytes, c.MaxFrameSize))
@@ -123,6 +139,7 @@ type Dispatcher struct {
 	ownership OwnershipProvider
 	sessions  SessionOverlaySource
 	observer  Observer
+	nodeFP    string
 
 	// Node-wide state, shared by the dispatchers WithLimits derives from this one.
 	budget   *wire.FrameBudget // bytes held in partial frames
@@ -195,6 +212,9 @@ type Options struct {
 	Observer   Observer             // call metrics; nil: none
 	Ownership  OwnershipProvider    // resource ownership for access control (§9.3); nil: none
 	Sessions   SessionOverlaySource // agent sessions' overlays (§11.4); nil: none
+	// NodeFingerprint is this node's key fingerprint (ed25519:<hex>, in every TLS mode): a
+	// request whose via holds it is a forwarding loop. "": the loop checks are skipped.
+	NodeFingerprint string
 }
 
 // NewDispatcher returns a dispatcher over r (nil: an empty registry, for pure clients).
@@ -206,7 +226,7 @@ func NewDispatcher(r *Registry, o Options) (*Dispatcher, error) {
 		r = &Registry{regs: map[string]*Registration{}}
 	}
 	d := &Dispatcher{reg: r, cfg: o.Limits.WithDefaults(), ids: o.Identities, log: logger(o.Logger),
-		observer: o.Observer, ownership: o.Ownership, sessions: o.Sessions}
+		observer: o.Observer, ownership: o.Ownership, sessions: o.Sessions, nodeFP: o.NodeFingerprint}
 	d.budget = wire.NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
 	d.inflight = new(atomic.Int64)
 	return d, nil
@@ -292,6 +312,7 @@ type rootInput struct {
 	// access control says so instead of "authentication required" (docs/protocol.md §15.6).
 	tokenRejected bool
 	forwardedFor  *core.Identity
+	via           []string
 	peers         []peerLayer
 	// ownCtx: the parent context is this request's own, already cancellable and with the
 	// deadline of §13 (see requestContext); startRoot uses it as it is.
@@ -338,11 +359,39 @@ const OtherOperationLabel = "other"
 // fails at once): cancellable, and with the deadline of §13 unless it is a subscription, in a
 // single context (each derived layer would cost allocations and a registration with its
 // parent on every call).
-func (d *Dispatcher) requestContext(base context.Context, reg *Registration) (context.Context, context.CancelFunc) {
+//
+// timeoutMS is the caller's budget from the wire (0: none sent): a query or mutation gets
+// the smaller of it and RequestTimeout, a subscription it alone.
+func (d *Dispatcher) requestContext(base context.Context, reg *Registration, timeoutMS int64) (context.Context, context.CancelFunc) {
+	budget := time.Duration(timeoutMS) * time.Millisecond
 	if reg != nil && reg.Spec.Type == OpSubscription {
+		if budget > 0 {
+			return context.WithTimeout(base, budget)
+		}
 		return context.WithCancel(base)
 	}
+	if budget > 0 && budget < d.cfg.RequestTimeout {
+		return context.WithTimeout(base, budget)
+	}
 	return context.WithTimeout(base, d.cfg.RequestTimeout)
+}
+
+// checkVia applies the hop and loop checks of a wire root (docs/protocol.md §7), before
+// anything is looked up: too many entries first, then this node's own fingerprint.
+func (d *Dispatcher) checkVia(via []string, n int) *Error {
+	if n > d.cfg.MaxForwardHops {
+		return &Error{code: CodeInternal, message: fmt.Sprintf("too many forwarding hops: %d (max %d)", n, d.cfg.MaxForwardHops)}
+	}
+	if d.nodeFP != "" && slices.Contains(via, d.nodeFP) {
+		return errLoop(d.nodeFP, via)
+	}
+	return nil
+}
+
+// errLoop is the loop error of §7: this node (or the forwarder's remote) is already on the path.
+func errLoop(fp string, via []string) *Error {
+	details, _ := json.Marshal(map[string][]string{"via": via})
+	return &Error{code: CodeInternal, message: "forwarding loop: " + fp + " is already on the path", details: details}
 }
 
 // startRoot runs the checks before a root handler (visibility → access → input) and builds
@@ -381,6 +430,7 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 		AbortPolicy:  AbortDependents,
 		Ownership:    d.ownership,
 		node:         &r.node,
+		via:          in.via,
 	}
 	oc := &r.opCtx
 	r.oc = oc

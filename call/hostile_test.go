@@ -455,7 +455,14 @@ func TestObserverCodes(t *testing.T) {
 	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{RequestTimeout: 200 * time.Millisecond}, dopts: call.Options{Observer: obs}})
 	for _, tr := range []string{"quic", "tcp"} {
 		c := n.dial(t, tr, nil, nil, call.ConnOptions{})
-		// The caller's own timeout is shorter than the node's: it aborts.
+		// The caller gives up (its ctx is cancelled): ABORTED.
+		ctx, cancel := context.WithCancel(tctx(t))
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := c.Call(ctx, "demo/sleep", js(`{}`)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s: cancelled call: %v", tr, err)
+		}
+		// The caller's own timeout is shorter than the node's: it travels as timeout_ms, so
+		// the node times the call out itself (or, by a hair, receives the abort first).
 		if _, err := c.Call(tctx(t), "demo/sleep", js(`{}`), call.WithTimeout(50*time.Millisecond)); !errors.Is(err, call.ErrTimeout) {
 			t.Fatalf("%s: client timeout: %v", tr, err)
 		}
@@ -464,7 +471,7 @@ func TestObserverCodes(t *testing.T) {
 			t.Fatalf("%s: node deadline: %v", tr, err)
 		}
 		// A subscription cancelled by its caller.
-		ctx, cancel := context.WithCancel(tctx(t))
+		ctx, cancel = context.WithCancel(tctx(t))
 		sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":0,"interval_ms":1}`))
 		if err != nil {
 			t.Fatal(err)
@@ -477,10 +484,17 @@ func TestObserverCodes(t *testing.T) {
 			t.Fatalf("%s: invalid input: %v", tr, err)
 		}
 	}
-	obs.waitCalls(t, 8)
+	obs.waitCalls(t, 10)
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	want := map[string]int{"demo/sleep ABORTED": 2, "demo/sleep TIMEOUT": 2, "demo/ticker ABORTED": 2, "demo/add INVALID_INPUT": 2}
+	// The client-timeout calls: TIMEOUT, or ABORTED when the abort won the race.
+	raced := obs.codes["demo/sleep TIMEOUT"] + obs.codes["demo/sleep ABORTED"] - 2 - 2
+	if raced != 2 || obs.codes["demo/sleep TIMEOUT"] < 2 || obs.codes["demo/sleep ABORTED"] < 2 {
+		t.Fatalf("codes: %v", obs.codes)
+	}
+	delete(obs.codes, "demo/sleep TIMEOUT")
+	delete(obs.codes, "demo/sleep ABORTED")
+	want := map[string]int{"demo/ticker ABORTED": 2, "demo/add INVALID_INPUT": 2}
 	if diff := cmp.Diff(want, obs.codes); diff != "" {
 		t.Fatalf("codes (-want +got):\n%s", diff)
 	}

@@ -65,10 +65,16 @@ func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inl
 		_ = out.send(wire.Envelope{Type: wire.EventError, ID: e.ID, Payload: appendCallError(nil, ce)})
 	}
 	p := wire.DecodeRequested(e.Payload)
+	if ce := c.d.checkVia(p.Via, p.ViaLen); ce != nil {
+		// A loop or too many hops: answered at once, no handler runs (§7.2).
+		c.d.callDone(OtherOperationLabel, ce, time.Now())
+		reject(ce)
+		return false
+	}
 	// Not a child of c.ctx: teardown aborts every inbound request itself, and a child would
 	// register with (and contend on) the connection's context on every call.
 	reg := c.d.rootRegistration(p.OperationID)
-	ctx, cancel := c.d.requestContext(c.base, reg)
+	ctx, cancel := c.d.requestContext(c.base, reg, p.TimeoutMS)
 	in := &inbound{id: e.ID, node: &reqNode{}, cancel: cancel, out: out, stream: ss}
 	if c.d.observer != nil {
 		// Only operations that resolved to a registration get a label of their own: names a
@@ -199,7 +205,7 @@ func errorEnvelope(id string, ce *Error) *wire.Envelope {
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p wire.RequestedPayload) {
 	connID, peers := c.peerIdentity()
 	identity, rejected := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
-	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected, forwardedFor: p.ForwardedFor, peers: peers, ownCtx: true})
+	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected, forwardedFor: p.ForwardedFor, via: p.Via, peers: peers, ownCtx: true})
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return

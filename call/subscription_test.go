@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,7 +50,11 @@ func TestSubscriptionOutcomes(t *testing.T) {
 		t.Fatalf("after call.error: %+v %v (no call.completed may follow)", e, err)
 	}
 	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
-	sub, err := c.Subscribe(tctx(t), "test/long", nil)
+	// A caller without a deadline: the subscription has none on the node either (§13),
+	// though it runs past RequestTimeout.
+	noDeadline, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := c.Subscribe(noDeadline, "test/long", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +63,14 @@ func TestSubscriptionOutcomes(t *testing.T) {
 	}
 	if _, err := sub.Recv(); err != io.EOF {
 		t.Fatalf("end: %v", err)
+	}
+	// A caller with a deadline sends it (timeout_ms): the handler's ctx carries it.
+	sub, err = c.Subscribe(tctx(t), "test/long", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Recv(); !errors.Is(err, call.ErrInternal) || !strings.Contains(err.Error(), "has a deadline") {
+		t.Fatalf("subscription under a caller's deadline: %v", err)
 	}
 }
 

@@ -75,7 +75,7 @@ func Start(o Options) (*Node, error) {
 		return nil, err
 	}
 	d, err := call.NewDispatcher(n.registry, call.Options{Limits: o.Limits, Identities: h.Auth, Logger: o.Host.Logger,
-		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions})
+		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions, NodeFingerprint: h.Key.Fingerprint()})
 	if err != nil {
 		return nil, err
 	}

@@ -389,3 +389,37 @@ func Valid(b []byte) bool {
 	end, err := ScanValue(b, i, 0)
 	return err == nil && SkipWS(b, end) == len(b)
 }
+
+// Elements scans a whole document that must be one array, calling elem with each element's
+// span (white space trimmed); an error from elem stops the scan and is returned.
+func Elements(b []byte, elem func(val []byte) error) error {
+	i := SkipWS(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return ErrSyntax
+	}
+	i = SkipWS(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		i++
+	} else {
+		for {
+			start := i
+			end, err := ScanValue(b, i, 1)
+			if err != nil {
+				return err
+			}
+			if err := elem(b[start:end]); err != nil {
+				return err
+			}
+			var done bool
+			if i, done, err = AfterElement(b, end, ']'); err != nil {
+				return err
+			} else if done {
+				break
+			}
+		}
+	}
+	if SkipWS(b, i) != len(b) {
+		return ErrSyntax
+	}
+	return nil
+}

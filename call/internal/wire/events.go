@@ -3,6 +3,9 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
 
 	"github.com/alkdev/alknet/core"
 
@@ -18,7 +21,20 @@ type RequestedPayload struct {
 	AuthToken    string          // "" = absent
 	HasAuthToken bool
 	ForwardedFor *core.Identity
+	// Via lists the node-key fingerprints of the forwarders so far, oldest first (nil =
+	// absent = none). Decoding keeps at most MaxViaDecoded entries; ViaLen counts them all.
+	Via    []string
+	ViaLen int
+	// TimeoutMS is the caller's remaining budget in whole milliseconds (0 = absent).
+	TimeoutMS int64
 }
+
+// Limits of the optional call.requested keys (docs/protocol.md §3.2).
+const (
+	MaxViaEntryBytes = 128
+	MaxViaDecoded    = 65 // one more than the largest MaxForwardHops, so the hop count is known
+	MaxTimeoutMS     = 1<<31 - 1
+)
 
 // AppendRequested encodes the payload with keys in wire order.
 func AppendRequested(b []byte, p RequestedPayload) []byte {
@@ -36,6 +52,20 @@ func AppendRequested(b []byte, p RequestedPayload) []byte {
 	if p.ForwardedFor != nil {
 		b = append(b, `,"forwarded_for":`...)
 		b = appendIdentity(b, p.ForwardedFor)
+	}
+	if len(p.Via) > 0 {
+		b = append(b, `,"via":[`...)
+		for i, v := range p.Via {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonscan.AppendString(b, v)
+		}
+		b = append(b, ']')
+	}
+	if p.TimeoutMS > 0 {
+		b = append(b, `,"timeout_ms":`...)
+		b = strconv.AppendInt(b, min(p.TimeoutMS, MaxTimeoutMS), 10)
 	}
 	return append(b, '}')
 }
@@ -95,6 +125,10 @@ func DecodeRequested(raw json.RawMessage) RequestedPayload {
 			p.AuthToken, p.HasAuthToken = jsonscan.StringValue(val, nil)
 		case "forwarded_for":
 			p.ForwardedFor = decodeIdentity(val)
+		case "via":
+			p.Via, p.ViaLen = decodeVia(val)
+		case "timeout_ms":
+			p.TimeoutMS = decodeTimeoutMS(val)
 		}
 		return nil
 	})
@@ -102,6 +136,53 @@ func DecodeRequested(raw json.RawMessage) RequestedPayload {
 		p.Input = json.RawMessage("null")
 	}
 	return p
+}
+
+// decodeVia reads an array of valid UTF-8 strings of at most MaxViaEntryBytes each, keeping the first
+// MaxViaDecoded; anything else reads as absent (nil, 0). Memory follows the entries kept.
+func decodeVia(raw json.RawMessage) ([]string, int) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) < 2 || raw[0] != '[' {
+		return nil, 0
+	}
+	var out []string
+	n := 0
+	ok := true
+	err := jsonscan.Elements(raw, func(val []byte) error {
+		s, isStr := jsonscan.StringValue(val, nil)
+		if !isStr || len(s) > MaxViaEntryBytes || !utf8.ValidString(s) {
+			ok = false
+			return errStop
+		}
+		if n < MaxViaDecoded {
+			out = append(out, s)
+		}
+		n++
+		return nil
+	})
+	if err != nil || !ok {
+		return nil, 0
+	}
+	return out, n
+}
+
+// decodeTimeoutMS reads an integer literal of digits only, clamped to 1…MaxTimeoutMS; any
+// other value (0, 1e3, 1000.0, a string, a sign) reads as absent (0).
+func decodeTimeoutMS(raw json.RawMessage) int64 {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return 0
+	}
+	var v int64
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		if v < MaxTimeoutMS {
+			v = v*10 + int64(c-'0')
+		}
+	}
+	return min(v, MaxTimeoutMS)
 }
 
 func decodeIdentity(raw json.RawMessage) *core.Identity {
@@ -193,3 +274,5 @@ func DecodeError(raw json.RawMessage) (ErrorPayload, bool) {
 	}
 	return e, true
 }
+
+var errStop = errors.New("stop")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -221,5 +222,43 @@ func TestFrameReaderEnded(t *testing.T) {
 	r = NewFrameReader(iotest.DataErrReader(bytes.NewReader([]byte{0, 0, 0, 2})), 0)
 	if _, err := r.ReadFrame(); !errors.Is(err, ErrTruncatedFrame) {
 		t.Fatalf("prefix then EOF: %v, want ErrTruncatedFrame", err)
+	}
+}
+
+func TestDecodeRequestedViaAndTimeout(t *testing.T) {
+	long := strings.Repeat("a", MaxViaEntryBytes+1)
+	for _, tc := range []struct {
+		payload string
+		via     []string
+		viaLen  int
+		timeout int64
+	}{
+		{`{"operationId":"/a","via":["ed25519:aa","ed25519:bb"],"timeout_ms":1500}`, []string{"ed25519:aa", "ed25519:bb"}, 2, 1500},
+		{`{"via":[],"timeout_ms":1}`, nil, 0, 1},
+		{`{"via":"ed25519:aa"}`, nil, 0, 0},                           // not an array: absent
+		{`{"via":["a",1]}`, nil, 0, 0},                                // not all strings: absent
+		{`{"via":["` + long + `"]}`, nil, 0, 0},                       // an entry too long: absent
+		{`{"via":{"a":1}}`, nil, 0, 0},                                // an object: absent
+		{`{"timeout_ms":0}`, nil, 0, 0},                               // 0 reads as absent
+		{`{"timeout_ms":1e3}`, nil, 0, 0},                             // not digits only
+		{`{"timeout_ms":1000.0}`, nil, 0, 0},                          //
+		{`{"timeout_ms":"1000"}`, nil, 0, 0},                          // a string
+		{`{"timeout_ms":-5}`, nil, 0, 0},                              // a sign
+		{`{"timeout_ms":99999999999999999999}`, nil, 0, MaxTimeoutMS}, // clamped
+	} {
+		p := DecodeRequested([]byte(tc.payload))
+		if !slices.Equal(p.Via, tc.via) || p.ViaLen != tc.viaLen || p.TimeoutMS != tc.timeout {
+			t.Errorf("%s: via %q (%d) timeout %d; want %q (%d) %d", tc.payload, p.Via, p.ViaLen, p.TimeoutMS, tc.via, tc.viaLen, tc.timeout)
+		}
+	}
+	// A long via keeps MaxViaDecoded entries and counts them all.
+	many := `{"via":[` + strings.TrimSuffix(strings.Repeat(`"x",`, 1000), ",") + `]}`
+	if p := DecodeRequested([]byte(many)); len(p.Via) != MaxViaDecoded || p.ViaLen != 1000 {
+		t.Fatalf("1000 entries: kept %d, counted %d", len(p.Via), p.ViaLen)
+	}
+	// Encoding: via after forwarded_for, timeout_ms last.
+	got := string(AppendRequested(nil, RequestedPayload{OperationID: "/a", Via: []string{"ed25519:aa"}, TimeoutMS: 250}))
+	if want := `{"operationId":"/a","input":null,"via":["ed25519:aa"],"timeout_ms":250}`; got != want {
+		t.Fatalf("encoded %s, want %s", got, want)
 	}
 }

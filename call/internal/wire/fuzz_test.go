@@ -152,3 +152,34 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeVia: any value of "via" and "timeout_ms" decodes within its bounds, never panics,
+// and a decoded via re-encodes to itself.
+func FuzzDecodeVia(f *testing.F) {
+	f.Add([]byte(`["ed25519:aa","ed25519:bb"]`), []byte(`1500`))
+	f.Add([]byte(`[]`), []byte(`0`))
+	f.Add([]byte(`["a",1]`), []byte(`1e3`))
+	f.Add([]byte(`[["x"]]`), []byte(`"7"`))
+	f.Fuzz(func(t *testing.T, via, timeout []byte) {
+		payload := append(append(append(append([]byte(`{"operationId":"/a","via":`), via...), `,"timeout_ms":`...), timeout...), '}')
+		p := DecodeRequested(payload)
+		if p.TimeoutMS < 0 || p.TimeoutMS > MaxTimeoutMS {
+			t.Fatalf("timeout_ms %d out of bounds", p.TimeoutMS)
+		}
+		if len(p.Via) > MaxViaDecoded || p.ViaLen < len(p.Via) || (p.ViaLen > 0) != (len(p.Via) > 0) {
+			t.Fatalf("via %d kept, %d counted", len(p.Via), p.ViaLen)
+		}
+		for _, v := range p.Via {
+			if len(v) > MaxViaEntryBytes {
+				t.Fatalf("entry of %d bytes", len(v))
+			}
+		}
+		if p.ViaLen > MaxViaDecoded || len(p.Via) == 0 {
+			return
+		}
+		back := DecodeRequested(AppendRequested(nil, RequestedPayload{OperationID: "/a", Via: p.Via, TimeoutMS: p.TimeoutMS}))
+		if !slices.Equal(back.Via, p.Via) || back.TimeoutMS != p.TimeoutMS {
+			t.Fatalf("round trip: %q %d → %q %d", p.Via, p.TimeoutMS, back.Via, back.TimeoutMS)
+		}
+	})
+}
