@@ -219,6 +219,9 @@ func normalizeRemote(ce *Error, known []string) *Error {
 // Call runs a query or mutation on the peer; every error is a *Error.
 func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...CallOption) (json.RawMessage, error) {
 	o := c.options(opts)
+	// The budget starts before the request is written: the callee's deadline (timeout_ms from
+	// its arrival) then never precedes ours, and the caller reports "request timed out".
+	deadline := time.Now().Add(o.timeout)
 	p, ce := c.register(o, false)
 	if ce != nil {
 		return nil, ce
@@ -229,7 +232,7 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	}
 	// The timeout and ctx end the call from callbacks, so the caller's goroutine is free to
 	// read the response itself: no hand-off to a reader goroutine and back.
-	timer := time.AfterFunc(o.timeout, func() { c.endLocally(p, errTimedOut()) })
+	timer := time.AfterFunc(time.Until(deadline), func() { c.endLocally(p, errTimedOut()) })
 	defer timer.Stop()
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { c.endLocally(p, ctxError(ctx)) })

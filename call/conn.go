@@ -68,6 +68,7 @@ type Conn struct {
 	pending map[string]*pending
 	closed  bool
 	overlay *Overlay
+	peerSet *PeerSet // the set this Conn's overlay is attached to (guarded by mu)
 	// Aborts that arrived before their request (multi-stream: the abort's fresh stream can
 	// overtake the request's stream), so the request is not run when it comes; bounded FIFO.
 	early      map[string]struct{}

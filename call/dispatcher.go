@@ -140,6 +140,7 @@ type Dispatcher struct {
 	sessions  SessionOverlaySource
 	observer  Observer
 	nodeFP    string
+	peers     *PeerSet
 
 	// Node-wide state, shared by the dispatchers WithLimits derives from this one.
 	budget   *wire.FrameBudget // bytes held in partial frames
@@ -215,6 +216,9 @@ type Options struct {
 	// NodeFingerprint is this node's key fingerprint (ed25519:<hex>, in every TLS mode): a
 	// request whose via holds it is a forwarding loop. "": the loop checks are skipped.
 	NodeFingerprint string
+	// Peers is the hub's set of peer layers (PeerSet): in every root's composite, and its
+	// External imports reachable from the wire after the core registry. nil: none.
+	Peers *PeerSet
 }
 
 // NewDispatcher returns a dispatcher over r (nil: an empty registry, for pure clients).
@@ -226,7 +230,7 @@ func NewDispatcher(r *Registry, o Options) (*Dispatcher, error) {
 		r = &Registry{regs: map[string]*Registration{}}
 	}
 	d := &Dispatcher{reg: r, cfg: o.Limits.WithDefaults(), ids: o.Identities, log: logger(o.Logger),
-		observer: o.Observer, ownership: o.Ownership, sessions: o.Sessions, nodeFP: o.NodeFingerprint}
+		observer: o.Observer, ownership: o.Ownership, sessions: o.Sessions, nodeFP: o.NodeFingerprint, peers: o.Peers}
 	d.budget = wire.NewFrameBudget(d.cfg.MaxPartialFrameBytes, d.log)
 	d.inflight = new(atomic.Int64)
 	return d, nil
@@ -284,21 +288,44 @@ func (d *Dispatcher) resolveRequest(ctx context.Context, conn *core.Identity, to
 	return conn, true
 }
 
-// Visible lists the External core operations whose access control admits id (no resource
-// id), sorted by name (§6.1).
+// Visible lists the External core operations and exposed imports whose access control
+// admits id (no resource id), sorted by name, each name once (§6.1).
 func (d *Dispatcher) Visible(ctx context.Context, id *core.Identity) []OperationSpec {
-	var out []OperationSpec
-	for _, n := range d.reg.names {
-		reg := d.reg.regs[n]
-		if reg.Spec.Visibility != VisibilityExternal {
-			continue
-		}
-		if checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) != nil {
-			continue
-		}
-		out = append(out, reg.Spec)
+	regs := d.visible(ctx, id)
+	out := make([]OperationSpec, len(regs))
+	for i, r := range regs {
+		out[i] = r.Spec
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// visible is Visible with the registrations (an import's via is on its registration).
+func (d *Dispatcher) visible(ctx context.Context, id *core.Identity) []*Registration {
+	var out []*Registration
+	admits := func(reg *Registration) bool {
+		return reg.Spec.Visibility == VisibilityExternal &&
+			checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) == nil
+	}
+	for _, n := range d.reg.names {
+		if reg := d.reg.regs[n]; admits(reg) {
+			out = append(out, reg)
+		}
+	}
+	if d.peers != nil {
+		seen := map[string]bool{}
+		for _, l := range d.peers.snapshot() {
+			for _, spec := range l.ov.Specs() {
+				if _, core := d.reg.lookup(spec.Name); core || seen[spec.Name] || spec.Visibility != VisibilityExternal {
+					continue
+				}
+				seen[spec.Name] = true // the one a wire root reaches (rootRegistration)
+				if reg, ok := l.ov.lookup(spec.Name); ok && admits(reg) {
+					out = append(out, reg)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
 	return out
 }
 
@@ -342,13 +369,22 @@ func (d *Dispatcher) lookupRoot(op string) (*Registration, *Error) {
 	return reg, nil
 }
 
-// rootRegistration returns the registration a root request for op reaches, or nil.
+// rootRegistration returns the registration a root request for op reaches, or nil: an
+// External core operation, else (a core name is never looked further) an exposed import of
+// the PeerSet, first in attach order (§11.4.5).
 func (d *Dispatcher) rootRegistration(op string) *Registration {
-	reg, ok := d.reg.lookup(stripSlash(op))
-	if !ok || reg.Spec.Visibility != VisibilityExternal {
-		return nil
+	name := stripSlash(op)
+	reg, ok := d.reg.lookup(name)
+	if ok {
+		if reg.Spec.Visibility != VisibilityExternal {
+			return nil
+		}
+		return reg
 	}
-	return reg
+	if d.peers != nil {
+		return d.peers.exposed(name)
+	}
+	return nil
 }
 
 // OtherOperationLabel is the operation an Observer sees for requests that reached no
@@ -417,7 +453,11 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 	if in.forwardedFor != nil {
 		origin = in.forwardedFor
 	}
-	r := &root{reg: reg, input: in.input, env: composite{d: d, peers: in.peers}}
+	peers := in.peers
+	if d.peers != nil {
+		peers = d.peers.layersFor(peers)
+	}
+	r := &root{reg: reg, input: in.input, env: composite{d: d, peers: peers}}
 	r.opCtx = OperationContext{
 		RequestID:    in.id,
 		Identity:     in.identity,

@@ -1,8 +1,10 @@
 package call
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -118,6 +120,51 @@ func (o *Overlay) Add(regs []HandlerRegistration) error {
 	}
 	o.mu.Unlock()
 	return nil
+}
+
+// Replace validates regs and swaps the whole set for them: names not in regs are gone.
+// Registrations whose HandlerRegistration is unchanged keep their compiled schemas. An
+// invalid batch changes nothing; a call already running keeps its *Registration.
+func (o *Overlay) Replace(regs []HandlerRegistration) error {
+	o.mu.RLock()
+	old := o.regs
+	o.mu.RUnlock()
+	next := make(map[string]*Registration, len(regs))
+	for _, r := range regs {
+		if _, dup := next[r.Spec.Name]; dup {
+			return Errorf(CodeInvalidInput, "duplicate operation in one import: %s", r.Spec.Name)
+		}
+		if prev, ok := old[r.Spec.Name]; ok && sameRegistration(prev.HandlerRegistration, r) {
+			next[r.Spec.Name] = prev
+			continue
+		}
+		c, err := NewRegistration(r)
+		if err != nil {
+			return err
+		}
+		next[r.Spec.Name] = c
+	}
+	o.mu.Lock()
+	o.regs = next
+	o.mu.Unlock()
+	return nil
+}
+
+// Len returns the number of operations in the overlay.
+func (o *Overlay) Len() int {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return len(o.regs)
+}
+
+// sameRegistration reports whether two registrations describe the same operation the same
+// way (schemas, access, via), so a refresh can keep the compiled one.
+func sameRegistration(a, b HandlerRegistration) bool {
+	return a.Spec.Name == b.Spec.Name && a.Spec.Type == b.Spec.Type && a.Spec.Visibility == b.Spec.Visibility &&
+		a.Spec.Description == b.Spec.Description && bytes.Equal(a.Spec.InputSchema, b.Spec.InputSchema) &&
+		bytes.Equal(a.Spec.OutputSchema, b.Spec.OutputSchema) && reflect.DeepEqual(a.Spec.ErrorSchemas, b.Spec.ErrorSchemas) &&
+		reflect.DeepEqual(a.Spec.AccessControl, b.Spec.AccessControl) && slices.Equal(a.via, b.via) &&
+		a.Provenance == b.Provenance
 }
 
 func (o *Overlay) lookup(name string) (*Registration, bool) {
@@ -258,6 +305,18 @@ func (e *composite) PeerIDs() []string {
 		out = append(out, l.id)
 	}
 	return out
+}
+
+// peerRegistration returns peer's registration of name, if that layer is in the composite.
+func (e *composite) peerRegistration(peer, name string) *Registration {
+	for _, l := range e.peers {
+		if l.id == peer {
+			if r, ok := l.ov.lookup(name); ok {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 func (e *composite) PeerOperations(peer string) []OperationSpec {

@@ -68,6 +68,8 @@ type HandlerRegistration struct {
 	Authority    *CompositionAuthority
 	ScopedEnv    *ScopedEnv
 	Capabilities core.Capabilities
+
+	via []string // an import's: the nodes behind it, nearest first (ImportFrom sets it)
 }
 
 // Registration is a validated HandlerRegistration with compiled schemas. Overlays (sessions,
