@@ -1,6 +1,7 @@
 package call
 
 import (
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -332,6 +333,23 @@ func wireTimeout(ctx context.Context, sub bool, timeout time.Duration) int64 {
 	return max(budget.Milliseconds(), 1)
 }
 
+// streamError is the error of a call whose stream failed: "connection closed" when the
+// whole connection went (so callers and forwarders can tell a lost link), else "stream
+// closed before response".
+func (c *Conn) streamError(err error) *Error {
+	if errors.Is(err, conn.ErrConnectionClosed) {
+		return errConnectionClosed(err)
+	}
+	select {
+	case <-c.c.Done():
+		return errConnectionClosed(err)
+	case <-c.ctx.Done():
+		return errConnectionClosed(err)
+	default:
+		return errInternal(msgStreamClosed, err)
+	}
+}
+
 // readOwnStream reads the responses on a stream we opened for p (§4.1.2, §4.1.6).
 func (c *Conn) readOwnStream(w *framed, p *pending) {
 	c.d.streamOpened()
@@ -353,7 +371,7 @@ func (c *Conn) readOwnStream(w *framed, p *pending) {
 	for {
 		body, err := w.r.ReadFrame()
 		if err != nil {
-			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
+			c.finishPending(p, nil, c.streamError(err))
 			return
 		}
 		e, err := wire.DecodeEnvelope(body)

@@ -339,6 +339,7 @@ type rootInput struct {
 	// access control says so instead of "authentication required" (docs/protocol.md §15.6).
 	tokenRejected bool
 	forwardedFor  *core.Identity
+	byToken       bool // identity came from the request's auth_token, not the connection
 	via           []string
 	peers         []peerLayer
 	// ownCtx: the parent context is this request's own, already cancellable and with the
@@ -424,6 +425,28 @@ func (d *Dispatcher) checkVia(via []string, n int) *Error {
 	return nil
 }
 
+// delegate is the identity a trusted forwarder's claim runs as: the claimed ID, its scopes
+// and resources intersected with the forwarder's own (a forwarder never grants more).
+func delegate(claimed, direct core.Identity) core.Identity {
+	out := core.Identity{ID: claimed.ID}
+	for _, sc := range claimed.Scopes {
+		if slices.Contains(direct.Scopes, sc) {
+			out.Scopes = append(out.Scopes, sc)
+		}
+	}
+	for typ, acts := range claimed.Resources {
+		for _, a := range acts {
+			if slices.Contains(direct.Resources[typ], a) {
+				if out.Resources == nil {
+					out.Resources = map[string][]string{}
+				}
+				out.Resources[typ] = append(out.Resources[typ], a)
+			}
+		}
+	}
+	return out
+}
+
 // errLoop is the loop error of §7: this node (or the forwarder's remote) is already on the path.
 func errLoop(fp string, via []string) *Error {
 	details, _ := json.Marshal(map[string][]string{"via": via})
@@ -440,6 +463,20 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 	if len(in.input) == 0 {
 		in.input = json.RawMessage("null")
 	}
+	// A forwarded_for claim is believed only from a trusted forwarder's connection identity
+	// (never a token's): the root then runs as the claimed identity, capped by the
+	// forwarder's. Untrusted claims stay in ForwardedFor, audit only (docs/protocol.md §6).
+	if in.identity != nil && !in.byToken && (in.forwardedFor != nil || len(in.via) > 0) &&
+		slices.Contains(d.cfg.TrustForwardedFor, in.identity.ID) {
+		direct := in.identity
+		in.identity = nil
+		claimed := ""
+		if in.forwardedFor != nil {
+			del := delegate(*in.forwardedFor, *direct)
+			in.identity, claimed = &del, del.ID
+		}
+		d.log.Info("delegated identity", "direct", direct.ID, "claimed", claimed, "trusted", true, "request_id", in.id)
+	}
 	if ce := checkAccess(parent, &reg.Spec, in.identity, d.ownership, in.input, d.log.Warn); ce != nil {
 		if in.identity == nil && in.tokenRejected && ce.message == msgAuthRequired {
 			ce = &Error{code: CodeForbidden, message: msgTokenRejected}
@@ -450,9 +487,6 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 		return nil, ce
 	}
 	origin := in.identity
-	if in.forwardedFor != nil {
-		origin = in.forwardedFor
-	}
 	peers := in.peers
 	if d.peers != nil {
 		peers = d.peers.layersFor(peers)

@@ -16,6 +16,10 @@ const ALPN = "alknet/call"
 type ProtocolHandler struct {
 	Dispatcher func() *Dispatcher // the dispatcher serving each new connection; nil: an empty one
 	Options    func() ConnOptions // each new connection's options; nil: defaults
+	// OnConn, if set, is called once per connection after its Conn is made and before it
+	// runs; ctx ends with the connection. It must return promptly, starting a goroutine only
+	// for a link it imports (docs/protocol.md §11, the hub's importer).
+	OnConn func(ctx context.Context, c *Conn)
 }
 
 // NewProtocolHandler serves every connection with d and options o.
@@ -46,5 +50,9 @@ func (h ProtocolHandler) Handle(ctx context.Context, c core.Connection, ac core.
 			ac.Identity = &id
 		}
 	}
-	return newConn(auth.NewContext(ctx, ac), c, d, o).Run(ctx)
+	cn := newConn(auth.NewContext(ctx, ac), c, d, o)
+	if h.OnConn != nil {
+		h.OnConn(cn.ctx, cn)
+	}
+	return cn.Run(ctx)
 }

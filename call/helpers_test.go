@@ -39,6 +39,10 @@ type nodeOpts struct {
 	limits  config.Limits            // endpoint limits
 	log     *slog.Logger             // nil: discarded
 	handler endpoint.ProtocolHandler // instead of call.ProtocolHandler (a hostile peer)
+	peers   *call.PeerSet            // a hub's peer set
+	onConn  func(context.Context, *call.Conn)
+	demo    bool              // serve call/demo's operations (with node/* and discovery)
+	key     *identity.NodeKey // the node's key; nil: a fresh one
 }
 
 func buildDispatcher(t testing.TB, o nodeOpts, ids core.IdentityProvider) *call.Dispatcher {
@@ -74,7 +78,7 @@ func startNode(t testing.TB, o nodeOpts) *node {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ho := host.Options{Dynamic: o.dynamic, Limits: o.limits, Logger: log, DrainTimeout: 2 * time.Second}
+	ho := host.Options{Key: o.key, Dynamic: o.dynamic, Limits: o.limits, Logger: log, DrainTimeout: 2 * time.Second}
 	var h *host.Host
 	n := &node{}
 	if o.handler != nil {
@@ -86,8 +90,8 @@ func startNode(t testing.TB, o nodeOpts) *node {
 			t.Fatal(err)
 		}
 	} else {
-		cn, err := callnode.Start(callnode.Options{Host: ho, Registrations: o.regs, NoBuiltin: true, Limits: o.cfg,
-			Observer: o.dopts.Observer, Ownership: o.dopts.Ownership, Sessions: o.dopts.Sessions})
+		cn, err := callnode.Start(callnode.Options{Host: ho, Registrations: o.regs, NoBuiltin: !o.demo, Demo: o.demo, Limits: o.cfg,
+			Observer: o.dopts.Observer, Ownership: o.dopts.Ownership, Sessions: o.dopts.Sessions, Peers: o.peers, OnConn: o.onConn})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -205,7 +205,8 @@ func errorEnvelope(id string, ce *Error) *wire.Envelope {
 func (c *Conn) runInbound(ctx context.Context, in *inbound, p wire.RequestedPayload) {
 	connID, peers := c.peerIdentity()
 	identity, rejected := c.d.resolveRequest(ctx, connID, p.AuthToken, p.HasAuthToken)
-	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected, forwardedFor: p.ForwardedFor, via: p.Via, peers: peers, ownCtx: true})
+	rt, ce := c.d.startRoot(ctx, rootInput{id: in.id, op: p.OperationID, input: p.Input, identity: identity, tokenRejected: rejected,
+		byToken: identity != connID, forwardedFor: p.ForwardedFor, via: p.Via, peers: peers, ownCtx: true})
 	if ce != nil {
 		c.finishInbound(in, errorEnvelope(in.id, ce))
 		return

@@ -138,7 +138,7 @@ func (c *Conn) readReuse(rs *reuseStream) {
 		}
 		rs.mu.Unlock()
 		for _, p := range left {
-			c.finishPending(p, nil, errInternal(msgStreamClosed, err))
+			c.finishPending(p, nil, c.streamError(err))
 		}
 		return
 	}

@@ -39,6 +39,14 @@ type Options struct {
 	Observer  call.Observer
 	Ownership call.OwnershipProvider
 	Sessions  call.SessionOverlaySource
+
+	// Peers makes the node a hub: the layers attached to it are in every root's composite and
+	// its exposed imports are served from the wire (call.Options.Peers); it also serves
+	// services/list-peers (admin). nil: none.
+	Peers *call.PeerSet
+	// OnConn is called for every alknet/call connection, inbound and dispatched links, before
+	// it runs (call.ProtocolHandler.OnConn).
+	OnConn func(ctx context.Context, c *call.Conn)
 }
 
 // Node is a running alknet/call node.
@@ -63,6 +71,9 @@ func Start(o Options) (*Node, error) {
 	}
 	if !o.NoDiscovery {
 		regs = append(regs, call.DiscoveryRegistrations(n.Dispatcher)...)
+		if o.Peers != nil {
+			regs = append(regs, call.ListPeersRegistration(n.Dispatcher))
+		}
 	}
 	if o.Demo {
 		regs = append(regs, demo.Registrations(demo.Options{})...)
@@ -75,7 +86,7 @@ func Start(o Options) (*Node, error) {
 		return nil, err
 	}
 	d, err := call.NewDispatcher(n.registry, call.Options{Limits: o.Limits, Identities: h.Auth, Logger: o.Host.Logger,
-		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions, NodeFingerprint: h.Key.Fingerprint()})
+		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions, NodeFingerprint: h.Key.Fingerprint(), Peers: o.Peers})
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +96,7 @@ func Start(o Options) (*Node, error) {
 		co.Logger = o.Host.Logger
 	}
 	n.conn.Store(&co)
-	handler := call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }}
+	handler := call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }, OnConn: o.OnConn}
 	if err := h.Start(handler); err != nil {
 		return nil, err
 	}
