@@ -125,6 +125,15 @@ func newConn(parent context.Context, c core.Connection, d *Dispatcher, o ConnOpt
 	return cn
 }
 
+// SetSubscriptionBuffer sets the items buffered per outgoing subscription (ConnOptions.
+// SubscriptionBuffer) for a Conn that has not started: call it from ProtocolHandler.OnConn.
+// Later calls are ignored.
+func (c *Conn) SetSubscriptionBuffer(n int) {
+	if n > 0 && !c.running.Load() {
+		c.o.SubscriptionBuffer = n
+	}
+}
+
 // Connection returns the underlying connection.
 func (c *Conn) Connection() core.Connection { return c.c }
 

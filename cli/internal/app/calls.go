@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -203,24 +204,41 @@ func withSuggestion(ctx context.Context, s *session, op string, err error) error
 
 // listedOp is one entry of services/list.
 type listedOp struct {
-	Name        string  `json:"name"`
-	OpType      string  `json:"op_type"`
-	Description *string `json:"description,omitempty"`
+	Name        string   `json:"name"`
+	Namespace   string   `json:"namespace,omitempty"`
+	OpType      string   `json:"op_type"`
+	Via         []string `json:"via,omitempty"`
+	Description *string  `json:"description,omitempty"`
 }
 
+// listOperations reads every page of services/list (a long catalogue comes in pages).
 func listOperations(ctx context.Context, s *session) ([]listedOp, error) {
-	out, err := s.conn.Call(ctx, call.OpServicesList, json.RawMessage(`{}`))
-	if err != nil {
-		return nil, err
+	var all []listedOp
+	after := ""
+	for range 10000 { // a bound: a peer cannot keep us paging forever
+		in := json.RawMessage(`{}`)
+		if after != "" {
+			in, _ = json.Marshal(map[string]string{"after": after})
+		}
+		out, err := s.conn.Call(ctx, call.OpServicesList, in)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Operations []listedOp `json:"operations"`
+			Next       string     `json:"next"`
+		}
+		if err := json.Unmarshal(out, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Operations...)
+		if page.Next == "" || page.Next <= after {
+			break
+		}
+		after = page.Next
 	}
-	var list struct {
-		Operations []listedOp `json:"operations"`
-	}
-	if err := json.Unmarshal(out, &list); err != nil {
-		return nil, err
-	}
-	sort.Slice(list.Operations, func(i, j int) bool { return list.Operations[i].Name < list.Operations[j].Name })
-	return list.Operations, nil
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	return all, nil
 }
 
 func subCommand(e *env) *cli.Command {
@@ -286,11 +304,14 @@ func lsCommand(e *env) *cli.Command {
 		Name:      "ls",
 		Usage:     "list the operations the target node lets you call (services/list)",
 		ArgsUsage: "[PREFIX]",
-		UsageText: "alknet ls\nalknet ls demo/               # only names starting with demo/\nalknet ls --json --to alk1…",
+		UsageText: "alknet ls\nalknet ls demo/               # only names starting with demo/\nalknet ls --json --to alk1…\n" +
+			"alknet ls --peers --to alk1… --key-file admin.key   # a hub's peers and their operations",
 		Description: "Prints OPERATION, TYPE and DESCRIPTION for every operation visible to you, sorted by\n" +
-			"name; PREFIX keeps the names that start with it. --json prints the services/list output\n" +
-			"(filtered by PREFIX when one is given).",
-		Flags: clientFlags(true),
+			"name, and VIA (the node behind an imported operation) when any has one; PREFIX keeps the\n" +
+			"names that start with it. --json prints the services/list output (filtered by PREFIX when\n" +
+			"one is given; a paged catalogue is joined). --peers prints services/list-peers as PEER,\n" +
+			"OPERATION and TYPE.",
+		Flags: append(clientFlags(true), &cli.BoolFlag{Name: "peers", Usage: "list this node's and each attached peer's operations (services/list-peers; admin scope)"}),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			if c.Args().Len() > 1 {
 				return usageErr("want at most one PREFIX")
@@ -301,13 +322,26 @@ func lsCommand(e *env) *cli.Command {
 				return err
 			}
 			defer s.close()
+			if c.Bool("peers") {
+				out, err := s.conn.Call(ctx, call.OpServicesListPeers, json.RawMessage(`{}`))
+				if err != nil {
+					return remoteErr(err)
+				}
+				if c.Bool("json") {
+					printJSON(e, out, true)
+					return nil
+				}
+				return printPeers(e, out, prefix)
+			}
 			if c.Bool("json") && prefix == "" {
 				out, err := s.conn.Call(ctx, call.OpServicesList, json.RawMessage(`{}`))
 				if err != nil {
 					return remoteErr(err)
 				}
-				printJSON(e, out, true)
-				return nil
+				if !strings.Contains(string(out), `"next":`) { // one page: the output unchanged
+					printJSON(e, out, true)
+					return nil
+				}
 			}
 			ops, err := listOperations(ctx, s)
 			if err != nil {
@@ -322,18 +356,54 @@ func lsCommand(e *env) *cli.Command {
 			if c.Bool("json") {
 				return writeJSON(e, map[string][]listedOp{"operations": kept})
 			}
+			withVia := slices.ContainsFunc(kept, func(o listedOp) bool { return len(o.Via) > 0 })
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "OPERATION\tTYPE\tDESCRIPTION")
+			if withVia {
+				fmt.Fprintln(tw, "OPERATION\tTYPE\tVIA\tDESCRIPTION")
+			} else {
+				fmt.Fprintln(tw, "OPERATION\tTYPE\tDESCRIPTION")
+			}
 			for _, op := range kept {
 				desc := ""
 				if op.Description != nil {
 					desc = firstLine(*op.Description, 80)
+				}
+				if withVia {
+					via := ""
+					if len(op.Via) > 0 {
+						via = firstLine(op.Via[0], 25)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", op.Name, op.OpType, via, desc)
+					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\n", op.Name, op.OpType, desc)
 			}
 			return tw.Flush()
 		},
 	}
+}
+
+// printPeers prints services/list-peers as PEER OPERATION TYPE.
+func printPeers(e *env, raw json.RawMessage, prefix string) error {
+	var out struct {
+		Peers []struct {
+			PeerID     string     `json:"peer_id"`
+			Operations []listedOp `json:"operations"`
+		} `json:"peers"`
+	}
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return remoteErr(err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tOPERATION\tTYPE")
+	for _, p := range out.Peers {
+		for _, op := range p.Operations {
+			if strings.HasPrefix(op.Name, prefix) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.PeerID, op.Name, op.OpType)
+			}
+		}
+	}
+	return tw.Flush()
 }
 
 // firstLine is s up to its first newline, cut to max runes.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -37,6 +38,7 @@ type node struct {
 	cfgPath     string
 	listen      []string
 	dev         bool
+	demo        bool // serve the demo operations on a vault node (serve --demo)
 	json        bool // start-up facts as one JSON object
 	key         *identity.NodeKey
 	caps        core.Capabilities
@@ -157,6 +159,7 @@ func (n *node) run(ctx context.Context) error {
 	}
 	opts := n.file.ConnOptions()
 	opts.Logger = n.e.log
+	lk := newLinks(n.e.log, n.file, n.key, n.caps, static.Limits.WithDefaults().SingleStreamIdleTimeout)
 	n.cn, err = callnode.Start(callnode.Options{
 		Host: host.Options{
 			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,
@@ -164,12 +167,17 @@ func (n *node) run(ctx context.Context) error {
 			DrainTimeout: static.WithDefaults().DrainTimeout, Dynamic: n.dynamic(n.file),
 			Logger: n.e.log, Metrics: reg, OnAuthAttempt: reg.AuthAttempt,
 		},
-		Registrations: regs, Demo: n.dev, Version: Version,
+		Registrations: regs, Demo: n.dev || n.demo, Version: Version,
 		Limits: n.file.CallLimits(), Conn: opts, Observer: reg,
+		Peers: lk.set, OnConn: lk.onConn,
 	})
 	if err != nil {
 		return configErr(err)
 	}
+	lk.start(n.cn.Endpoint)
+	// Links stop redialling as soon as shutdown begins; the drain closes them.
+	shutdown := func() error { lk.stop(); return n.cn.Shutdown(context.Background()) }
+	defer lk.stop()
 	if err := reg.WatchConnections(n.cn.Endpoint().Stats); err != nil {
 		_ = n.cn.Shutdown(context.Background())
 		return configErr(err)
@@ -202,12 +210,12 @@ func (n *node) run(ctx context.Context) error {
 		select {
 		case <-n.cn.Done():
 		case <-ctx.Done():
-			_ = n.cn.Shutdown(context.Background())
+			_ = shutdown()
 		}
 		<-n.cn.Done()
 		runDone <- n.cn.Err()
 	}()
-	err = n.waitForSignals(sigs, runDone, func() error { return n.cn.Shutdown(context.Background()) })
+	err = n.waitForSignals(sigs, runDone, shutdown)
 	if errors.Is(err, endpoint.ErrDrainTimeout) {
 		n.e.log.Warn("drain timeout", "err", err)
 		return nil
@@ -377,6 +385,15 @@ func staticChanges(a, b *nodeconfig.File) []string {
 	if len(a.Capability) != len(b.Capability) || fmt.Sprint(a.Capability) != fmt.Sprint(b.Capability) {
 		out = append(out, "capability")
 	}
+	if !reflect.DeepEqual(a.Imports, b.Imports) {
+		out = append(out, "import")
+	}
+	if !reflect.DeepEqual(a.Uplinks, b.Uplinks) {
+		out = append(out, "uplink")
+	}
+	if !reflect.DeepEqual(a.Hub, b.Hub) {
+		out = append(out, "hub")
+	}
 	return out
 }
 
@@ -402,7 +419,7 @@ func dynamicChanges(a, b *nodeconfig.File) []string {
 	if a.Auth != b.Auth {
 		out = append(out, "auth")
 	}
-	if a.Call != b.Call {
+	if !reflect.DeepEqual(a.Call, b.Call) {
 		out = append(out, "call")
 	}
 	return out

@@ -59,6 +59,7 @@ func serveCommand(e *env) *cli.Command {
 		Flags: append(vaultFlags(), configFlag(),
 			&cli.BoolFlag{Name: "dev", Usage: "development node: ephemeral key, demo operations, loopback only, no vault or config"},
 			&cli.BoolFlag{Name: "check", Usage: "validate the config file and exit"},
+			&cli.BoolFlag{Name: "demo", Usage: "also serve the demo operations (demo/echo, demo/ticker, …) on a node with a vault and config"},
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
 			&cli.DurationFlag{Name: "drain-timeout", HideDefault: true, Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
@@ -103,7 +104,7 @@ func serveCommand(e *env) *cli.Command {
 					return nil
 				}
 			}
-			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file, json: c.Bool("json")}
+			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file, json: c.Bool("json"), demo: c.Bool("demo")}
 			if c.IsSet("drain-timeout") {
 				d := c.Duration("drain-timeout")
 				n.drain = &d

@@ -50,6 +50,9 @@ type File struct {
 	Peers      []Peer       `toml:"peer"`
 	APIKeys    []APIKey     `toml:"apikey"`
 	Capability []Capability `toml:"capability"`
+	Imports    []Import     `toml:"import"`
+	Uplinks    []Uplink     `toml:"uplink"`
+	Hub        *Hub         `toml:"hub"`
 }
 
 // Node is the static [node] section; changes need a restart.
@@ -106,6 +109,8 @@ type Call struct {
 	MaxPending          int      `toml:"max_pending"`
 	SubscriptionBuffer  int      `toml:"subscription_buffer"`
 	CallTimeout         Duration `toml:"call_timeout"`
+	MaxForwardHops      int      `toml:"max_forward_hops"`    // 1…64; default 8
+	TrustForwardedFor   []string `toml:"trust_forwarded_for"` // peer ids whose forwarded_for claims are believed
 }
 
 // Peer is one [[peer]] (dynamic).
@@ -250,7 +255,8 @@ func (f *File) CallLimits() call.Limits {
 	c := f.Call
 	return call.Limits{RequestTimeout: time.Duration(c.DefaultTimeout), StreamIdleTimeout: time.Duration(c.StreamIdleTimeout),
 		MaxFrameSize: c.MaxFrameSize, MaxInFlight: c.MaxInFlight, MaxCompositionDepth: c.MaxCompositionDepth,
-		MaxInFlightTotal: c.MaxInFlightTotal, MaxPartialFrameBytes: c.MaxPartialFrameByte}
+		MaxInFlightTotal: c.MaxInFlightTotal, MaxPartialFrameBytes: c.MaxPartialFrameByte,
+		MaxForwardHops: c.MaxForwardHops, TrustForwardedFor: c.TrustForwardedFor}
 }
 
 // ConnOptions is the per-connection part of [call].
@@ -291,6 +297,7 @@ func (f *File) Validate(path string, listen []string, defaultListen string) erro
 		}
 		seen[c.Name] = true
 	}
+	errs = append(errs, f.validateLinks()...)
 	for i, a := range f.Node.Advertise {
 		if _, err := splitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("node.advertise[%d]: %v", i, err))
