@@ -56,7 +56,9 @@ func TestCallerSendsTimeoutMS(t *testing.T) {
 	go func() { _ = cl.Run(context.Background()) }()
 	defer a.Close(0, "")
 	defer b.Close(0, "")
-	go func() { _, _ = cl.Call(context.Background(), "demo/echo", js(`{"text":"x"}`), call.WithTimeout(1500*time.Millisecond)) }()
+	go func() {
+		_, _ = cl.Call(context.Background(), "demo/echo", js(`{"text":"x"}`), call.WithTimeout(1500*time.Millisecond))
+	}()
 	st, err := b.AcceptStream(tctx(t))
 	if err != nil {
 		t.Fatal(err)

@@ -2,11 +2,11 @@ package call
 
 import (
 	"context"
-	"slices"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -49,7 +49,7 @@ type Limits struct {
 	// 256 MiB, negative: none. Past it the stream (single-stream: the connection) holding the
 	// largest partial frame is closed (docs/security.md).
 	MaxPartialFrameBytes int64
-	MaxCompositionDepth  int           // default 32
+	MaxCompositionDepth  int // default 32
 	// MaxForwardHops bounds the forwarders a request may have come through (its via);
 	// default 8, 1…64. Past it a wire root fails with "too many forwarding hops".
 	MaxForwardHops int
@@ -57,8 +57,8 @@ type Limits struct {
 	// whose connection identity is one of them runs as the claimed identity, its scopes
 	// capped by the forwarder's (docs/protocol.md §6). Empty: claims are audit metadata only.
 	TrustForwardedFor []string
-	ValidateOutputs      bool          // check outputs and domain details against their schemas
-	SlowHandlerLog       time.Duration // debug-log handlers slower than this; 0 = off
+	ValidateOutputs   bool          // check outputs and domain details against their schemas
+	SlowHandlerLog    time.Duration // debug-log handlers slower than this; 0 = off
 }
 
 // Defaults of Limits.
