@@ -63,7 +63,8 @@ func serveAlknet(addr, tr string) (Server, error) {
 	// processed call.aborted) to the last's.
 	var mu sync.Mutex
 	var seen []time.Time
-	regs := demo.Registrations(demo.Options{OnComposeDone: func(level int, _ string, cause error) {
+	regs := demo.Registrations(demo.Options{OnComposeDone: func(level int, id string, cause error) {
+		stampLevel1(level, id, cause) // the abort-hop job's direct baseline
 		if cause == nil {
 			return
 		}
@@ -89,7 +90,7 @@ func serveAlknet(addr, tr string) (Server, error) {
 	n, err := node.Start(node.Options{
 		Host: host.Options{Listen: []string{addr}, NoQUIC: tr != "quic", NoTCP: tr == "quic", Limits: benchLimits,
 			Logger: slog.New(slog.DiscardHandler)},
-		Registrations: append(regs, abortStatsOp()),
+		Registrations: append(regs, abortStatsOp(), abortStampsOp()),
 	})
 	if err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func TestContestants(t *testing.T) {
 			}
 		})
 	}
-	if len(Names()) != 6 {
+	if len(Names()) != 9 {
 		t.Fatalf("contestants %v", Names())
 	}
 }

@@ -178,6 +178,44 @@ func runClient(args []string) error {
 			lat = append(lat, time.Duration(n))
 		}
 		res = result{Calls: int64(len(lat)), P50us: percentile(lat, 0.5), P99us: percentile(lat, 0.99)}
+	case "abort-hop": // COUNT (alknet only): client abort → level 1's handler ctx done, across processes
+		cl, err := dial(contestant.Options{})
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		conn := cl.(interface{ Conn() *call.Conn }).Conn()
+		if _, err := conn.Call(ctx, "bench/abort-stamps", json.RawMessage(`{}`)); err != nil { // clear
+			return err
+		}
+		var sent []int64
+		for range atoi(rest[0]) {
+			cctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				_, _ = conn.Call(cctx, "demo/compose", json.RawMessage(`{"depth":1,"block":true}`))
+				close(done)
+			}()
+			time.Sleep(20 * time.Millisecond)
+			sent = append(sent, time.Now().UnixNano())
+			cancel()
+			<-done
+			time.Sleep(5 * time.Millisecond) // one abort at a time
+		}
+		time.Sleep(100 * time.Millisecond)
+		out, err := conn.Call(ctx, "bench/abort-stamps", json.RawMessage(`{}`))
+		if err != nil {
+			return err
+		}
+		var got []int64
+		if err := json.Unmarshal(out, &got); err != nil {
+			return err
+		}
+		var lat []time.Duration
+		for i := range min(len(got), len(sent)) {
+			lat = append(lat, time.Duration(got[i]-sent[i]))
+		}
+		res = result{Calls: int64(len(lat)), P50us: percentile(lat, 0.5), P99us: percentile(lat, 0.99)}
 	case "idle": // COUNT: hold COUNT idle connections until stdin closes
 		var held []contestant.Client
 		for range atoi(rest[0]) {

@@ -201,6 +201,12 @@ func runHarness(args []string) error {
 
 func isAlknet(name string) bool { return strings.HasPrefix(name, "alknet-") }
 
+// isForwarding: the forwarding contestants run workloads 1, 2 and 6 only (forwarding §12).
+func isForwarding(name string) bool { return strings.HasPrefix(name, "alknet-fwd-") || name == "grpc-proxy" }
+
+// hasAbortHop: the contestants of the abort-hop job (the direct alknet-quic is its baseline).
+func hasAbortHop(name string) bool { return name == "alknet-quic" || strings.HasPrefix(name, "alknet-fwd-") }
+
 func runContestant(self, name string, st settings, rep *report) error {
 	s, err := startServer(self, name)
 	if err != nil {
@@ -240,12 +246,14 @@ func runContestant(self, name string, st settings, rep *report) error {
 		}
 		rep.add(name, "stream 10,000 × 1 KiB", "msgs_per_sec", "msgs/s", r.PerSec)
 		rep.add(name, "stream 10,000 × 1 KiB", "mib_per_sec", "MiB/s", r.MiBPerSec)
-		// 3: connection setup.
-		r, err = clientJob(self, s, name, "setup", itoa(st.setups))
-		if err != nil {
-			return err
+		if !isForwarding(name) {
+			// 3: connection setup.
+			r, err = clientJob(self, s, name, "setup", itoa(st.setups))
+			if err != nil {
+				return err
+			}
+			rep.add(name, "setup: dial + first call", "p50", "µs", r.P50us)
 		}
-		rep.add(name, "setup: dial + first call", "p50", "µs", r.P50us)
 		// 6: CPU per 100k calls at concurrency 64 (server + client processes).
 		cpu0 := procCPU(s.pid)
 		r, err = clientJob(self, s, name, "unary", "64", "64", "3600000", "0", itoa(st.cpuCalls))
@@ -254,7 +262,7 @@ func runContestant(self, name string, st settings, rep *report) error {
 		}
 		serverCPU := procCPU(s.pid) - cpu0
 		rep.add(name, "cpu at c64", "cpu_s_per_100k", "CPU s", (serverCPU+r.CPUSeconds)/float64(r.Calls)*100000)
-		if isAlknet(name) {
+		if isAlknet(name) && !isForwarding(name) {
 			// 4: composition depth 3 vs depth 1.
 			d1, err := clientJob(self, s, name, "compose", "1", "300")
 			if err != nil {
@@ -273,6 +281,23 @@ func runContestant(self, name string, st settings, rep *report) error {
 			}
 			rep.add(name, "abort cascade depth 3", "p50", "µs", ab.P50us)
 		}
+	}
+	if hasAbortHop(name) {
+		// abort-hop, on a fresh server process: client abort → worker handler ctx done.
+		s.stop()
+		if s, err = startServer(self, name); err != nil {
+			return err
+		}
+		for run := 0; run < st.runs; run++ {
+			r, err := clientJob(self, s, name, "abort-hop", "20")
+			if err != nil {
+				return err
+			}
+			rep.add(name, "abort-hop", "p50", "µs", r.P50us)
+		}
+	}
+	if isForwarding(name) {
+		return nil
 	}
 	// 6: server RSS per idle connection, on a fresh server warmed by a short unary run: the
 	// heap left by the cases above would otherwise decide how much the connections reuse.

@@ -50,6 +50,14 @@ func evaluate(r *report) []target {
 		le("abort cascade depth 3, local (alknet-quic)", p50("alknet-quic", "abort cascade depth 3")/1000, 1.0, "ms"),
 		le("server RSS per idle connection (alknet-quic)", r.get("alknet-quic", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
 		le("server RSS per idle connection (alknet-tcp)", r.get("alknet-tcp", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
+		// Forwarding (forwarding spec §12).
+		ge("fwd unary calls/s c64 64 B: alknet-fwd-quic ÷ alknet-quic", ratio(cps("alknet-fwd-quic", c64), cps("alknet-quic", c64)), 0.45),
+		ge("fwd unary calls/s c64 64 B: alknet-fwd-tcp ÷ alknet-tcp", ratio(cps("alknet-fwd-tcp", c64), cps("alknet-tcp", c64)), 0.45),
+		le("fwd added p50 c1 64 B: (alknet-fwd-quic − alknet-quic) ÷ alknet-quic", ratio(p50("alknet-fwd-quic", c1)-p50("alknet-quic", c1), p50("alknet-quic", c1)), 1.2, "×"),
+		le("fwd added p50 c1 64 B: (alknet-fwd-tcp − alknet-tcp) ÷ alknet-tcp", ratio(p50("alknet-fwd-tcp", c1)-p50("alknet-tcp", c1), p50("alknet-tcp", c1)), 1.2, "×"),
+		ge("fwd unary calls/s c64 64 B: alknet-fwd-quic ÷ grpc-proxy", ratio(cps("alknet-fwd-quic", c64), cps("grpc-proxy", c64)), 1.0),
+		ge("fwd unary calls/s c64 64 B: alknet-fwd-tcp ÷ grpc-proxy", ratio(cps("alknet-fwd-tcp", c64), cps("grpc-proxy", c64)), 1.0),
+		le("abort-hop p50: alknet-fwd-quic ÷ alknet-quic", ratio(p50("alknet-fwd-quic", "abort-hop"), p50("alknet-quic", "abort-hop")), 2.5, "×"),
 	}
 }
 
