@@ -29,7 +29,8 @@ func entryOf(r *Registration) listEntry {
 // least one entry), adding "next" (the last name listed) when more follow (§6.1 paging).
 func listPage(regs []*Registration, after string, limit int) (json.RawMessage, error) {
 	ops := []listEntry{}
-	size := 0
+	// The wrapper and a "next" of the longest name count too, so the page fits the limit.
+	size := len(`{"operations":[],"next":""}`) + maxImportNameBytes
 	next := ""
 	for _, r := range regs {
 		if after != "" && r.Spec.Name <= after {
