@@ -175,17 +175,18 @@ func TestForwardTokenAndPendingCap(t *testing.T) {
 	for range 2 {
 		go func() { _, _ = c.Call(ctx, "w1/demo/sleep", js(`{}`)) }()
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		_, err := c.Call(tctx(t), "w1/demo/echo", js(`{"text":"x"}`))
-		var ce *call.Error
-		if errors.As(err, &ce) && ce.Message() == "peer w1: too many pending requests" && ce.Retryable() {
-			break
-		}
+	// Both sleeps are forwarded once the worker serves them.
+	deadline := time.Now().Add(5 * time.Second)
+	for hw.worker.d.InFlight() < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the third forwarded request of one caller: %v", err)
+			t.Fatalf("the worker serves %d of the 2 sleeps", hw.worker.d.InFlight())
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = c.Call(tctx(t), "w1/demo/echo", js(`{"text":"x"}`))
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Message() != "peer w1: too many pending requests" || !ce.Retryable() {
+		t.Fatalf("the third forwarded request of one caller: %v", err)
 	}
 	other := hw.hub.dial(t, "tcp", nil, nil, call.ConnOptions{})
 	if _, err := other.Call(tctx(t), "w1/demo/echo", js(`{"text":"x"}`)); err != nil {
