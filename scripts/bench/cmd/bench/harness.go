@@ -202,10 +202,14 @@ func runHarness(args []string) error {
 func isAlknet(name string) bool { return strings.HasPrefix(name, "alknet-") }
 
 // isForwarding: the forwarding contestants run workloads 1, 2 and 6 only (forwarding §12).
-func isForwarding(name string) bool { return strings.HasPrefix(name, "alknet-fwd-") || name == "grpc-proxy" }
+func isForwarding(name string) bool {
+	return strings.HasPrefix(name, "alknet-fwd-") || name == "grpc-proxy"
+}
 
 // hasAbortHop: the contestants of the abort-hop job (the direct alknet-quic is its baseline).
-func hasAbortHop(name string) bool { return name == "alknet-quic" || strings.HasPrefix(name, "alknet-fwd-") }
+func hasAbortHop(name string) bool {
+	return name == "alknet-quic" || strings.HasPrefix(name, "alknet-fwd-")
+}
 
 func runContestant(self, name string, st settings, rep *report) error {
 	s, err := startServer(self, name)
