@@ -443,3 +443,50 @@ func (n *node) dialAsWith(t *testing.T, tr string, key *identity.NodeKey, d *cal
 	t.Helper()
 	return n.dial(t, tr, key, d, call.ConnOptions{})
 }
+
+// Forwarding checklist 11, 24: an exposed subscription runs past the hub's RequestTimeout, and
+// a client's abort of a forwarded subscription makes the worker's emit fail (no completion).
+func TestForwardedSubscriptionLifetime(t *testing.T) {
+	emitFailed := make(chan struct{}, 1)
+	endless := streamOp("test/endless", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
+		for {
+			if err := emit(js(`1`)); err != nil {
+				emitFailed <- struct{}{}
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
+	hubKey, _ := identity.Generate()
+	hw.worker = startNode(t, nodeOpts{regs: append(hw.seen.ops(), endless)})
+	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set, cfg: call.Limits{RequestTimeout: 200 * time.Millisecond}})
+	hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
+	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
+	sub, err := c.Subscribe(context.Background(), "w1/demo/ticker", js(`{"count":4,"interval_ms":150}`)) // 600 ms > 200 ms
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if item, err := sub.Recv(); err != nil || string(item) != `{"tick":`+jsonInt(i)+`}` {
+			t.Fatalf("item %d: %s %v", i, item, err)
+		}
+	}
+	if _, err := sub.Recv(); err != io.EOF {
+		t.Fatalf("a subscription past the hub's RequestTimeout: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sub, err = c.Subscribe(ctx, "w1/test/endless", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case <-emitFailed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the worker's emit did not fail after the client's abort")
+	}
+}
