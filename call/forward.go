@@ -161,7 +161,8 @@ func ImportFrom(ctx context.Context, c *Conn, cfg ImportConfig) (ImportResult, e
 		if !ok {
 			return fail(Unauthorized, fmt.Errorf("capability %q is not bound", cfg.AuthTokenCapability))
 		}
-		opts = append(opts, WithAuthToken(string(tok)))
+		opts = append(opts, WithAuthToken(string(tok))) // a bearer token may be a string; the bytes are wiped
+		clear(tok)
 	}
 	if cfg.Prefix != "" && (!importName(cfg.Prefix) || strings.Contains(cfg.Prefix, "/")) {
 		return fail(DiscoveryFailed, fmt.Errorf("invalid prefix %q", cfg.Prefix))
@@ -481,6 +482,7 @@ func (f *forwarder) options(ctx context.Context, oc *OperationContext, known []s
 		// The registration's own capabilities (CP §10.3), never a parent's of that name.
 		if tok, ok := oc.Capabilities.Get(f.cfg.AuthTokenCapability); ok {
 			opts = append(opts, WithAuthToken(string(tok)))
+			clear(tok)
 		}
 	}
 	if dl, ok := ctx.Deadline(); ok && !sub {
