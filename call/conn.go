@@ -134,6 +134,15 @@ func (c *Conn) SetSubscriptionBuffer(n int) {
 	}
 }
 
+// SetStreamReuse pipelines this Conn's outgoing queries and mutations over at most n
+// long-lived streams (ConnOptions.StreamReuse) for a Conn that has not started: links between
+// Go alknet nodes set it from ProtocolHandler.OnConn. Later calls are ignored.
+func (c *Conn) SetStreamReuse(n int) {
+	if n >= 0 && !c.running.Load() {
+		c.o.StreamReuse = n
+	}
+}
+
 // Connection returns the underlying connection.
 func (c *Conn) Connection() core.Connection { return c.c }
 

@@ -100,7 +100,7 @@ func startHubAndWorker(t *testing.T, hubScopes []string, hubLimits, workerLimits
 func (hw *hubAndWorker) link(t *testing.T, tr string, cfg call.ImportConfig) (*call.Conn, call.ImportResult) {
 	t.Helper()
 	// A link's subscriptions buffer 4096 items (forwarding §5.4).
-	c := hw.worker.dial(t, tr, hw.hub.key, hw.hub.d, call.ConnOptions{SubscriptionBuffer: 4096, Logger: slog.New(slog.DiscardHandler)})
+	c := hw.worker.dial(t, tr, hw.hub.key, hw.hub.d, call.ConnOptions{SubscriptionBuffer: 4096, StreamReuse: 4, Logger: slog.New(slog.DiscardHandler)})
 	res, err := call.ImportFrom(tctx(t), c, cfg)
 	if err != nil {
 		t.Fatal(err)

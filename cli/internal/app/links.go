@@ -43,6 +43,9 @@ type links struct {
 	holders map[string]*importer     // layer id → the importer holding it
 }
 
+// linkStreamReuse is how many long-lived streams a link pipelines its calls over.
+const linkStreamReuse = 4
+
 // importer imports one link's catalogue under one layer id until the link ends or it is replaced.
 type importer struct {
 	id      string
@@ -145,8 +148,11 @@ func (l *links) onConn(ctx context.Context, c *call.Conn) {
 		buffer = max(buffer, settings.SubscriptionBuffer)
 	}
 	if dialled || ok {
-		// Forwarded subscriptions must not end "too slow" on a short burst (forwarding §5.4).
+		// Forwarded subscriptions must not end "too slow" on a short burst (forwarding §5.4),
+		// and a link's calls are pipelined over a few long-lived streams: measured, forwarded
+		// QUIC throughput +26 % against a stream per call (docs/performance.md).
 		c.SetSubscriptionBuffer(buffer)
+		c.SetStreamReuse(linkStreamReuse)
 		l.keepAlive(ctx, c)
 	}
 	if !ok || l.set == nil {

@@ -28,7 +28,7 @@ func init() {
 	for _, tr := range []string{"quic", "tcp"} {
 		register(Contestant{
 			Name:   "alknet-fwd-" + tr,
-			Limits: "as alknet-" + tr + "; hub → worker over one " + tr + " link (SubscriptionBuffer 16384), imports exposed",
+			Limits: "as alknet-" + tr + "; hub → worker over one " + tr + " link (SubscriptionBuffer 16384, StreamReuse 4 as the CLI's links), imports exposed",
 			Serve:  func(addr string) (Server, error) { return serveForward(addr, tr) },
 			Dial: func(ctx context.Context, addr, pin string, o Options) (Client, error) {
 				return dialAlknet(ctx, addr, pin, tr, o)
@@ -116,7 +116,7 @@ func serveForward(addr, tr string) (Server, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	link, err := node.DialAddr(ctx, waddr[0].String(), worker.Fingerprint(), node.DialOptions{Key: hub.Key, Transport: transport,
-		Dispatcher: hub.Dispatcher(), Conn: call.ConnOptions{SubscriptionBuffer: 16384, Logger: quiet}})
+		Dispatcher: hub.Dispatcher(), Conn: call.ConnOptions{SubscriptionBuffer: 16384, Logger: quiet, StreamReuse: 4}}) // as the CLI's links
 	if err != nil {
 		return fail(err)
 	}
