@@ -490,3 +490,128 @@ func TestForwardedSubscriptionLifetime(t *testing.T) {
 		t.Fatal("the worker's emit did not fail after the client's abort")
 	}
 }
+
+// Forwarding checklist 20 (CP 57): aborting a hub root whose child forwarded aborts the remote
+// request; under ContinueRunning the forwarded child runs to completion.
+func TestForwardAbortPolicies(t *testing.T) {
+	outcome := make(chan string, 2)
+	slow := queryOp("test/slow", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+		select {
+		case <-time.After(300 * time.Millisecond):
+			outcome <- "completed"
+			return js(`1`), nil
+		case <-ctx.Done():
+			outcome <- "cancelled"
+			return nil, ctx.Err()
+		}
+	})
+	withPolicy := func(name string, p call.AbortPolicy) call.HandlerRegistration {
+		r := composer(name, "w1/test/slow")
+		r.Handler = func(ctx context.Context, oc *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+			return oc.Env.InvokeWithPolicy(ctx, oc, "w1/test/slow", in, p)
+		}
+		return r
+	}
+	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
+	hubKey, _ := identity.Generate()
+	hw.worker = startNode(t, nodeOpts{regs: append(hw.seen.ops(), slow)})
+	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set, regs: []call.HandlerRegistration{
+		withPolicy("hub/dependents", call.AbortDependents), withPolicy("hub/continue", call.ContinueRunning)}})
+	hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1"})
+	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
+	for _, tc := range []struct{ op, want string }{{"hub/dependents", "cancelled"}, {"hub/continue", "completed"}} {
+		ctx, cancel := context.WithCancel(tctx(t))
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := c.Call(ctx, tc.op, nil); !errors.Is(err, context.Canceled) {
+			t.Fatalf("%s: %v", tc.op, err)
+		}
+		select {
+		case got := <-outcome:
+			if got != tc.want {
+				t.Fatalf("%s: the worker's request was %s, want %s", tc.op, got, tc.want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("%s: the worker's request never ended", tc.op)
+		}
+	}
+}
+
+// Forwarding checklist 25: over a TCP+TLS link a client lagging past the link's buffer gets its
+// items, then "subscription consumer too slow".
+func TestForwardTCPLinkLag(t *testing.T) {
+	hw := startHubAndWorker(t, []string{"read"}, call.Limits{}, call.Limits{})
+	hw.link(t, "tcp", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
+	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
+	sub, err := c.Subscribe(context.Background(), "w1/demo/ticker", js(`{"count":30000,"interval_ms":0,"pad":1000}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	time.Sleep(1500 * time.Millisecond) // the client lags; the hub's emit blocks; the link's buffer fills
+	got := 0
+	for {
+		_, err := sub.Recv()
+		if err == nil {
+			got++
+			continue
+		}
+		if err == io.EOF || !strings.Contains(err.Error(), "subscription consumer too slow") {
+			t.Fatalf("after %d items: %v (want the link's too-slow error)", got, err)
+		}
+		break
+	}
+	if got == 0 {
+		t.Fatal("no items before the error")
+	}
+	t.Logf("items before the error: %d", got)
+}
+
+// Forwarding checklist 33: a composed loop H → W → H is stopped at W's forwarder with the loop
+// error, before anything is sent back to H.
+func TestComposedLoop(t *testing.T) {
+	hubKey, _ := identity.Generate()
+	set := call.NewPeerSet()
+	pinged := make(chan struct{}, 1)
+	ping := queryOp("hub/ping", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		pinged <- struct{}{}
+		return js(`"pong"`), nil
+	})
+	imported := make(chan error, 1)
+	worker := startNode(t, nodeOpts{regs: []call.HandlerRegistration{composer("test/back", "hub/hub/ping")},
+		dynamic: config.DynamicConfig{Peers: []auth.PeerEntry{{PeerID: "hub", Fingerprints: []string{hubKey.Fingerprint()}, Scopes: []string{"read"}, Enabled: true}}},
+		onConn: func(ctx context.Context, c *call.Conn) { // W imports H back over the link H dialled
+			go func() {
+				res, err := call.ImportFrom(ctx, c, call.ImportConfig{Peer: "hub", Prefix: "hub"})
+				if err == nil {
+					err = c.ReplaceImports(res.Registrations)
+				}
+				imported <- err
+			}()
+		}})
+	hub := startNodeWithKey(t, hubKey, nodeOpts{peers: set, regs: []call.HandlerRegistration{ping, composer("hub/loop", "w1/test/back")}})
+	link := worker.dial(t, "quic", hubKey, hub.d, call.ConnOptions{})
+	if err := <-imported; err != nil {
+		t.Fatal(err)
+	}
+	res, err := call.ImportFrom(tctx(t), link, call.ImportConfig{Peer: "w1", Prefix: "w1"})
+	if err == nil {
+		err = link.ReplaceImports(res.Registrations)
+	}
+	if err == nil {
+		err = set.Attach("w1", link)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hub.dial(t, "tcp", nil, nil, call.ConnOptions{})
+	_, err = c.Call(tctx(t), "hub/loop", nil)
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || ce.Message() != "forwarding loop: "+hubKey.Fingerprint()+" is already on the path" {
+		t.Fatalf("composed loop: %v", err)
+	}
+	select {
+	case <-pinged:
+		t.Fatal("the loop reached H again")
+	default:
+	}
+}
