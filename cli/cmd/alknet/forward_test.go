@@ -18,12 +18,13 @@ import (
 
 // vaultNode is a node with a vault and a config file in its own state directory.
 type vaultNode struct {
-	t     *testing.T
-	state string
-	pass  string
-	fp    string
-	cmd   *exec.Cmd
-	lines map[string]string
+	t      *testing.T
+	state  string
+	pass   string
+	fp     string
+	cmd    *exec.Cmd
+	lines  map[string]string
+	stderr *syncBuffer
 }
 
 func newVaultNode(t *testing.T) *vaultNode {
@@ -54,7 +55,7 @@ func (v *vaultNode) cli(args ...string) (string, string, int) {
 func (v *vaultNode) serve(extra ...string) {
 	v.t.Helper()
 	wantMetrics := strings.Contains(strings.Join(extra, " "), "--metrics-addr")
-	v.cmd, v.lines, _ = startServe(v.t, wantMetrics, append([]string{"--state-dir", v.state, "serve", "--passphrase-file", v.pass}, extra...)...)
+	v.cmd, v.lines, v.stderr = startServe(v.t, wantMetrics, append([]string{"--state-dir", v.state, "serve", "--passphrase-file", v.pass}, extra...)...)
 }
 
 func (v *vaultNode) stop() {
@@ -102,7 +103,8 @@ func TestForwardingScenario(t *testing.T) {
 	_ = json.Unmarshal([]byte(out), &gen)
 
 	// 1. The hub imports inbound links whose identity holds the worker scope, exposed.
-	hub.config("[node]\nlisten = [\"127.0.0.1:0\"]\n\n[hub]\nimport_scope = \"worker\"\nexpose = true\n")
+	// A 1 s single-stream idle timeout: a TCP link must keep itself alive (checklist 39).
+	hub.config("[node]\nlisten = [\"127.0.0.1:0\"]\n[node.limits]\nsingle_stream_idle_timeout = \"1s\"\n\n[hub]\nimport_scope = \"worker\"\nexpose = true\nrefresh = \"1s\"\n")
 	for _, args := range [][]string{
 		{"peer", "add", "w1", "--fingerprint", worker.fp, "--scope", "worker"},
 		{"peer", "add", "admin", "--fingerprint", gen.Fingerprint, "--scope", "admin"},
@@ -207,6 +209,58 @@ func TestForwardingScenario(t *testing.T) {
 		_, _, code := run(t, "call", "w1/demo/echo", `{"text":"x"}`, "--to", H)
 		return code == 0
 	}, "calls through the restarted worker")
+
+	// Checklist 37: a refresh adds an operation that became visible to the hub and removes one
+	// that vanished (the worker grants the hub the admin scope: node/reload appears).
+	workerCfg, _ := os.ReadFile(filepath.Join(worker.state, "config.toml"))
+	grant := strings.Replace(string(workerCfg), `scopes = ["hub"]`, `scopes = ["hub", "admin"]`, 1)
+	_ = os.WriteFile(filepath.Join(worker.state, "config.toml"), []byte(grant), 0o600)
+	if _, errOut, code := worker.cli("reload"); code != 0 {
+		t.Fatalf("worker reload: %s", errOut)
+	}
+	// (Listed for an admin: the import keeps the worker's access control.)
+	eventually5(func() bool {
+		out, _, _ := run(t, "ls", "--to", H, "--key-file", adminKey)
+		return strings.Contains(out, "w1/node/reload")
+	}, "a refresh adds w1/node/reload")
+	_ = os.WriteFile(filepath.Join(worker.state, "config.toml"), workerCfg, 0o600)
+	if _, errOut, code := worker.cli("reload"); code != 0 {
+		t.Fatalf("worker reload: %s", errOut)
+	}
+	eventually5(func() bool {
+		out, _, _ := run(t, "ls", "--to", H, "--key-file", adminKey)
+		return strings.Contains(out, "w1/demo/echo") && !strings.Contains(out, "w1/node/reload")
+	}, "a refresh removes w1/node/reload")
+
+	// Checklist 39: a worker linked over TCP+TLS stays linked past 3 × the hub's 1 s
+	// single-stream idle timeout, on one link.
+	w2 := newVaultNode(t)
+	if _, errOut, code := hub.cli("peer", "add", "w2", "--fingerprint", w2.fp, "--scope", "worker"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if _, errOut, code := hub.cli("reload"); code != 0 {
+		t.Fatal(errOut)
+	}
+	w2.config("[node]\nlisten = [\"127.0.0.1:0\"]\n\n[[uplink]]\npeer_id = \"hub\"\nticket = \"" + H + "\"\ntransport = \"tcp\"\n")
+	w2.serve("--demo")
+	eventually5(func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 0 }, "w2 through its TCP link")
+	time.Sleep(3500 * time.Millisecond)
+	if _, errOut, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); code != 0 {
+		t.Fatalf("after 3.5 s idle: %s", errOut)
+	}
+	if n := strings.Count(w2.stderr.String(), `msg="link up"`); n != 1 {
+		t.Fatalf("the TCP link came up %d times:\n%s", n, w2.stderr.String())
+	}
+	// Checklist 38: removing the worker's [[peer]] on the hub and reloading closes its link and
+	// detaches its layer (its redials are anonymous: nothing is imported).
+	if _, errOut, code := hub.cli("peer", "rm", "w2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if _, errOut, code := hub.cli("reload"); code != 0 {
+		t.Fatal(errOut)
+	}
+	eventually5(func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 3 }, "w2's names gone after its peer was removed")
+	w2.stop()
 
 	// 9. Two nodes importing each other converge: no b/a/… on A.
 	a, b := newVaultNode(t), newVaultNode(t)
