@@ -385,6 +385,7 @@ func TestForwardedIdentityTrust(t *testing.T) {
 		{"trusted: the client's identity", []string{"x", "read"}, []string{"hub"}, false, nil, "alice"},
 		{"trusted: a client without the scope is refused", []string{"x", "read"}, []string{"hub"}, true, call.ErrForbidden, ""},
 		{"trusted, but the hub lacks the scope", []string{"read"}, []string{"hub"}, false, call.ErrNotFound, ""},
+		{"trusted: an anonymous client stays anonymous", []string{"x", "read"}, []string{"hub"}, false, call.ErrForbidden, "anonymous"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hw := startHubAndWorker(t, tc.hubScopes, call.Limits{}, call.Limits{TrustForwardedFor: tc.trust})
@@ -393,6 +394,9 @@ func TestForwardedIdentityTrust(t *testing.T) {
 			key := hw.clientKey
 			if tc.bob {
 				key = hw.bobKey
+			}
+			if tc.wantID == "anonymous" {
+				key = nil
 			}
 			c := hw.hub.dial(t, "quic", key, nil, call.ConnOptions{})
 			out, err := c.Call(tctx(t), "w1/test/secret", nil)
@@ -459,7 +463,15 @@ func TestForwardedSubscriptionLifetime(t *testing.T) {
 	})
 	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
 	hubKey, _ := identity.Generate()
-	hw.worker = startNode(t, nodeOpts{regs: append(hw.seen.ops(), endless)})
+	twoThenFail := streamOp("test/twothenfail", func(_ context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
+		for range 2 {
+			if err := emit(js(`1`)); err != nil {
+				return err
+			}
+		}
+		return call.NewError(call.CodeInvalidInput, "bad third")
+	})
+	hw.worker = startNode(t, nodeOpts{regs: append(hw.seen.ops(), endless, twoThenFail)})
 	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set, cfg: call.Limits{RequestTimeout: 200 * time.Millisecond}})
 	hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
 	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
@@ -474,6 +486,19 @@ func TestForwardedSubscriptionLifetime(t *testing.T) {
 	}
 	if _, err := sub.Recv(); err != io.EOF {
 		t.Fatalf("a subscription past the hub's RequestTimeout: %v", err)
+	}
+	// A remote call.error follows the items before it.
+	sub, err = c.Subscribe(context.Background(), "w1/test/twothenfail", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := sub.Recv(); err != nil {
+			t.Fatalf("items before the error: %v", err)
+		}
+	}
+	if _, err := sub.Recv(); !errors.Is(err, call.ErrInvalidInput) || !strings.Contains(err.Error(), "bad third") {
+		t.Fatalf("the remote's error after its items: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sub, err = c.Subscribe(ctx, "w1/test/endless", nil)

@@ -232,6 +232,18 @@ func TestForwardingScenario(t *testing.T) {
 		return strings.Contains(out, "w1/demo/echo") && !strings.Contains(out, "w1/node/reload")
 	}, "a refresh removes w1/node/reload")
 
+	// Checklist 40: a reload that changes a link section applies the rest, keeps the links, and
+	// lists the section under restart_required (exit 0).
+	hubCfg, _ := os.ReadFile(filepath.Join(hub.state, "config.toml"))
+	_ = os.WriteFile(filepath.Join(hub.state, "config.toml"), []byte(strings.Replace(string(hubCfg), `refresh = "1s"`, `refresh = "2s"`, 1)), 0o600)
+	if out, errOut, code := hub.cli("reload"); code != 0 || !strings.Contains(out, "restart_required hub") {
+		t.Fatalf("reload of a link section: %d %q %s", code, out, errOut)
+	}
+	if _, errOut, code := run(t, "call", "w1/demo/echo", `{"text":"x"}`, "--to", H); code != 0 {
+		t.Fatalf("the link after a reload: %s", errOut)
+	}
+	_ = os.WriteFile(filepath.Join(hub.state, "config.toml"), hubCfg, 0o600)
+
 	// Checklist 39: a worker linked over TCP+TLS stays linked past 3 × the hub's 1 s
 	// single-stream idle timeout, on one link.
 	w2 := newVaultNode(t)
