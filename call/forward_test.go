@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -639,4 +640,56 @@ func TestComposedLoop(t *testing.T) {
 		t.Fatal("the loop reached H again")
 	default:
 	}
+}
+
+// Forwarding checklist 24: a paused client blocks the worker's emit through the hub over QUIC
+// (back-pressure end to end), and nothing is lost when it reads again.
+func TestForwardBackPressure(t *testing.T) {
+	var emitted atomic.Int64
+	const total = 20000
+	flood := streamOp("test/flood", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage, emit func(json.RawMessage) error) error {
+		pad, _ := json.Marshal(strings.Repeat("x", 1000))
+		for i := range total {
+			if err := emit(json.RawMessage(`{"i":` + jsonInt(i) + `,"pad":` + string(pad) + `}`)); err != nil {
+				return err
+			}
+			emitted.Add(1)
+		}
+		return nil
+	})
+	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
+	hubKey, _ := identity.Generate()
+	hw.worker = startNode(t, nodeOpts{regs: append(hw.seen.ops(), flood)})
+	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set})
+	hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
+	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
+	sub, err := c.Subscribe(context.Background(), "w1/test/flood", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	// The client does not read: buffers fill (its 32 items, the link's 4096, the QUIC windows),
+	// then the worker's emit blocks, well before the 20,000 items.
+	paused, deadline := int64(-1), time.Now().Add(10*time.Second)
+	for {
+		time.Sleep(250 * time.Millisecond)
+		now := emitted.Load()
+		if now == paused {
+			break
+		}
+		if now >= total || time.Now().After(deadline) {
+			t.Fatalf("the worker kept emitting while the client paused: %d of %d", now, total)
+		}
+		paused = now
+	}
+	for i := range total {
+		item, err := sub.Recv()
+		if err != nil || !strings.HasPrefix(string(item), `{"i":`+jsonInt(i)+`,`) {
+			t.Fatalf("item %d: %.20s %v", i, item, err)
+		}
+	}
+	if _, err := sub.Recv(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	t.Logf("emitted while the client paused: %d of %d", paused, total)
 }

@@ -211,3 +211,57 @@ func TestForwarderRefusesLoop(t *testing.T) {
 		t.Fatal("the looping request reached the worker")
 	}
 }
+
+// Forwarding checklist 29, 30: a claim over a token-resolved identity is never trusted, even when
+// that identity is listed; an import token that keeps failing at the worker never blocks the
+// hub's address there (the link is a peer: failures count per connection).
+func TestForwardTokenTrustAndFailures(t *testing.T) {
+	token, entry, err := auth.NewAPIKey([]string{"x"}, "hub import", time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
+	hubKey, _ := identity.Generate()
+	hw.clientKey, _ = identity.Generate()
+	hw.worker = startNode(t, nodeOpts{regs: hw.seen.ops(), cfg: call.Limits{TrustForwardedFor: []string{entry.Prefix, "hub"}},
+		dynamic: config.DynamicConfig{APIKeys: []auth.APIKeyEntry{entry}, Peers: []auth.PeerEntry{
+			{PeerID: "hub", Fingerprints: []string{hubKey.Fingerprint()}, Scopes: []string{"read"}, Enabled: true}}}})
+	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set, dynamic: config.DynamicConfig{Peers: []auth.PeerEntry{
+		{PeerID: "alice", Fingerprints: []string{hw.clientKey.Fingerprint()}, Scopes: []string{"x"}, Enabled: true}}}})
+	link := hw.worker.dial(t, "quic", hubKey, hw.hub.d, call.ConnOptions{})
+	good := core.NewCapabilities(map[string][]byte{"token:w1": []byte(token)})
+	res, err := call.ImportFrom(tctx(t), link, call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true,
+		Capabilities: good, AuthTokenCapability: "token:w1", AccessControl: &call.AccessControl{}})
+	if err == nil {
+		err = link.ReplaceImports(res.Registrations)
+	}
+	if err == nil {
+		err = hw.set.Attach("w1", link)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := hw.hub.dial(t, "quic", hw.clientKey, nil, call.ConnOptions{})
+	if _, err := c.Call(tctx(t), "w1/test/whoami", nil); err != nil {
+		t.Fatal(err)
+	}
+	hw.seen.mu.Lock()
+	id, ff := hw.seen.identity, hw.seen.forwardedFor
+	hw.seen.mu.Unlock()
+	if id != entry.Prefix || ff != "alice" {
+		t.Fatalf("a listed token identity was trusted: identity %q, forwarded_for %q", id, ff)
+	}
+	// A wrong token, again and again, on a second link of the hub's key.
+	bad := core.NewCapabilities(map[string][]byte{"token:w1": []byte("alk_" + strings.Repeat("x", 40))})
+	link2 := hw.worker.dial(t, "tcp", hubKey, hw.hub.d, call.ConnOptions{})
+	for range 10 {
+		_, _ = call.ImportFrom(tctx(t), link2, call.ImportConfig{Peer: "w1", Capabilities: bad, AuthTokenCapability: "token:w1"})
+	}
+	other := hw.worker.dial(t, "quic", nil, nil, call.ConnOptions{})
+	if _, err := other.Call(tctx(t), call.OpServicesList, js(`{}`)); err != nil {
+		t.Fatalf("the hub's address was blocked at the worker: %v", err)
+	}
+	if _, err := c.Call(tctx(t), "w1/test/whoami", nil); err != nil {
+		t.Fatalf("the good link suffered from the bad one: %v", err)
+	}
+}
