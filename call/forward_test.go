@@ -693,3 +693,24 @@ func TestForwardBackPressure(t *testing.T) {
 	}
 	t.Logf("emitted while the client paused: %d of %d", paused, total)
 }
+
+// Forwarding checklist 21: the remote's deadline is the hub's time left minus the margin,
+// min(100 ms, half of it), so the forwarder times out before the hub's own deadline.
+func TestForwardDeadlineMargin(t *testing.T) {
+	hw := &hubAndWorker{set: call.NewPeerSet(), seen: newSeen()}
+	hubKey, _ := identity.Generate()
+	hw.worker = startNode(t, nodeOpts{regs: []call.HandlerRegistration{deadlineOp()}})
+	hw.hub = startNodeWithKey(t, hubKey, nodeOpts{peers: hw.set, cfg: call.Limits{RequestTimeout: time.Second}})
+	hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
+	c := hw.hub.dial(t, "quic", nil, nil, call.ConnOptions{})
+	out, err := c.Call(tctx(t), "w1/test/deadline", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms int64
+	_ = json.Unmarshal(out, &ms)
+	// The hub's 1 s, less transit, less the 100 ms margin: at most 900 ms (a bound, not a speed).
+	if ms > 900 || ms < 500 {
+		t.Fatalf("the worker's handler had %d ms; want the hub's budget minus the 100 ms margin", ms)
+	}
+}
