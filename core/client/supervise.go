@@ -107,6 +107,9 @@ func (s supervisor) supervise(ctx context.Context, dial func(context.Context) (c
 			start := s.now()
 			_ = run(ctx, c)
 			_ = c.Close(conn.CodeNormal, "")
+			if ctx.Err() != nil { // shutting down: no redial, and no "reconnecting" line
+				return ctx.Err()
+			}
 			if s.now().Sub(start) >= b.Max {
 				n = 0
 			}
