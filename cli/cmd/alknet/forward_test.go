@@ -94,7 +94,8 @@ func freePort(t *testing.T) string {
 	return ""
 }
 
-// The scripted scenario, driving only bin/alknet (make e2e).
+// The forwarding scenario end to end (a hub and workers, mutual imports), driving only
+// bin/alknet: make e2e.
 func TestForwardingScenario(t *testing.T) {
 	hub, worker := newVaultNode(t), newVaultNode(t)
 	adminKey := filepath.Join(t.TempDir(), "admin.key")
