@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+
+	"github.com/alkdev/alknet/call/internal/schema"
 )
 
 // Import limits and defaults (docs/protocol.md §11.5).
@@ -427,8 +429,7 @@ func (f *forwarder) registration(local, remote string, t OperationType, schemaOu
 			continue
 		}
 		d.Schema = nonNull(d.Schema)
-		if _, err := NewRegistration(HandlerRegistration{Spec: OperationSpec{Name: "x/y", Type: OpQuery, Visibility: VisibilityInternal,
-			ErrorSchemas: []ErrorDefinition{d}}, Handler: noHandler}); err != nil {
+		if _, err := schema.Compile(d.Schema); err != nil {
 			f.c.log.Warn("import dropped an error schema", "peer_id", f.cfg.Peer, "op", remote, "code", d.Code, "err", err)
 			continue
 		}
@@ -455,10 +456,6 @@ func (f *forwarder) registration(local, remote string, t OperationType, schemaOu
 		return HandlerRegistration{}, err
 	}
 	return hr, nil
-}
-
-func noHandler(context.Context, *OperationContext, json.RawMessage) (json.RawMessage, error) {
-	return nil, nil
 }
 
 // options builds the outgoing request's options (§5.1, §6, §7), or the local error that stops

@@ -126,17 +126,7 @@ func TestForwardingScenario(t *testing.T) {
 	worker.serve("--demo", "--metrics-addr", "127.0.0.1:0")
 
 	// 2. Within 5 s the hub lists the worker's operations, with VIA.
-	eventually5 := func(cond func() bool, what string) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("not within 5 s: %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	eventually5(func() bool {
+	eventually(t, func() bool {
 		out, _, _ := run(t, "ls", "--to", H)
 		return strings.Contains(out, "w1/demo/echo") && strings.Contains(out, "VIA") && strings.Contains(out, worker.fp[:20])
 	}, "w1/demo/echo listed with VIA")
@@ -206,7 +196,7 @@ func TestForwardingScenario(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	worker.serve("--demo", "--metrics-addr", "127.0.0.1:0")
-	eventually5(func() bool {
+	eventually(t, func() bool {
 		_, _, code := run(t, "call", "w1/demo/echo", `{"text":"x"}`, "--to", H)
 		return code == 0
 	}, "calls through the restarted worker")
@@ -220,7 +210,7 @@ func TestForwardingScenario(t *testing.T) {
 		t.Fatalf("worker reload: %s", errOut)
 	}
 	// (Listed for an admin: the import keeps the worker's access control.)
-	eventually5(func() bool {
+	eventually(t, func() bool {
 		out, _, _ := run(t, "ls", "--to", H, "--key-file", adminKey)
 		return strings.Contains(out, "w1/node/reload")
 	}, "a refresh adds w1/node/reload")
@@ -228,7 +218,7 @@ func TestForwardingScenario(t *testing.T) {
 	if _, errOut, code := worker.cli("reload"); code != 0 {
 		t.Fatalf("worker reload: %s", errOut)
 	}
-	eventually5(func() bool {
+	eventually(t, func() bool {
 		out, _, _ := run(t, "ls", "--to", H, "--key-file", adminKey)
 		return strings.Contains(out, "w1/demo/echo") && !strings.Contains(out, "w1/node/reload")
 	}, "a refresh removes w1/node/reload")
@@ -256,7 +246,7 @@ func TestForwardingScenario(t *testing.T) {
 	}
 	w2.config("[node]\nlisten = [\"127.0.0.1:0\"]\n\n[[uplink]]\npeer_id = \"hub\"\nticket = \"" + H + "\"\ntransport = \"tcp\"\n")
 	w2.serve("--demo")
-	eventually5(func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 0 }, "w2 through its TCP link")
+	eventually(t, func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 0 }, "w2 through its TCP link")
 	time.Sleep(3500 * time.Millisecond)
 	if _, errOut, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); code != 0 {
 		t.Fatalf("after 3.5 s idle: %s", errOut)
@@ -272,7 +262,7 @@ func TestForwardingScenario(t *testing.T) {
 	if _, errOut, code := hub.cli("reload"); code != 0 {
 		t.Fatal(errOut)
 	}
-	eventually5(func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 3 }, "w2's names gone after its peer was removed")
+	eventually(t, func() bool { _, _, code := run(t, "call", "w2/demo/echo", `{"text":"x"}`, "--to", H); return code == 3 }, "w2's names gone after its peer was removed")
 	w2.stop()
 
 	// 9. Two nodes importing each other converge: no b/a/… on A.
@@ -289,7 +279,7 @@ func TestForwardingScenario(t *testing.T) {
 	b.config("[node]\nlisten = [\"" + bAddr + "\"]\n\n[[import]]\npeer_id = \"a\"\nticket = \"" + ticketOf(a.fp, aAddr) + "\"\nexpose = true\nrefresh = \"1s\"\n")
 	a.serve("--demo")
 	b.serve("--demo")
-	eventually5(func() bool {
+	eventually(t, func() bool {
 		out, _, _ := a.cli("ls", "b/")
 		return strings.Contains(out, "b/demo/echo")
 	}, "A lists b/demo/echo")

@@ -23,18 +23,6 @@ func devNode(t *testing.T) (state string, lines map[string]string) {
 	return state, lines
 }
 
-// freeAddr is a loopback port nothing listens on (UDP or TCP).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	_ = l.Close()
-	return a
-}
-
 func mustJSON(t *testing.T, what, out string) map[string]any {
 	t.Helper()
 	var v map[string]any
@@ -75,7 +63,7 @@ func TestDialRaceFromCLI(t *testing.T) {
 	if _, errOut, code := run(t, "call", "--to", tcpOnly, "--timeout", "2s", "node/health"); code != 0 {
 		t.Fatalf("TCP-only target with --timeout 2s: %d %s", code, errOut)
 	}
-	closed := freeAddr(t)
+	closed := freePort(t)
 	start = time.Now()
 	_, errOut, code = run(t, "call", "--to", closed, "--pin", lines["fingerprint"], "node/health")
 	if took := time.Since(start); code != 2 || took > fast || !strings.Contains(errOut, "UNREACHABLE") {
@@ -126,7 +114,7 @@ func TestStatusPingTicket(t *testing.T) {
 	if code != 0 || len(p["transports"].([]any)) != 2 || race == nil || (race["winner"] != "quic" && race["winner"] != "tcp+tls") {
 		t.Fatalf("ping --json: %v", p)
 	}
-	if _, errOut, code := run(t, "ping", "--to", freeAddr(t), "--pin", lines["fingerprint"], "--transport", "tcp"); code != 2 || errOut != "" {
+	if _, errOut, code := run(t, "ping", "--to", freePort(t), "--pin", lines["fingerprint"], "--transport", "tcp"); code != 2 || errOut != "" {
 		t.Fatalf("ping of a closed port: %d %q", code, errOut)
 	}
 

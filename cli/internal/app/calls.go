@@ -192,11 +192,7 @@ func withSuggestion(ctx context.Context, s *session, op string, err error) error
 	if lerr != nil {
 		return err
 	}
-	names := make([]string, len(ops))
-	for i, o := range ops {
-		names[i] = o.Name
-	}
-	if near := suggest(op, names); len(near) > 0 {
+	if near := suggest(op, opNames(ops)); len(near) > 0 {
 		ee.hint = "did you mean " + strings.Join(near, " or ") + "? ('alknet ls' lists what you may call)"
 	}
 	return err
@@ -212,6 +208,15 @@ type listedOp struct {
 }
 
 // listOperations reads every page of services/list (a long catalogue comes in pages).
+// opNames returns the operations' names, in order.
+func opNames(ops []listedOp) []string {
+	names := make([]string, len(ops))
+	for i, o := range ops {
+		names[i] = o.Name
+	}
+	return names
+}
+
 func listOperations(ctx context.Context, s *session) ([]listedOp, error) {
 	var all []listedOp
 	after := ""

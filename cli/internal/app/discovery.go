@@ -130,10 +130,7 @@ func operationNames(ctx context.Context, e *env, c *cli.Command) []string {
 	if err != nil {
 		return nil
 	}
-	names := make([]string, len(ops))
-	for i, o := range ops {
-		names[i] = o.Name
-	}
+	names := opNames(ops)
 	if derr == nil && ensureStateDir(dir) == nil {
 		data, _ := json.Marshal(completionCache{Fingerprint: tk.Fingerprint, At: time.Now(), Operations: names})
 		_ = writeAtomic(dir, completionCacheFile, data, 0o600)

@@ -73,6 +73,21 @@ func adminSession(ctx context.Context, e *env, c *cli.Command, ln localNode) (*s
 	return connectTicket(ctx, e, tk, spec, newVerbose(e, c))
 }
 
+// nodeSession dials --to, or else the node of the state directory with its local admin key.
+// With no --to and no running node it returns a nil session and the local node's state.
+func nodeSession(ctx context.Context, e *env, c *cli.Command) (*session, localNode, error) {
+	if c.String("to") != "" {
+		s, err := connect(ctx, e, c)
+		return s, localNode{}, err
+	}
+	ln, err := findLocalNode(c)
+	if err != nil || !ln.running() {
+		return nil, ln, err
+	}
+	s, err := adminSession(ctx, e, c, ln)
+	return s, ln, err
+}
+
 func statusCommand(e *env) *cli.Command {
 	return &cli.Command{
 		Name:  "status",
@@ -86,23 +101,13 @@ func statusCommand(e *env) *cli.Command {
 			"status, fingerprint, version and uptime.",
 		Flags: clientFlags(true),
 		Action: func(ctx context.Context, c *cli.Command) error {
-			var s *session
-			var err error
-			ln := localNode{}
-			if c.String("to") == "" {
-				if ln, err = findLocalNode(c); err != nil {
-					return err
-				}
-				if !ln.running() {
-					printStopped(e, c.Bool("json"), ln)
-					return &exitError{code: ExitConnection, word: "NO_TARGET", err: errors.New("the node is not running"), quiet: true}
-				}
-				s, err = adminSession(ctx, e, c, ln)
-			} else {
-				s, err = connect(ctx, e, c)
-			}
+			s, ln, err := nodeSession(ctx, e, c)
 			if err != nil {
 				return err
+			}
+			if s == nil {
+				printStopped(e, c.Bool("json"), ln)
+				return &exitError{code: ExitConnection, word: "NO_TARGET", err: errors.New("the node is not running"), quiet: true}
 			}
 			defer s.close()
 			out, err := s.conn.Call(ctx, OpStatus, json.RawMessage(`{}`))
@@ -218,23 +223,12 @@ func reloadCommand(e *env) *cli.Command {
 			"sections that need a restart are applied at the next start and listed under restart_required.",
 		Flags: clientFlags(true),
 		Action: func(ctx context.Context, c *cli.Command) error {
-			var s *session
-			if c.String("to") == "" {
-				ln, err := findLocalNode(c)
-				if err != nil {
-					return err
-				}
-				if !ln.running() {
-					return ln.notRunning()
-				}
-				if s, err = adminSession(ctx, e, c, ln); err != nil {
-					return err
-				}
-			} else {
-				var err error
-				if s, err = connect(ctx, e, c); err != nil {
-					return err
-				}
+			s, ln, err := nodeSession(ctx, e, c)
+			if err != nil {
+				return err
+			}
+			if s == nil {
+				return ln.notRunning()
 			}
 			defer s.close()
 			out, err := s.conn.Call(ctx, OpReload, json.RawMessage(`{}`))

@@ -41,13 +41,7 @@ func TestOperationLabelsCapped(t *testing.T) {
 		resp.Body.Close()
 	}
 	wg.Wait()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	text := scrape(t, srv)
 	if got := strings.Count(text, "alknet_calls_total{"); got != MaxOperations+1 {
 		t.Fatalf("%d call series, want %d (MaxOperations and other)", got, MaxOperations+1)
 	}
@@ -83,13 +77,7 @@ func TestPeerConnections(t *testing.T) {
 	}
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
-	resp, err := srv.Client().Get(srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	text := scrape(t, srv)
 	if got := strings.Count(text, "alknet_peer_connections{"); got != MaxPeerLabels+1 {
 		t.Fatalf("%d peer series, want %d", got, MaxPeerLabels+1)
 	}
@@ -98,4 +86,19 @@ func TestPeerConnections(t *testing.T) {
 			t.Errorf("no %s in\n%s", want, grep(text, "alknet_peer_connections{peer=\"[ao]"))
 		}
 	}
+}
+
+// scrape returns the /metrics page of srv.
+func scrape(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	resp, err := srv.Client().Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

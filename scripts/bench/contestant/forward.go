@@ -2,12 +2,10 @@ package contestant
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -165,17 +163,14 @@ func serveGRPCProxy(addr string) (Server, error) {
 		return nil, err
 	}
 	cc.Connect()
-	cert, err := serverCert()
+	p := &grpcProxy{backend: backend, cc: cc, done: make(chan struct{})}
+	front, ln, err := newGRPCServer(addr, grpc.UnknownServiceHandler(p.forward))
 	if err != nil {
+		_ = cc.Close()
+		_ = backend.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	p := &grpcProxy{backend: backend, cc: cc, addr: ln.Addr().String(), done: make(chan struct{})}
-	p.front = grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})),
-		grpc.ForceServerCodec(rawCodec{}), grpc.UnknownServiceHandler(p.forward))
+	p.front, p.addr = front, ln.Addr().String()
 	go func() { defer close(p.done); _ = p.front.Serve(ln) }()
 	return p, nil
 }

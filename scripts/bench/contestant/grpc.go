@@ -93,17 +93,26 @@ func (s *grpcServer) Addr() string { return s.addr }
 func (s *grpcServer) Pin() string  { return "" }
 func (s *grpcServer) Close() error { s.s.Stop(); <-s.done; return nil }
 
-func serveGRPC(addr string) (Server, error) {
+// newGRPCServer listens on addr and returns a TLS 1.3 gRPC server with the raw codec.
+func newGRPCServer(addr string, opts ...grpc.ServerOption) (*grpc.Server, net.Listener, error) {
 	cert, err := serverCert()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		return nil, nil, err
+	}
+	opts = append([]grpc.ServerOption{grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})),
+		grpc.ForceServerCodec(rawCodec{})}, opts...)
+	return grpc.NewServer(opts...), ln, nil
+}
+
+func serveGRPC(addr string) (Server, error) {
+	s, ln, err := newGRPCServer(addr)
+	if err != nil {
 		return nil, err
 	}
-	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})),
-		grpc.ForceServerCodec(rawCodec{}))
 	s.RegisterService(&grpcDesc, struct{}{})
 	gs := &grpcServer{s: s, addr: ln.Addr().String(), done: make(chan struct{})}
 	go func() { defer close(gs.done); _ = s.Serve(ln) }()

@@ -153,24 +153,9 @@ func runClient(args []string) error {
 		}
 		defer cl.Close()
 		conn := cl.(interface{ Conn() *call.Conn }).Conn()
-		for range atoi(rest[0]) {
-			cctx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() {
-				_, _ = conn.Call(cctx, "demo/compose", json.RawMessage(`{"depth":3,"block":true}`))
-				close(done)
-			}()
-			time.Sleep(20 * time.Millisecond)
-			cancel()
-			<-done
-		}
-		time.Sleep(100 * time.Millisecond)
-		out, err := conn.Call(ctx, "bench/abort-spans", json.RawMessage(`{}`))
+		abortComposes(ctx, conn, `{"depth":3,"block":true}`, atoi(rest[0]))
+		ns, err := readNanos(ctx, conn, "bench/abort-spans")
 		if err != nil {
-			return err
-		}
-		var ns []int64
-		if err := json.Unmarshal(out, &ns); err != nil {
 			return err
 		}
 		var lat []time.Duration
@@ -185,30 +170,12 @@ func runClient(args []string) error {
 		}
 		defer cl.Close()
 		conn := cl.(interface{ Conn() *call.Conn }).Conn()
-		if _, err := conn.Call(ctx, "bench/abort-stamps", json.RawMessage(`{}`)); err != nil { // clear
+		if _, err := readNanos(ctx, conn, "bench/abort-stamps"); err != nil { // clear
 			return err
 		}
-		var sent []int64
-		for range atoi(rest[0]) {
-			cctx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() {
-				_, _ = conn.Call(cctx, "demo/compose", json.RawMessage(`{"depth":1,"block":true}`))
-				close(done)
-			}()
-			time.Sleep(20 * time.Millisecond)
-			sent = append(sent, time.Now().UnixNano())
-			cancel()
-			<-done
-			time.Sleep(5 * time.Millisecond) // one abort at a time
-		}
-		time.Sleep(100 * time.Millisecond)
-		out, err := conn.Call(ctx, "bench/abort-stamps", json.RawMessage(`{}`))
+		sent := abortComposes(ctx, conn, `{"depth":1,"block":true}`, atoi(rest[0]))
+		got, err := readNanos(ctx, conn, "bench/abort-stamps")
 		if err != nil {
-			return err
-		}
-		var got []int64
-		if err := json.Unmarshal(out, &got); err != nil {
 			return err
 		}
 		var lat []time.Duration
@@ -298,4 +265,35 @@ func unary(ctx context.Context, cl contestant.Client, payload []byte, conc int, 
 	el := time.Since(start).Seconds()
 	return result{Calls: int64(len(lat)), Seconds: el, PerSec: float64(len(lat)) / el,
 		P50us: percentile(lat, 0.5), P90us: percentile(lat, 0.9), P99us: percentile(lat, 0.99), CPUSeconds: cpuSeconds() - cpu0}, nil
+}
+
+// abortComposes starts a blocking demo/compose n times, aborting each 20 ms after it starts,
+// one at a time; it returns the client's clock (UnixNano) at each abort.
+func abortComposes(ctx context.Context, conn *call.Conn, input string, n int) []int64 {
+	var sent []int64
+	for range n {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			_, _ = conn.Call(cctx, "demo/compose", json.RawMessage(input))
+			close(done)
+		}()
+		time.Sleep(20 * time.Millisecond)
+		sent = append(sent, time.Now().UnixNano())
+		cancel()
+		<-done
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // the server records the last abort
+	return sent
+}
+
+// readNanos calls op (bench/abort-spans, bench/abort-stamps) and decodes its nanoseconds.
+func readNanos(ctx context.Context, conn *call.Conn, op string) ([]int64, error) {
+	out, err := conn.Call(ctx, op, json.RawMessage(`{}`))
+	if err != nil {
+		return nil, err
+	}
+	var ns []int64
+	return ns, json.Unmarshal(out, &ns)
 }
