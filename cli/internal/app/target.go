@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -91,14 +90,11 @@ func ticketFromStateDir(flag string) (identity.Ticket, error) {
 	if err != nil {
 		return identity.Ticket{}, configErr(err)
 	}
-	f, err := os.Open(filepath.Join(dir, ticketFile))
+	data, err := readLimited(filepath.Join(dir, ticketFile), maxTicketFile)
 	if err != nil {
 		return identity.Ticket{}, connErr("NO_TARGET", fmt.Errorf("no --to and no node ticket in %s", dir))
 	}
-	defer f.Close()
-	buf := make([]byte, maxTicketFile)
-	n, _ := f.Read(buf)
-	tk, err := identity.ParseTicket(string(buf[:n]))
+	tk, err := identity.ParseTicket(string(data))
 	if err != nil {
 		return identity.Ticket{}, configErr(fmt.Errorf("%s: %w", filepath.Join(dir, ticketFile), err))
 	}
