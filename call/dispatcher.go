@@ -302,30 +302,40 @@ func (d *Dispatcher) Visible(ctx context.Context, id *core.Identity) []Operation
 // visible is Visible with the registrations (an import's via is on its registration).
 func (d *Dispatcher) visible(ctx context.Context, id *core.Identity) []*Registration {
 	var out []*Registration
-	admits := func(reg *Registration) bool {
-		return reg.Spec.Visibility == VisibilityExternal &&
-			checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) == nil
-	}
-	for _, n := range d.reg.names {
-		if reg := d.reg.regs[n]; admits(reg) {
+	for _, reg := range d.rootRegistrations() {
+		if checkAccess(ctx, &reg.Spec, id, d.ownership, json.RawMessage("null"), d.log.Warn) == nil {
 			out = append(out, reg)
 		}
 	}
-	if d.peers != nil {
-		seen := map[string]bool{}
-		for _, l := range d.peers.snapshot() {
-			for _, spec := range l.ov.Specs() {
-				if _, core := d.reg.lookup(spec.Name); core || seen[spec.Name] || spec.Visibility != VisibilityExternal {
-					continue
-				}
-				seen[spec.Name] = true // the one a wire root reaches (rootRegistration)
-				if reg, ok := l.ov.lookup(spec.Name); ok && admits(reg) {
-					out = append(out, reg)
-				}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
+	return out
+}
+
+// rootRegistrations lists what a root request can reach: the External core operations in
+// name order, then the exposed imports of the PeerSet in attach order, each name once (the
+// one rootRegistration finds).
+func (d *Dispatcher) rootRegistrations() []*Registration {
+	var out []*Registration
+	for _, n := range d.reg.names {
+		if reg := d.reg.regs[n]; reg.Spec.Visibility == VisibilityExternal {
+			out = append(out, reg)
+		}
+	}
+	if d.peers == nil {
+		return out
+	}
+	seen := map[string]bool{}
+	for _, l := range d.peers.snapshot() {
+		for _, spec := range l.ov.Specs() {
+			if _, core := d.reg.lookup(spec.Name); core || seen[spec.Name] || spec.Visibility != VisibilityExternal {
+				continue
+			}
+			seen[spec.Name] = true
+			if reg, ok := l.ov.lookup(spec.Name); ok {
+				out = append(out, reg)
 			}
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
 	return out
 }
 
@@ -387,6 +397,30 @@ func (d *Dispatcher) rootRegistration(op string) *Registration {
 	}
 	return nil
 }
+
+// RootSpecs lists what a root request can reach, whoever asks: the External core operations in
+// name order, then the exposed imports of the PeerSet in attach order, each name once (the one
+// a root reaches). Front ends name their tools and routes from it (docs/http.md §2.1).
+func (d *Dispatcher) RootSpecs() []OperationSpec {
+	regs := d.rootRegistrations()
+	out := make([]OperationSpec, len(regs))
+	for i, r := range regs {
+		out[i] = r.Spec
+	}
+	return out
+}
+
+// RootSpec returns the operation a root request for name reaches (the lookup of Call,
+// Subscribe and the wire), without access control.
+func (d *Dispatcher) RootSpec(name string) (OperationSpec, bool) {
+	if reg := d.rootRegistration(name); reg != nil {
+		return reg.Spec, true
+	}
+	return OperationSpec{}, false
+}
+
+// Peers returns the dispatcher's PeerSet (nil: none).
+func (d *Dispatcher) Peers() *PeerSet { return d.peers }
 
 // OtherOperationLabel is the operation an Observer sees for requests that reached no
 // registration (unknown or internal names): peers cannot grow the metrics' label set.

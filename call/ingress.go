@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"time"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -23,6 +24,15 @@ type RootRequest struct {
 	Input         json.RawMessage
 	ConnIdentity  *core.Identity // e.g. from a TLS client certificate
 	AuthToken     string         // resolved as auth_token (§15.6)
+	// TokenRejected: the front end already resolved (and rejected) a token for this request
+	// and sends AuthToken "": an anonymous FORBIDDEN then reads "unknown or revoked API key".
+	TokenRejected bool
+	// Timeout is the caller's budget (e.g. HTTP Alknet-Timeout-Ms): the deadline is arrival +
+	// min(Timeout, RequestTimeout), for a subscription arrival + Timeout. 0: §13's defaults.
+	Timeout time.Duration
+	// OnStart, if set, is called once after every check passed, just before the handler runs
+	// (a front end then commits to a streamed answer; earlier failures are plain errors).
+	OnStart func()
 	// A front end with a transport address puts it in ctx (auth.NewContext with RemoteAddr and
 	// ALPN): tokens are then limited and audited per address as on the wire (docs/security.md).
 	Ingress string // "http", "mcp", "napi", …: audit logs only
@@ -35,7 +45,29 @@ func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *Er
 		r.ID = newUUID()
 	}
 	id, rejected := d.resolveRequest(ctx, r.ConnIdentity, r.AuthToken, r.AuthToken != "")
-	return d.startRoot(ctx, rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id, tokenRejected: rejected})
+	in := rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id, tokenRejected: rejected || r.TokenRejected}
+	if r.Timeout <= 0 {
+		return d.startRoot(ctx, in)
+	}
+	ms := max(r.Timeout.Milliseconds(), 1)
+	rctx, cancel := d.requestContext(ctx, d.rootRegistration(r.Operation), ms)
+	in.ownCtx = true
+	rt, ce := d.startRoot(rctx, in)
+	if ce != nil {
+		cancel()
+		return nil, ce
+	}
+	rt.cancel = cancel
+	return rt, nil
+}
+
+// ingressErr is the error of an ingress root whose context ended: TIMEOUT when a deadline
+// passed (the root's own or the front end's, e.g. an HTTP client's budget), else cancelled.
+func ingressErr(ctx, rctx context.Context) *Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(rctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		return errDeadline()
+	}
+	return errCancelled(ctx.Err())
 }
 
 // Call runs a query or mutation root. Cancelling ctx aborts it with cascade; errors are *Error.
@@ -52,6 +84,9 @@ func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, 
 		out json.RawMessage
 		err *Error
 	}
+	if r.OnStart != nil {
+		r.OnStart()
+	}
 	done := make(chan result, 1)
 	go func() {
 		out, ce := d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
@@ -59,8 +94,8 @@ func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, 
 	}()
 	select {
 	case res := <-done:
-		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, errDeadline() // the deadline passed first (§7.3.6)
+		if rt.ctx.Err() != nil {
+			return nil, ingressErr(ctx, rt.ctx) // the deadline or cancel came first (§7.3.6)
 		}
 		if res.err != nil {
 			return nil, res.err
@@ -68,10 +103,7 @@ func (d *Dispatcher) Call(ctx context.Context, r RootRequest) (json.RawMessage, 
 		return res.out, nil
 	case <-rt.ctx.Done():
 		rt.oc.node.aborted.Store(true)
-		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			return nil, errDeadline()
-		}
-		return nil, errCancelled(ctx.Err())
+		return nil, ingressErr(ctx, rt.ctx)
 	}
 }
 
@@ -85,15 +117,18 @@ func (d *Dispatcher) Subscribe(ctx context.Context, r RootRequest, emit func(jso
 	if rt.reg.Spec.Type != OpSubscription {
 		return &Error{code: CodeInvalidOperationType, message: "operation is not a subscription: use Call"}
 	}
+	if r.OnStart != nil {
+		r.OnStart()
+	}
 	if ce := d.runStream(rt.ctx, rt.oc, rt.reg, rt.input, emit); ce != nil {
-		if ctx.Err() != nil {
+		if rt.ctx.Err() != nil {
 			rt.oc.node.aborted.Store(true)
-			return errCancelled(ctx.Err())
+			return ingressErr(ctx, rt.ctx)
 		}
 		return ce
 	}
-	if ctx.Err() != nil {
-		return errCancelled(ctx.Err())
+	if rt.ctx.Err() != nil {
+		return ingressErr(ctx, rt.ctx)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -60,4 +61,68 @@ func TestIngress(t *testing.T) {
 	if vis := d.Visible(ctx, nil); len(vis) == 0 || vis[0].Name != "demo/add" {
 		t.Fatalf("Visible: %v", vis)
 	}
+}
+
+// docs/http.md §3.5.2, §3.6.1, §2.1.2: the ingress hooks front ends use.
+func TestIngressHooks(t *testing.T) {
+	admin := constOp("in/admin", `1`)
+	admin.Spec.AccessControl = call.AccessControl{RequiredScopes: []string{"admin"}}
+	d := buildDispatcher(t, nodeOpts{regs: append(demoRegs(), admin), cfg: call.Limits{RequestTimeout: 10 * time.Second}}, nil)
+	ctx := context.Background()
+	code := func(err error) string {
+		var ce *call.Error
+		if errors.As(err, &ce) {
+			return ce.Code()
+		}
+		return fmt.Sprint(err)
+	}
+
+	t.Run("Timeout bounds a call", func(t *testing.T) {
+		start := time.Now()
+		_, err := d.Call(ctx, call.RootRequest{Operation: "demo/sleep", Input: js(`{"ms":5000}`), Timeout: 100 * time.Millisecond})
+		if code(err) != "TIMEOUT" || time.Since(start) > 1100*time.Millisecond {
+			t.Fatalf("%v after %v", err, time.Since(start))
+		}
+	})
+	t.Run("Timeout bounds a subscription", func(t *testing.T) {
+		err := d.Subscribe(ctx, call.RootRequest{Operation: "demo/ticker", Input: js(`{"count":0,"interval_ms":10}`), Timeout: 100 * time.Millisecond},
+			func(json.RawMessage) error { return nil })
+		if code(err) != "TIMEOUT" {
+			t.Fatal(err)
+		}
+	})
+	t.Run("the front end's deadline is TIMEOUT", func(t *testing.T) {
+		dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		_, err := d.Call(dctx, call.RootRequest{Operation: "demo/sleep", Input: js(`{"ms":5000}`)})
+		if code(err) != "TIMEOUT" {
+			t.Fatal(err)
+		}
+	})
+	t.Run("OnStart after the checks only", func(t *testing.T) {
+		started := 0
+		onStart := func() { started++ }
+		_, _ = d.Call(ctx, call.RootRequest{Operation: "demo/add", Input: js(`{"a":"x"}`), OnStart: onStart})
+		_ = d.Subscribe(ctx, call.RootRequest{Operation: "nope", OnStart: onStart}, func(json.RawMessage) error { return nil })
+		if started != 0 {
+			t.Fatalf("OnStart ran %d times for failed checks", started)
+		}
+		var items int
+		err := d.Subscribe(ctx, call.RootRequest{Operation: "demo/ticker", Input: js(`{"count":2,"interval_ms":1}`), OnStart: func() {
+			if items != 0 {
+				t.Error("OnStart after an item")
+			}
+			started++
+		}}, func(json.RawMessage) error { items++; return nil })
+		if err != nil || started != 1 || items != 2 {
+			t.Fatalf("%v started=%d items=%d", err, started, items)
+		}
+	})
+	t.Run("TokenRejected names the key", func(t *testing.T) {
+		_, err := d.Call(ctx, call.RootRequest{Operation: "in/admin", TokenRejected: true})
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Code() != "FORBIDDEN" || ce.Message() != "unknown or revoked API key" {
+			t.Fatal(err)
+		}
+	})
 }

@@ -24,6 +24,8 @@ var ErrPeerSetFull = errors.New("call: peer set full")
 type PeerSet struct {
 	mu     sync.Mutex
 	layers atomic.Pointer[[]setLayer] // immutable snapshot, attach order
+	gen    uint64                     // under mu; read by Generation
+	change chan struct{}              // under mu: closed and replaced at each bump
 }
 
 type setLayer struct {
@@ -34,9 +36,32 @@ type setLayer struct {
 
 // NewPeerSet returns an empty set.
 func NewPeerSet() *PeerSet {
-	s := &PeerSet{}
+	s := &PeerSet{change: make(chan struct{})}
 	s.layers.Store(&[]setLayer{})
 	return s
+}
+
+// Generation counts the changes of the set's catalogue: every Attach, Detach and
+// ReplaceImports on an attached Conn bumps it. Front ends key their caches by it (tool lists,
+// OpenAPI documents; docs/http.md §2.4).
+func (s *PeerSet) Generation() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen
+}
+
+// Changed returns a channel closed at the next bump of Generation.
+func (s *PeerSet) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.change
+}
+
+// bump is called with mu held after the catalogue changed.
+func (s *PeerSet) bump() {
+	s.gen++
+	close(s.change)
+	s.change = make(chan struct{})
 }
 
 func (s *PeerSet) snapshot() []setLayer {
@@ -91,6 +116,7 @@ func (s *PeerSet) Attach(id string, c *Conn) error {
 	idx := slices.IndexFunc(next, func(x setLayer) bool { return x.id == id })
 	next[idx].stop = context.AfterFunc(c.ctx, func() { s.Detach(id, c) })
 	s.layers.Store(&next)
+	s.bump()
 	return nil
 }
 
@@ -108,6 +134,7 @@ func (s *PeerSet) Detach(id string, c *Conn) bool {
 	}
 	next := slices.Delete(slices.Clone(cur), i, i+1)
 	s.layers.Store(&next)
+	s.bump()
 	return true
 }
 
@@ -186,5 +213,11 @@ func (c *Conn) ReplaceImports(regs []HandlerRegistration) error {
 	if err := set.admits(c, len(regs)); err != nil {
 		return err
 	}
-	return c.overlay.Replace(regs)
+	if err := c.overlay.Replace(regs); err != nil {
+		return err
+	}
+	if slices.ContainsFunc(set.snapshot(), func(l setLayer) bool { return l.c == c }) {
+		set.bump()
+	}
+	return nil
 }

@@ -265,3 +265,47 @@ func TestForwardTokenTrustAndFailures(t *testing.T) {
 		t.Fatalf("the good link suffered from the bad one: %v", err)
 	}
 }
+
+// docs/http.md §2.4: Generation and Changed follow attach, refresh and detach; RootSpecs and
+// RootSpec see the exposed imports after the core operations.
+func TestPeerSetGeneration(t *testing.T) {
+	hw := startHubAndWorker(t, []string{"read"}, call.Limits{}, call.Limits{})
+	g0, changed := hw.set.Generation(), hw.set.Changed()
+	if _, ok := hw.hub.d.RootSpec("w1/demo/echo"); ok {
+		t.Fatal("an import before any link")
+	}
+	c, res := hw.link(t, "quic", call.ImportConfig{Peer: "w1", Prefix: "w1", KeepRemoteVisibility: true})
+	select {
+	case <-changed:
+	default:
+		t.Fatal("Changed not closed at attach")
+	}
+	g1 := hw.set.Generation()
+	if g1 <= g0 {
+		t.Fatalf("generation %d after attach, was %d", g1, g0)
+	}
+	if spec, ok := hw.hub.d.RootSpec("w1/demo/echo"); !ok || spec.Name != "w1/demo/echo" {
+		t.Fatalf("RootSpec(w1/demo/echo) = %v, %v", spec, ok)
+	}
+	specs := hw.hub.d.RootSpecs()
+	last := specs[len(specs)-1]
+	if !strings.HasPrefix(last.Name, "w1/") || strings.HasPrefix(specs[0].Name, "w1/") {
+		t.Fatalf("RootSpecs order: %v first, %v last", specs[0].Name, last.Name)
+	}
+	if err := c.ReplaceImports(res.Registrations); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := hw.set.Generation(); g2 <= g1 {
+		t.Fatalf("generation %d after ReplaceImports, was %d", g2, g1)
+	}
+	changed = hw.set.Changed()
+	_ = c.Close()
+	select {
+	case <-changed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("Changed not closed within 2 s of the link's end")
+	}
+	if _, ok := hw.hub.d.RootSpec("w1/demo/echo"); ok {
+		t.Fatal("RootSpec still finds a detached import")
+	}
+}
