@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/alkdev/alknet/call/demo"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/host"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/tlsconf"
@@ -47,12 +49,24 @@ type Options struct {
 	// OnConn is called for every alknet/call connection, inbound and dispatched links, before
 	// it runs (call.ProtocolHandler.OnConn).
 	OnConn func(ctx context.Context, c *call.Conn)
+	// Addons add protocols and listeners in the node's lifecycle (the HTTP gateway, MCP).
+	Addons []Addon
+}
+
+// Addon extends a node. Handlers are served on the endpoint after alknet/call (their ALPNs
+// appear in node/info); Start runs once the listeners are bound (extra listeners such as
+// a loopback HTTP port); Shutdown runs beside the endpoint's shutdown.
+type Addon interface {
+	Handlers(n *Node) ([]endpoint.ProtocolHandler, error)
+	Start(n *Node) error
+	Shutdown(ctx context.Context) error
 }
 
 // Node is a running alknet/call node.
 type Node struct {
 	*host.Host
 	registry *call.Registry
+	addons   []Addon
 	disp     atomic.Pointer[call.Dispatcher]
 	conn     atomic.Pointer[call.ConnOptions]
 }
@@ -63,11 +77,23 @@ func Start(o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Host: h}
+	n := &Node{Host: h, addons: o.Addons}
+	handlers := []endpoint.ProtocolHandler{call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }, OnConn: o.OnConn}}
+	for _, a := range o.Addons {
+		hs, err := a.Handlers(n)
+		if err != nil {
+			return nil, err
+		}
+		handlers = append(handlers, hs...)
+	}
+	alpns := make([]string, len(handlers))
+	for i, hd := range handlers {
+		alpns[i] = hd.ALPN()
+	}
 	regs := append([]call.HandlerRegistration(nil), o.Registrations...)
 	if !o.NoBuiltin {
 		regs = append(regs, builtin.Registrations(builtin.NodeInfo{Fingerprint: h.Key.Fingerprint(), Version: o.Version,
-			Started: time.Now(), ALPNs: []string{call.ALPN}, Operations: func() int { return n.registry.Len() }})...)
+			Started: time.Now(), ALPNs: alpns, Operations: func() int { return n.registry.Len() }})...)
 	}
 	if !o.NoDiscovery {
 		regs = append(regs, call.DiscoveryRegistrations(n.Dispatcher)...)
@@ -96,11 +122,30 @@ func Start(o Options) (*Node, error) {
 		co.Logger = o.Host.Logger
 	}
 	n.conn.Store(&co)
-	handler := call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }, OnConn: o.OnConn}
-	if err := h.Start(handler); err != nil {
+	if err := h.Start(handlers...); err != nil {
 		return nil, err
 	}
+	for i, a := range o.Addons {
+		if err := a.Start(n); err != nil {
+			n.addons = o.Addons[:i]
+			_ = n.Shutdown(context.Background())
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// Shutdown stops the addons and the endpoint together (listeners close, connections drain
+// within the drain timeout).
+func (n *Node) Shutdown(ctx context.Context) error {
+	errs := make([]error, len(n.addons)+1)
+	var wg sync.WaitGroup
+	for i, a := range n.addons {
+		wg.Go(func() { errs[i] = a.Shutdown(ctx) })
+	}
+	errs[len(n.addons)] = n.Host.Shutdown(ctx)
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Dispatcher returns the dispatcher new connections are served with.

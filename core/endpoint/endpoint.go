@@ -17,6 +17,7 @@ import (
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/internal/netkey"
+	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 // Errors of the endpoint's lifecycle.
@@ -339,6 +340,11 @@ func (e *Endpoint) handshakeTCP(raw net.Conn, tc *tls.Config, release func()) {
 // withTimeouts gives c the endpoint's inactivity limits.
 func (e *Endpoint) withTimeouts(c conn.Connection) conn.Connection {
 	idle, write := e.limits.ConnTimeouts(c.MultiStream())
+	if tlsconf.IsHTTPOverTCP(c.ALPN()) {
+		// The HTTP server's IdleTimeout (no active request) replaces it: an open SSE or /mcp
+		// stream keeps its connection (docs/http.md §3.1), and the server sets write deadlines.
+		idle, write = 0, 0
+	}
 	return conn.WithTimeouts(c, conn.Timeouts{Idle: idle, Write: write})
 }
 

@@ -135,8 +135,18 @@ func (s *Server) Fingerprint() string {
 	return ""
 }
 
-// QUIC returns a fresh server config for QUIC listeners.
-func (s *Server) QUIC() *tls.Config { return s.config(false) }
+// QUIC returns a fresh server config for QUIC listeners. It never offers h2 or http/1.1:
+// those are TCP protocols (HTTP over QUIC would be h3), so a QUIC client asking only for them
+// fails the handshake instead of reaching an HTTP server through a stream.
+func (s *Server) QUIC() *tls.Config {
+	c := s.config(false)
+	c.NextProtos = slices.DeleteFunc(c.NextProtos, IsHTTPOverTCP)
+	return c
+}
+
+// IsHTTPOverTCP reports the HTTP ALPNs of a TCP+TLS connection (h2, http/1.1), which QUIC
+// listeners do not offer and whose connections have no single-stream idle timer.
+func IsHTTPOverTCP(alpn string) bool { return alpn == "h2" || alpn == "http/1.1" }
 
 // TCP returns a fresh server config for TCP+TLS listeners; in acme mode it also offers acme-tls/1.
 func (s *Server) TCP() *tls.Config { return s.config(s.mgr != nil) }

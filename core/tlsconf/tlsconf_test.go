@@ -15,7 +15,7 @@ import (
 // Checklist 8, 9, 17.
 func TestServerConfigs(t *testing.T) {
 	k, _ := identity.Generate()
-	alpns := []string{"alknet/call", "h2"}
+	alpns := []string{"alknet/call", "h2", "http/1.1"}
 	for _, mode := range []string{"", ModeKey, ModeACME} {
 		o := ServerOptions{Mode: mode}
 		if mode == ModeACME {
@@ -33,6 +33,9 @@ func TestServerConfigs(t *testing.T) {
 				t.Errorf("%s/%s: ClientAuth %v", mode, name, c.ClientAuth)
 			}
 			want := alpns
+			if name == "quic" {
+				want = []string{"alknet/call"} // HTTP is TCP only (docs/http.md §3.1.3)
+			}
 			if mode == ModeACME && name == "tcp" {
 				want = append(slices.Clone(alpns), ACMEALPN)
 			}
