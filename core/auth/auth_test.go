@@ -265,6 +265,35 @@ func TestAuthenticatorRateLimit(t *testing.T) {
 	}
 }
 
+// A local connection's failures count on the connection only: past the burst it is blocked,
+// 127.0.0.1 never is, and a new connection resolves tokens at once (docs/http.md §2.2).
+func TestLocalConnFailures(t *testing.T) {
+	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
+	a := NewAuthenticator(p, AuthenticatorOptions{Limits: func() RateLimits { return RateLimits{FailuresPerMinute: 6, FailureBurst: 3} },
+		Logger: slog.New(slog.DiscardHandler)})
+	local := Context{ALPN: "http/1.1", RemoteAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 5}}
+	cf := NewLocalConnFailures(nil)
+	ctx := WithConnFailures(context.Background(), cf)
+	for i := range 3 {
+		if _, err := a.Token(ctx, local, "alk_nope-nope"); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if !cf.Blocked() {
+		t.Fatal("connection not blocked after the burst")
+	}
+	if _, err := a.Token(ctx, local, vectorToken); !errors.Is(err, ErrAuthBlocked) {
+		t.Fatalf("blocked connection with a good token: %v", err)
+	}
+	if a.Blocked(local.RemoteAddr) {
+		t.Fatal("127.0.0.1 is blocked")
+	}
+	fresh := WithConnFailures(context.Background(), NewLocalConnFailures(nil))
+	if _, err := a.Token(fresh, local, vectorToken); err != nil {
+		t.Fatalf("a new local connection: %v", err)
+	}
+}
+
 func TestAuthenticatorLimitsOffAndReload(t *testing.T) {
 	ctx := context.Background()
 	p := mustPolicy(t, nil, nil, nil)

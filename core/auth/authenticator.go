@@ -118,7 +118,7 @@ func (a *Authenticator) Fingerprint(ctx context.Context, ac Context) (Identity, 
 // its IP is never blocked, so one revoked token cannot cut off every peer behind one address.
 func (a *Authenticator) Token(ctx context.Context, ac Context, token string) (Identity, error) {
 	lim := a.limits().WithDefaults()
-	if ac.Identity != nil && ac.Fingerprint != "" {
+	if cf, _ := ctx.Value(connFailuresKey{}).(*ConnFailures); ac.Identity != nil && ac.Fingerprint != "" || cf != nil && cf.perConn {
 		return a.connToken(ctx, ac, token, lim)
 	}
 	key := netkey.FromAddr(ac.RemoteAddr)
@@ -267,11 +267,12 @@ func (a *Authenticator) audit(ac Context, peerID, result string) {
 // ConnFailures limits failed tokens on one connection (see Token). The endpoint puts one in
 // every Handle ctx (WithConnFailures); close ends the connection once the limit is passed.
 type ConnFailures struct {
-	mu     sync.Mutex
-	lim    *rate.Limiter
-	limits RateLimits
-	close  func()
-	closed bool
+	perConn bool // every failure counts here, never against the IP (NewLocalConnFailures)
+	mu      sync.Mutex
+	lim     *rate.Limiter
+	limits  RateLimits
+	close   func()
+	closed  bool
 }
 
 type connFailuresKey struct{}
@@ -279,6 +280,20 @@ type connFailuresKey struct{}
 // NewConnFailures returns a per-connection failure limiter that calls close (once) when the
 // connection has used up its failure budget.
 func NewConnFailures(close func()) *ConnFailures { return &ConnFailures{close: close} }
+
+// NewLocalConnFailures is NewConnFailures for a connection whose address is shared by every
+// local client (a loopback HTTP listener): its failures always count per connection, so a
+// guessing client is cut off without ever blocking 127.0.0.1 and the operator's own tools.
+func NewLocalConnFailures(close func()) *ConnFailures {
+	return &ConnFailures{close: close, perConn: true}
+}
+
+// Blocked reports whether the connection has used up its failure budget.
+func (c *ConnFailures) Blocked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
 
 // WithConnFailures returns ctx carrying cf.
 func WithConnFailures(ctx context.Context, cf *ConnFailures) context.Context {
