@@ -11,8 +11,10 @@ import (
 
 func sortStrings(s []string) { sort.Strings(s) }
 
-// newUUID returns a lowercase UUID v4 from crypto/rand.
-func newUUID() string {
+func newUUID() string { return NewRequestID() }
+
+// NewRequestID returns a fresh request id: a lowercase UUID v4 from crypto/rand.
+func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	b[6] = b[6]&0x0f | 0x40

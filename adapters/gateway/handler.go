@@ -1,0 +1,516 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/alkdev/alknet/adapters/catalog"
+	"github.com/alkdev/alknet/call"
+)
+
+// TimeoutHeader carries the caller's budget in milliseconds (docs/http.md §3.5.2).
+const TimeoutHeader = "Alknet-Timeout-Ms"
+
+const (
+	allowOps  = "POST, OPTIONS"
+	allowDoc  = "GET, HEAD, OPTIONS"
+	allowMCP  = "GET, POST, DELETE, OPTIONS"
+	corsAllow = "authorization, content-type, mcp-session-id, mcp-protocol-version, last-event-id, alknet-timeout-ms"
+	corsShow  = "x-request-id, mcp-session-id, www-authenticate, retry-after"
+)
+
+// ServeHTTP routes one request (docs/http.md §3.3).
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := call.NewRequestID()
+	w.Header().Set("X-Request-Id", id)
+	rec := &statusRecorder{ResponseWriter: w}
+	ci := connInfoFrom(r.Context())
+	op := ""
+	defer func() {
+		level := slog.LevelDebug
+		if g.o.AccessLog {
+			level = slog.LevelInfo
+		}
+		g.o.Logger.Log(r.Context(), level, "http", "request_id", id, "method", r.Method, "route", route(r.URL.Path),
+			"op", op, "status", rec.status, "identity", rec.identity, "surface", ci.surface, "duration_ms", time.Since(start).Milliseconds())
+	}()
+	if ci.surface == SurfaceLoopback && !g.hostAllowed(r.Host) {
+		writeProblem(rec, http.StatusForbidden, call.NewError(call.CodeForbidden, "host not allowed"), id)
+		return
+	}
+	g.cors(rec, r)
+	allow := ""
+	path := r.URL.Path
+	switch {
+	case strings.HasPrefix(path, "/ops/"):
+		allow = allowOps
+	case path == "/openapi.json" && g.o.Document != nil:
+		allow = allowDoc
+	case path == "/mcp" && g.o.MCP != nil:
+		allow = allowMCP
+	default:
+		notFound(rec, id)
+		return
+	}
+	if r.Method == http.MethodOptions {
+		g.preflight(rec, r, allow)
+		return
+	}
+	if !strings.Contains(allow, r.Method) {
+		rec.Header().Set("Allow", allow)
+		badRequest(rec, http.StatusMethodNotAllowed, "method not allowed", id)
+		return
+	}
+	if r.Method == http.MethodPost || r.Method == http.MethodDelete {
+		if err := g.csrf.Check(r); err != nil {
+			writeProblem(rec, http.StatusForbidden, call.NewError(call.CodeForbidden, "cross-origin request refused"), id)
+			return
+		}
+	}
+	caller, ok := g.resolve(rec, r, ci, id)
+	if !ok {
+		return
+	}
+	rec.identity = caller.Key()
+	ctx := catalog.WithCaller(r.Context(), caller)
+	switch {
+	case strings.HasPrefix(path, "/ops/"):
+		op = strings.TrimPrefix(path, "/ops/")
+		g.serveOp(ctx, rec, r, caller, op, id)
+	case path == "/openapi.json":
+		g.serveDocument(ctx, rec, r, caller, ci.surface, id)
+	default:
+		g.serveMCP(ctx, rec, r)
+	}
+}
+
+// route is the access log's route: the path without the operation name.
+func route(p string) string {
+	if strings.HasPrefix(p, "/ops/") {
+		return "/ops/{name}"
+	}
+	switch p {
+	case "/openapi.json", "/mcp":
+		return p
+	}
+	return "other"
+}
+
+// hostAllowed is the DNS rebinding check of the loopback surface (docs/http.md §3.3.2).
+func (g *Gateway) hostAllowed(host string) bool {
+	h := host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		h = hh
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	switch {
+	case strings.EqualFold(h, "localhost"), h == "127.0.0.1", h == "::1":
+		return true
+	case g.publicH != "" && strings.EqualFold(h, g.publicH):
+		return true
+	}
+	return false
+}
+
+func (g *Gateway) originAllowed(origin string) bool {
+	for _, o := range g.o.CORSOrigins {
+		if o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+// cors adds the CORS answer headers for an allowed origin (docs/http.md §3.3.4): never
+// Access-Control-Allow-Credentials.
+func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) {
+	w.Header().Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin == "" || !g.originAllowed(origin) {
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	w.Header().Set("Access-Control-Expose-Headers", corsShow)
+}
+
+func (g *Gateway) preflight(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	if origin := r.Header.Get("Origin"); origin != "" && g.originAllowed(origin) {
+		w.Header().Set("Access-Control-Allow-Methods", "POST, GET, DELETE")
+		w.Header().Set("Access-Control-Allow-Headers", corsAllow)
+		w.Header().Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// resolve finds the caller once per request: a Bearer token replaces the connection identity
+// (docs/http.md §3.4). Past the connection's (or address's) failure budget it answers 429 and
+// closes the connection.
+func (g *Gateway) resolve(w http.ResponseWriter, r *http.Request, ci *connInfo, id string) (catalog.Caller, bool) {
+	token := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, rest, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="alknet", error="invalid_request"`)
+			badRequest(w, http.StatusUnauthorized, "authorization must be a Bearer token", id)
+			return catalog.Caller{}, false
+		}
+		token = strings.TrimSpace(rest)
+	}
+	caller := catalog.ResolveCaller(r.Context(), g.o.Catalog, ci.identity, token)
+	if caller.TokenRejected && ci.failures != nil && ci.failures.Blocked() {
+		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Connection", "close")
+		writeProblem(w, http.StatusTooManyRequests, call.NewError(call.CodeForbidden, "too many failed tokens"), id)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go func() { time.Sleep(50 * time.Millisecond); ci.close() }() // after the answer is on its way
+		return catalog.Caller{}, false
+	}
+	return caller, true
+}
+
+// timeoutOf parses Alknet-Timeout-Ms: digits, 1 … 2^31−1 (docs/http.md §3.5.2).
+func timeoutOf(r *http.Request) (time.Duration, bool) {
+	v := r.Header.Get(TimeoutHeader)
+	if v == "" {
+		return 0, true
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return time.Duration(n) * time.Millisecond, true
+}
+
+// reserve takes an in-flight slot (503 past MaxInFlight).
+func (g *Gateway) reserve() bool {
+	if g.inFlight.Add(1) > int64(g.o.MaxInFlight) {
+		g.inFlight.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) release() { g.inFlight.Add(-1) }
+
+func tooBusy(w http.ResponseWriter, id string) {
+	writeProblem(w, http.StatusServiceUnavailable, call.NewError(call.CodeInternal, "too many in-flight requests").WithRetryable(true), id)
+}
+
+// readBody reads a JSON body within MaxBodyBytes and the node-wide budget (docs/http.md §3.5.1).
+// Memory follows the bytes received; the budget is released by the returned func.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, id string) (json.RawMessage, func(), bool) {
+	noop := func() {}
+	if r.ContentLength > g.o.MaxBodyBytes {
+		badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
+		return nil, noop, false
+	}
+	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
+		if !jsonContentType(r.Header.Get("Content-Type")) && r.ContentLength != 0 {
+			badRequest(w, http.StatusUnsupportedMediaType, "content type must be application/json", id)
+			return nil, noop, false
+		}
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
+	var held int64
+	release := func() { g.bodyBytes.Add(-held) }
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := r.Body.Read(chunk)
+		if n > 0 {
+			if int64(buf.Len()+n) > g.o.MaxBodyBytes {
+				release()
+				badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
+				return nil, noop, false
+			}
+			if g.bodyBytes.Add(int64(n)) > g.o.MaxBodyBudget {
+				g.bodyBytes.Add(-int64(n))
+				release()
+				tooBusy(w, id)
+				return nil, noop, false
+			}
+			held += int64(n)
+			buf.Write(chunk[:n])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			release()
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
+			} else {
+				badRequest(w, http.StatusBadRequest, "could not read the request body", id)
+			}
+			return nil, noop, false
+		}
+	}
+	_ = rc.SetReadDeadline(time.Time{})
+	body := buf.Bytes()
+	if len(bytes.TrimSpace(body)) == 0 {
+		release()
+		return json.RawMessage(`{}`), noop, true
+	}
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		release()
+		badRequest(w, http.StatusUnsupportedMediaType, "content type must be application/json", id)
+		return nil, noop, false
+	}
+	if !utf8.Valid(body) || !oneJSONValue(body) {
+		release()
+		badRequest(w, http.StatusBadRequest, "invalid JSON body", id)
+		return nil, noop, false
+	}
+	return json.RawMessage(body), release, true
+}
+
+// jsonContentType accepts application/json and */*+json, with no charset but utf-8.
+func jsonContentType(ct string) bool {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func oneJSONValue(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return errors.Is(err, io.EOF)
+}
+
+// serveOp calls one operation (docs/http.md §3.5, §3.6).
+func (g *Gateway) serveOp(ctx context.Context, w *statusRecorder, r *http.Request, caller catalog.Caller, op, id string) {
+	timeout, ok := timeoutOf(r)
+	if !ok {
+		badRequest(w, http.StatusBadRequest, TimeoutHeader+" must be 1 to 2147483647 milliseconds", id)
+		return
+	}
+	if !g.reserve() {
+		tooBusy(w, id)
+		return
+	}
+	defer g.release()
+	input, release, ok := g.readBody(w, r, id)
+	if !ok {
+		return
+	}
+	req := caller.Request("http", op, input)
+	req.ID, req.Timeout = id, timeout
+	spec, known := g.o.Catalog.Spec(op)
+	if known && spec.Type == call.OpSubscription {
+		g.serveSSE(ctx, w, caller, spec, req, release)
+		return
+	}
+	req.OnStart = release // the body is the pipeline's now
+	out, err := g.o.Catalog.Call(ctx, req)
+	release()
+	if err != nil {
+		ce := asCallError(err)
+		writeProblem(w, statusOf(ce, spec, caller.Identity != nil), ce, id)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(g.o.WriteTimeout))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// serveSSE streams a subscription as Server-Sent Events (docs/http.md §3.6).
+func (g *Gateway) serveSSE(ctx context.Context, w *statusRecorder, caller catalog.Caller, spec call.OperationSpec, req call.RootRequest, release func()) {
+	rc := http.NewResponseController(w)
+	bw := bufio.NewWriterSize(w, 4<<10)
+	// The stream ends at Shutdown (the gateway's base context) as well as when the client goes.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopOnShutdown := context.AfterFunc(g.base, cancel)
+	defer stopOnShutdown()
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	started := false
+	var mu sync.Mutex
+	// write sends one event within sse_write_timeout; a stuck reader ends the stream.
+	write := func(b []byte) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(g.o.SSEWriteTimeout))
+		if _, err := bw.Write(b); err != nil {
+			cancel()
+			return err
+		}
+		if err := bw.Flush(); err != nil {
+			cancel()
+			return err
+		}
+		if err := rc.Flush(); err != nil {
+			cancel()
+			return err
+		}
+		return nil
+	}
+	req.OnStart = func() {
+		release()
+		started = true
+		h := w.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Accel-Buffering", "no")
+		w.WriteHeader(http.StatusOK)
+		if write(nil) == nil {
+			go g.keepalive(wctx, write)
+		}
+	}
+	n := 0
+	var line []byte
+	err := g.o.Catalog.Subscribe(ctx, req, func(item json.RawMessage) error {
+		line = line[:0]
+		line = append(line, "id: "...)
+		line = strconv.AppendInt(line, int64(n), 10)
+		line = append(line, "\ndata: "...)
+		line = appendCompact(line, item)
+		line = append(line, "\n\n"...)
+		n++
+		return write(line)
+	})
+	wcancel()
+	if !started {
+		release()
+		ce := asCallError(err)
+		if err == nil {
+			ce = call.NewError(call.CodeInternal, "subscription ended before it started")
+		}
+		writeProblem(w, statusOf(ce, spec, caller.Identity != nil), ce, req.ID)
+		return
+	}
+	if err != nil {
+		ce := asCallError(err)
+		body, _ := json.Marshal(newProblem(statusOf(ce, spec, caller.Identity != nil), ce, req.ID))
+		_ = write(append(append([]byte("event: error\ndata: "), body...), "\n\n"...))
+		return
+	}
+	_ = write([]byte("event: done\ndata: {}\n\n"))
+}
+
+func (g *Gateway) keepalive(ctx context.Context, write func([]byte) error) {
+	t := time.NewTicker(g.o.SSEKeepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if write([]byte(": keep-alive\n\n")) != nil {
+				return
+			}
+		}
+	}
+}
+
+// appendCompact appends item on one line (an SSE data field cannot hold a newline).
+func appendCompact(dst []byte, item json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Compact(&b, item) != nil {
+		return append(dst, "null"...)
+	}
+	return append(dst, b.Bytes()...)
+}
+
+func (g *Gateway) serveDocument(ctx context.Context, w *statusRecorder, r *http.Request, caller catalog.Caller, surface, id string) {
+	doc, err := g.o.Document(ctx, caller, surface)
+	if err != nil {
+		ce := asCallError(err)
+		writeProblem(w, statusOf(ce, call.OperationSpec{}, caller.Identity != nil), ce, id)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Add("Vary", "Authorization")
+	h.Set("Content-Length", strconv.Itoa(len(doc)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(doc)
+	}
+}
+
+func (g *Gateway) serveMCP(ctx context.Context, w *statusRecorder, r *http.Request) {
+	g.o.MCP.ServeHTTP(&deadlineWriter{statusRecorder: w, timeout: g.o.WriteTimeout}, r.WithContext(ctx))
+}
+
+// statusRecorder remembers the status for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status   int
+	identity string
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// deadlineWriter gives every write of an /mcp answer the write deadline (docs/http.md §3.2).
+type deadlineWriter struct {
+	*statusRecorder
+	timeout time.Duration
+}
+
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	_ = http.NewResponseController(d.statusRecorder).SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.statusRecorder.Write(b)
+}
+
+func (d *deadlineWriter) Flush() {
+	_ = http.NewResponseController(d.statusRecorder).SetWriteDeadline(time.Now().Add(d.timeout))
+	d.statusRecorder.Flush()
+}
