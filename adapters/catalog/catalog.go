@@ -6,9 +6,14 @@ package catalog
 import (
 	"context"
 	"encoding/json"
+	"sync"
+	"sync/atomic"
 
 	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/call/toolname"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/endpoint"
 )
 
 // Catalog is a node's operations as the adapters see them.
@@ -45,6 +50,35 @@ type local struct {
 	n NodeInfo
 }
 
+// NodeCatalog is the Local catalogue of a node that has not started yet: as the node's first
+// addon it is bound while the node starts, before any listener serves a request.
+type NodeCatalog struct {
+	local
+	bound atomic.Pointer[node.Node]
+}
+
+var _ node.Addon = (*NodeCatalog)(nil)
+
+// ForNode returns a catalogue to pass as the first of node.Options.Addons.
+func ForNode(version string) *NodeCatalog {
+	nc := &NodeCatalog{}
+	nc.local = local{d: func() *call.Dispatcher { return nc.bound.Load().Dispatcher() }, n: NodeInfo{Version: version}}
+	return nc
+}
+
+// Handlers binds the catalogue to n; it serves no protocol itself.
+func (nc *NodeCatalog) Handlers(n *node.Node) ([]endpoint.ProtocolHandler, error) {
+	nc.bound.Store(n)
+	nc.n.Fingerprint = n.Fingerprint()
+	return nil, nil
+}
+
+// Start does nothing: the catalogue has no listener.
+func (nc *NodeCatalog) Start(*node.Node) error { return nil }
+
+// Shutdown does nothing.
+func (nc *NodeCatalog) Shutdown(context.Context) error { return nil }
+
 func (l *local) Generation() uint64 {
 	if p := l.d().Peers(); p != nil {
 		return p.Generation()
@@ -59,7 +93,9 @@ func (l *local) Changed() <-chan struct{} {
 	return nil
 }
 
-func (l *local) Candidates(context.Context) ([]call.OperationSpec, error) { return l.d().RootSpecs(), nil }
+func (l *local) Candidates(context.Context) ([]call.OperationSpec, error) {
+	return l.d().RootSpecs(), nil
+}
 
 func (l *local) Visible(ctx context.Context, id *core.Identity) ([]call.OperationSpec, error) {
 	return l.d().Visible(ctx, id), nil
@@ -127,4 +163,34 @@ func ResolveCaller(ctx context.Context, c Catalog, conn *core.Identity, token st
 func (c Caller) Request(ingress, op string, input json.RawMessage) call.RootRequest {
 	return call.RootRequest{ID: call.NewRequestID(), Operation: op, Input: input, ConnIdentity: c.Identity,
 		TokenRejected: c.TokenRejected, Ingress: ingress}
+}
+
+// Names is a catalogue's one name map (docs/http.md §2.3), built at its first use from the
+// candidates of that moment at once, so that collisions among them are hashed whatever their
+// order. Every projection of the catalogue shares it.
+type Names struct {
+	cat  Catalog
+	once sync.Once
+	m    *toolname.Map
+	err  error
+}
+
+// NewNames returns the name map of cat.
+func NewNames(cat Catalog) *Names { return &Names{cat: cat} }
+
+// Map returns the map, building it on the first call.
+func (n *Names) Map(ctx context.Context) (*toolname.Map, error) {
+	n.once.Do(func() {
+		specs, err := n.cat.Candidates(ctx)
+		if err != nil {
+			n.err = err
+			return
+		}
+		ops := make([]string, len(specs))
+		for i, s := range specs {
+			ops[i] = s.Name
+		}
+		n.m = toolname.New(ops)
+	})
+	return n.m, n.err
 }

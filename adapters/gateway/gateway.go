@@ -164,6 +164,7 @@ type Gateway struct {
 	csrf    *http.CrossOriginProtection
 	publicH string // PublicURL's host, accepted on loopback
 
+	auth      *auth.Authenticator // the node's: an anonymous TLS client's IP may be blocked
 	inFlight  atomic.Int64
 	bodyBytes atomic.Int64
 
@@ -204,7 +205,8 @@ func New(o Options) (*Gateway, error) {
 		Protocols:         &protocols,
 		ReadHeaderTimeout: o.ReadHeaderTimeout,
 		IdleTimeout:       o.IdleTimeout,
-		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		// net/http reads up to MaxHeaderBytes + 4096 before refusing: this makes it 64 KiB.
+		MaxHeaderBytes: DefaultMaxHeaderBytes - 4096,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 250, WriteByteTimeout: o.WriteTimeout},
 		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
 		ConnContext:       g.connContext,
@@ -213,7 +215,8 @@ func New(o Options) (*Gateway, error) {
 }
 
 // Handlers returns the TLS route's protocol handlers (h2, http/1.1), none without TLSRoute.
-func (g *Gateway) Handlers(*node.Node) ([]endpoint.ProtocolHandler, error) {
+func (g *Gateway) Handlers(n *node.Node) ([]endpoint.ProtocolHandler, error) {
+	g.auth = n.Auth
 	if !g.o.TLSRoute {
 		return nil, nil
 	}
@@ -278,6 +281,7 @@ type connInfoKey struct{}
 // connInfo is what a request knows about its connection.
 type connInfo struct {
 	surface  string
+	remote   net.Addr
 	identity *auth.Identity // the connection's (TLS client certificate); nil on loopback
 	failures *auth.ConnFailures
 	close    func()
@@ -289,7 +293,7 @@ func (g *Gateway) connContext(ctx context.Context, c net.Conn) context.Context {
 		ctx = auth.NewContext(ctx, rc.ac)
 		cf := auth.NewConnFailures(nil)
 		ctx = auth.WithConnFailures(ctx, cf)
-		return context.WithValue(ctx, connInfoKey{}, &connInfo{surface: SurfaceTLS, identity: rc.ac.Identity, failures: cf, close: rc.closeNow})
+		return context.WithValue(ctx, connInfoKey{}, &connInfo{surface: SurfaceTLS, remote: rc.ac.RemoteAddr, identity: rc.ac.Identity, failures: cf, close: rc.closeNow})
 	case *countedConn:
 		ctx = auth.NewContext(ctx, auth.Context{ALPN: "http/1.1", RemoteAddr: c.RemoteAddr()})
 		cf := auth.NewLocalConnFailures(nil)

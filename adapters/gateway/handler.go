@@ -171,8 +171,9 @@ func (g *Gateway) resolve(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		}
 		token = strings.TrimSpace(rest)
 	}
+	blocked := token != "" && g.blocked(ci)
 	caller := catalog.ResolveCaller(r.Context(), g.o.Catalog, ci.identity, token)
-	if caller.TokenRejected && ci.failures != nil && ci.failures.Blocked() {
+	if caller.TokenRejected && blocked {
 		w.Header().Set("Retry-After", "60")
 		w.Header().Set("Connection", "close")
 		writeProblem(w, http.StatusTooManyRequests, call.NewError(call.CodeForbidden, "too many failed tokens"), id)
@@ -183,6 +184,25 @@ func (g *Gateway) resolve(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 		return catalog.Caller{}, false
 	}
 	return caller, true
+}
+
+// blocked reports a connection (loopback, or identified by its certificate) or an anonymous
+// TLS client's address that has used up its failed-token budget.
+func (g *Gateway) blocked(ci *connInfo) bool {
+	if ci.failures != nil && ci.failures.Blocked() {
+		return true
+	}
+	return ci.surface == SurfaceTLS && ci.identity == nil && g.auth != nil && g.auth.Blocked(ci.remote)
+}
+
+// writeCallError answers a call error as problem+json; a 401 names a rejected token.
+func writeCallError(w http.ResponseWriter, err error, spec call.OperationSpec, caller catalog.Caller, id string) {
+	ce := asCallError(err)
+	status := statusOf(ce, spec, caller.Identity != nil)
+	if status == http.StatusUnauthorized && caller.TokenRejected {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="alknet", error="invalid_token"`)
+	}
+	writeProblem(w, status, ce, id)
 }
 
 // timeoutOf parses Alknet-Timeout-Ms: digits, 1 … 2^31−1 (docs/http.md §3.5.2).
@@ -337,8 +357,7 @@ func (g *Gateway) serveOp(ctx context.Context, w *statusRecorder, r *http.Reques
 	out, err := g.o.Catalog.Call(ctx, req)
 	release()
 	if err != nil {
-		ce := asCallError(err)
-		writeProblem(w, statusOf(ce, spec, caller.Identity != nil), ce, id)
+		writeCallError(w, err, spec, caller, id)
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -408,11 +427,10 @@ func (g *Gateway) serveSSE(ctx context.Context, w *statusRecorder, caller catalo
 	wcancel()
 	if !started {
 		release()
-		ce := asCallError(err)
 		if err == nil {
-			ce = call.NewError(call.CodeInternal, "subscription ended before it started")
+			err = call.NewError(call.CodeInternal, "subscription ended before it started")
 		}
-		writeProblem(w, statusOf(ce, spec, caller.Identity != nil), ce, req.ID)
+		writeCallError(w, err, spec, caller, req.ID)
 		return
 	}
 	if err != nil {
@@ -451,8 +469,7 @@ func appendCompact(dst []byte, item json.RawMessage) []byte {
 func (g *Gateway) serveDocument(ctx context.Context, w *statusRecorder, r *http.Request, caller catalog.Caller, surface, id string) {
 	doc, err := g.o.Document(ctx, caller, surface)
 	if err != nil {
-		ce := asCallError(err)
-		writeProblem(w, statusOf(ce, call.OperationSpec{}, caller.Identity != nil), ce, id)
+		writeCallError(w, err, call.OperationSpec{}, caller, id)
 		return
 	}
 	h := w.Header()

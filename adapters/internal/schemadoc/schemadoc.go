@@ -275,7 +275,7 @@ func Relocate(schema any, name, base string, defs map[string]any) (any, error) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			p := pointer + "/$defs/" + escapePointer(k)
-			n := prefix + "." + sanitize(k)
+			n := prefix + "." + Sanitize(k)
 			found = append(found, moved{p, n, d[k]})
 			collect(d[k], p, n)
 		}
@@ -348,7 +348,8 @@ func escapePointer(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
-func sanitize(s string) string {
+// Sanitize maps characters outside [A-Za-z0-9._-] to '_' (component names).
+func Sanitize(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {

@@ -1,0 +1,469 @@
+package gateway_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/adapters/gateway"
+	"github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// docs/http.md §3.1, checklist 1.
+func TestSurfaces(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	for _, kind := range []string{"h2", "http/1.1", "loopback"} {
+		t.Run(kind, func(t *testing.T) {
+			c, base := tn.httpClient(t, kind, nil)
+			r := do(t, c, "POST", base+"/ops/demo/add", `{"a":2,"b":40}`, nil)
+			if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"sum":42}` {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if !uuidRE.MatchString(r.header.Get("X-Request-Id")) {
+				t.Fatalf("X-Request-Id %q", r.header.Get("X-Request-Id"))
+			}
+			if want := map[string]string{"h2": "HTTP/2.0", "http/1.1": "HTTP/1.1", "loopback": "HTTP/1.1"}[kind]; r.proto != want {
+				t.Fatalf("protocol %s, want %s", r.proto, want)
+			}
+			unknown := do(t, c, "POST", base+"/ops/test/nope", `{}`, nil)
+			hidden := do(t, c, "POST", base+"/ops/test/hidden", `{}`, nil)
+			pu, ph := unknown.problem(t), hidden.problem(t)
+			if unknown.status != 404 || hidden.status != 404 || pu["code"] != "NOT_FOUND" || ph["code"] != "NOT_FOUND" {
+				t.Fatalf("unknown %d %s, internal %d %s", unknown.status, unknown.body, hidden.status, hidden.body)
+			}
+			if strings.ReplaceAll(pu["message"].(string), "test/nope", "X") != strings.ReplaceAll(ph["message"].(string), "test/hidden", "X") {
+				t.Fatalf("unknown and internal differ: %q / %q", pu["message"], ph["message"])
+			}
+		})
+	}
+	t.Run("node/info lists the HTTP ALPNs", func(t *testing.T) {
+		c, base := tn.httpClient(t, "loopback", nil)
+		r := do(t, c, "POST", base+"/ops/node/info", "", nil)
+		var info struct{ ALPNs []string }
+		_ = json.Unmarshal(r.body, &info)
+		if got := strings.Join(info.ALPNs, ","); got != "alknet/call,h2,http/1.1" {
+			t.Fatalf("node/info alpns %q (%s)", got, r.body)
+		}
+	})
+	t.Run("QUIC does not offer h2", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var d client.Dialer
+		_, err := d.DialQUIC(ctx, tn.n.QUICAddrs()[0].String(), "h2", tlsconf.ConnectionCredentials{RemotePin: tn.n.Fingerprint()})
+		if err == nil {
+			t.Fatal("a QUIC client offering only h2 connected")
+		}
+	})
+}
+
+// docs/http.md §3.4, checklist 2.
+func TestIdentity(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	c, base := tn.httpClient(t, "loopback", nil)
+	url := base + "/ops/test/admin"
+	r := do(t, c, "POST", url, "", nil)
+	if p := r.problem(t); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="alknet"` || p["code"] != "FORBIDDEN" {
+		t.Fatalf("no credentials: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	r = do(t, c, "POST", url, "", bearer("alk_nope-nope-nope"))
+	if p := r.problem(t); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="alknet", error="invalid_token"` ||
+		p["message"] != "unknown or revoked API key" {
+		t.Fatalf("bad token: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	}
+	if r = do(t, c, "POST", url, "", bearer(tn.userToken)); r.status != 403 {
+		t.Fatalf("non-admin: %d %s", r.status, r.body)
+	}
+	if r = do(t, c, "POST", url, "", bearer(tn.adminToken)); r.status != 200 {
+		t.Fatalf("admin key: %d %s", r.status, r.body)
+	}
+	// A client certificate of an admin peer, on the TLS route; a Bearer overrides it for its
+	// request only.
+	tc, tbase := tn.httpClient(t, "h2", tn.peerKey)
+	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.status != 200 {
+		t.Fatalf("admin certificate: %d %s", r.status, r.body)
+	}
+	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", bearer(tn.userToken)); r.status != 403 {
+		t.Fatalf("certificate + user Bearer: %d %s", r.status, r.body)
+	}
+	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.status != 200 {
+		t.Fatalf("the Bearer stuck to the connection: %d %s", r.status, r.body)
+	}
+	// One audit line per request with a token.
+	before := strings.Count(tn.logs.String(), "msg=auth ")
+	do(t, c, "POST", url, "", bearer(tn.adminToken))
+	if n := strings.Count(tn.logs.String(), "msg=auth ") - before; n != 1 {
+		t.Fatalf("%d auth lines for one request", n)
+	}
+}
+
+// docs/http.md §2.2, checklist 3.
+func TestTokenFailuresOnLoopback(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	send := func() *http.Response {
+		req, _ := http.NewRequest("POST", tn.loopback+"/ops/test/admin", nil)
+		req.Header.Set("Authorization", "Bearer alk_wrong-wrong-wrong")
+		if err := req.Write(conn); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for i := range 5 {
+		if resp := send(); resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp := send()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "60" {
+		t.Fatalf("6th bad token: %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("connection still open after 429")
+	}
+	if !strings.Contains(tn.logs.String(), "result=blocked") {
+		t.Fatal("no blocked audit line")
+	}
+	// A new loopback connection and the node's own clients still work.
+	c, base := tn.httpClient(t, "loopback", nil)
+	if r := do(t, c, "POST", base+"/ops/test/admin", "", bearer(tn.adminToken)); r.status != 200 {
+		t.Fatalf("new connection: %d %s", r.status, r.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cc, err := node.Dial(ctx, tn.n.TicketString(), node.DialOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := cc.Call(ctx, "demo/add", raw(`{"a":1,"b":2}`)); err != nil {
+		t.Fatalf("alknet/call after loopback failures: %v", err)
+	}
+}
+
+// An anonymous TLS client guessing tokens is limited per IP (docs/http.md §2.2).
+func TestTokenFailuresOnTLSBlockTheIP(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	c, base := tn.httpClient(t, "h2", nil)
+	var last reply
+	for range 6 {
+		last = do(t, c, "POST", base+"/ops/test/admin", "", bearer("alk_wrong-wrong-wrong"))
+	}
+	if last.status != 429 {
+		t.Fatalf("6th bad token on TLS: %d %s", last.status, last.body)
+	}
+	if !tn.n.Auth.Blocked(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}) {
+		t.Fatal("the anonymous TLS client's IP is not blocked")
+	}
+}
+
+// docs/http.md §3.5, checklist 4.
+func TestProblems(t *testing.T) {
+	tn := startNode(t, nodeConfig{gw: gateway.Options{MaxBodyBytes: 1 << 16}})
+	c, base := tn.httpClient(t, "loopback", nil)
+	big := `{"text":"` + strings.Repeat("x", 1<<16) + `"}`
+	tests := []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		status                   int
+		code                     string
+	}{
+		{"wrong types", "POST", "/ops/demo/add", `{"a":"x","b":1}`, nil, 400, "INVALID_INPUT"},
+		{"text/plain", "POST", "/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Content-Type": "text/plain"}, 415, "INVALID_INPUT"},
+		{"charset", "POST", "/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Content-Type": "application/json; charset=latin1"}, 415, "INVALID_INPUT"},
+		{"bad JSON", "POST", "/ops/demo/add", `{"a":`, nil, 400, "INVALID_INPUT"},
+		{"two values", "POST", "/ops/demo/add", `{} {}`, nil, 400, "INVALID_INPUT"},
+		{"too big", "POST", "/ops/demo/echo", big, nil, 413, "INVALID_INPUT"},
+		{"GET", "GET", "/ops/demo/add", "", nil, 405, "INVALID_INPUT"},
+		{"other path", "GET", "/nope", "", nil, 404, "NOT_FOUND"},
+		{"timeout", "POST", "/ops/demo/sleep", `{"ms":5000}`, map[string]string{gateway.TimeoutHeader: "1000"}, 504, "TIMEOUT"},
+		{"panic", "POST", "/ops/test/panic", "", nil, 500, "INTERNAL"},
+		{"declared 409", "POST", "/ops/test/conflict", "", nil, 409, "CONFLICT"},
+		{"declared, no status", "POST", "/ops/test/gone", "", nil, 422, "GONE"},
+		{"undeclared", "POST", "/ops/test/undeclared", "", nil, 500, "INTERNAL"},
+		{"timeout 0", "POST", "/ops/demo/add", `{"a":1,"b":1}`, map[string]string{gateway.TimeoutHeader: "0"}, 400, "INVALID_INPUT"},
+		{"timeout 1e3", "POST", "/ops/demo/add", `{"a":1,"b":1}`, map[string]string{gateway.TimeoutHeader: "1e3"}, 400, "INVALID_INPUT"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			r := do(t, c, tc.method, base+tc.path, tc.body, tc.hdr)
+			p := r.problem(t)
+			if r.status != tc.status || p["code"] != tc.code || p["status"] != float64(tc.status) {
+				t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			}
+			if tc.status == 405 && r.header.Get("Allow") != "POST, OPTIONS" {
+				t.Fatalf("Allow %q", r.header.Get("Allow"))
+			}
+			if tc.code == "TIMEOUT" && time.Since(start) > 2*time.Second {
+				t.Fatalf("504 after %v", time.Since(start))
+			}
+			if details, _ := p["details"].(map[string]any); tc.name == "undeclared" && details["original_code"] != "SURPRISE" {
+				t.Fatalf("original_code: %s", r.body)
+			}
+		})
+	}
+	t.Run("chunked too big", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", base+"/ops/demo/echo", io.MultiReader(strings.NewReader(big)))
+		req.Header.Set("Content-Type", "application/json")
+		req.ContentLength = -1
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 413 {
+			t.Fatalf("%d", resp.StatusCode)
+		}
+	})
+	t.Run("empty body is {}", func(t *testing.T) {
+		r := do(t, c, "POST", base+"/ops/node/health", "", map[string]string{"Content-Type": ""})
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("big numbers round-trip", func(t *testing.T) {
+		r := do(t, c, "POST", base+"/ops/demo/echo", `{"text":"18446744073709551617"}`, nil)
+		if string(r.body) != `{"text":"18446744073709551617"}` {
+			t.Fatalf("%s", r.body)
+		}
+		r = do(t, c, "POST", base+"/ops/demo/add", `{"a":18446744073709551617,"b":0}`, nil)
+		if r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+	})
+	t.Run("431", func(t *testing.T) {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /ops/node/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: %s\r\nContent-Length: 0\r\n\r\n", strings.Repeat("a", 65<<10))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "HTTP/1.1 431 ") {
+			t.Fatalf("%q %v", line, err)
+		}
+	})
+}
+
+// docs/http.md §3.2, §3.5.5, checklist 5.
+func TestInFlightAndCancel(t *testing.T) {
+	tn := startNode(t, nodeConfig{gw: gateway.Options{MaxInFlight: 2}})
+	c, base := tn.httpClient(t, "loopback", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, 2)
+	for range 2 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			req, _ := http.NewRequestWithContext(ctx, "POST", base+"/ops/test/block", nil)
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	eventually(t, func() bool { return tn.blocking.Load() == 2 })
+	if r := do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, nil); r.status != 503 || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("third call: %d %v", r.status, r.header)
+	}
+	// A client that goes away (HTTP/1.1: the connection closes) cancels its call within 1 s.
+	cancel()
+	<-done
+	<-done
+	eventually(t, func() bool { return tn.cancelled.Load() == 2 })
+	for _, kind := range []string{"h2"} {
+		hc, hbase := tn.httpClient(t, kind, nil)
+		rctx, rcancel := context.WithCancel(context.Background())
+		go func() { time.Sleep(200 * time.Millisecond); rcancel() }()
+		req, _ := http.NewRequestWithContext(rctx, "POST", hbase+"/ops/test/block", nil)
+		if resp, err := hc.Do(req); err == nil {
+			resp.Body.Close()
+		}
+		eventually(t, func() bool { return tn.cancelled.Load() == 3 })
+	}
+}
+
+// eventually polls cond for up to 1 s (CP §18: no bound under 1 s).
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 1 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// docs/http.md §3.6, checklist 6.
+func TestSSE(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	c, base := tn.httpClient(t, "h2", nil)
+	r := do(t, c, "POST", base+"/ops/demo/ticker", `{"count":3,"interval_ms":1}`, nil)
+	want := "id: 0\ndata: {\"tick\":0}\n\nid: 1\ndata: {\"tick\":1}\n\nid: 2\ndata: {\"tick\":2}\n\nevent: done\ndata: {}\n\n"
+	if r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" || string(r.body) != want {
+		t.Fatalf("%d %q %q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	// Headers come before the first item.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", base+"/ops/demo/ticker", strings.NewReader(`{"count":2,"interval_ms":10000}`))
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil || resp.StatusCode != 200 || time.Since(start) > time.Second {
+		t.Fatalf("%v after %v", err, time.Since(start))
+	}
+	cancel()
+	resp.Body.Close()
+	r = do(t, c, "POST", base+"/ops/test/fail-after-one", "", nil)
+	if !strings.HasPrefix(string(r.body), "id: 0\ndata: {\"n\":1}\n\nevent: error\ndata: {") || !strings.Contains(string(r.body), `"message":"broke"`) {
+		t.Fatalf("%q", r.body)
+	}
+	for path, status := range map[string]int{"/ops/test/nope": 404, "/ops/test/admin-stream": 401} {
+		r = do(t, c, "POST", base+path, "", nil)
+		r.problem(t)
+		if r.status != status {
+			t.Fatalf("%s: %d", path, r.status)
+		}
+	}
+}
+
+// docs/http.md §3.6.3, checklist 7: a stalled reader loses nothing until sse_write_timeout.
+func TestSSESlowReader(t *testing.T) {
+	tn := startNode(t, nodeConfig{gw: gateway.Options{SSEWriteTimeout: time.Second}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	body := `{"count":0,"interval_ms":0,"pad":65536}`
+	fmt.Fprintf(conn, "POST /ops/demo/ticker HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// Never read: the stream must be cut (and the call aborted) after about a second.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if strings.Contains(tn.logs.String(), "op=demo/ticker") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled SSE stream was not ended within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// docs/http.md §3.3, checklists 8 and 9.
+func TestHostCSRFAndCORS(t *testing.T) {
+	tn := startNode(t, nodeConfig{gw: gateway.Options{CORSOrigins: []string{"https://app.example"}}})
+	c, base := tn.httpClient(t, "loopback", nil)
+	for _, path := range []string{"/ops/demo/add", "/openapi.json"} {
+		method := "POST"
+		if path == "/openapi.json" {
+			method = "GET"
+		}
+		r := do(t, c, method, base+path, `{"a":1,"b":1}`, map[string]string{"Host": "evil.example"})
+		if r.status != 403 {
+			t.Fatalf("%s with a foreign Host: %d", path, r.status)
+		}
+	}
+	// A cross-site browser write from another origin.
+	r := do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+	if r.status != 403 || r.header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("cross-site POST: %d %v", r.status, r.header)
+	}
+	// The allowed origin: preflight, then the POST.
+	pre := do(t, c, "OPTIONS", base+"/ops/demo/add", "", map[string]string{"Origin": "https://app.example",
+		"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
+	if pre.status != 204 || !strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "authorization") {
+		t.Fatalf("preflight: %d %v", pre.status, pre.header)
+	}
+	r = do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://app.example"})
+	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Origin") || r.header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("allowed origin: %d %v", r.status, r.header)
+	}
+	// Slow headers: the connection is closed after ReadHeaderTimeout (10 s by default; the
+	// option is shortened in TestSlowHeaders).
+}
+
+func TestSlowHeaders(t *testing.T) {
+	tn := startNode(t, nodeConfig{gw: gateway.Options{ReadHeaderTimeout: time.Second}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /ops/demo/add HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = conn.Read(make([]byte, 1))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("slow headers kept the connection open")
+	}
+}
+
+// docs/http.md §3.1.5, checklist 10: shutdown ends SSE streams; a unary call finishes within the drain.
+func TestShutdown(t *testing.T) {
+	tn := startNode(t, nodeConfig{})
+	c, base := tn.httpClient(t, "loopback", nil)
+	sseDone := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/ops/demo/ticker", strings.NewReader(`{"count":0,"interval_ms":50}`))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			sseDone <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		sseDone <- err
+	}()
+	unary := make(chan reply, 1)
+	go func() { unary <- do(t, c, "POST", base+"/ops/demo/sleep", `{"ms":500}`, nil) }()
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := tn.n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+	select {
+	case <-sseDone:
+	case <-time.After(time.Second):
+		t.Fatal("SSE stream still open after shutdown")
+	}
+	if r := <-unary; r.status != 200 {
+		t.Fatalf("unary call during drain: %d %s", r.status, r.body)
+	}
+}
+
+var _ = identity.Generate
