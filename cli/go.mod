@@ -5,8 +5,10 @@ go 1.26.0
 require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 
 require (
+	github.com/alkdev/alknet/adapters v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/google/go-cmp v0.7.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/prometheus/client_golang v1.25.0
 	go.uber.org/goleak v1.3.0
@@ -37,6 +39,7 @@ require (
 )
 
 replace (
+	github.com/alkdev/alknet/adapters => ../adapters
 	github.com/alkdev/alknet/agent => ../agent
 	github.com/alkdev/alknet/call => ../call
 	github.com/alkdev/alknet/core => ../core

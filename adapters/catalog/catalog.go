@@ -73,6 +73,9 @@ func (nc *NodeCatalog) Handlers(n *node.Node) ([]endpoint.ProtocolHandler, error
 	return nil, nil
 }
 
+// Bound returns the node the catalogue serves (nil before it starts).
+func (nc *NodeCatalog) Bound() *node.Node { return nc.bound.Load() }
+
 // Start does nothing: the catalogue has no listener.
 func (nc *NodeCatalog) Start(*node.Node) error { return nil }
 

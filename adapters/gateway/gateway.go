@@ -84,12 +84,12 @@ func (o Options) Validate() error {
 	}
 	if o.LoopbackListen != "" {
 		if err := CheckLoopback(o.LoopbackListen); err != nil {
-			return err
+			return fmt.Errorf("gateway: loopback_listen: %w", err)
 		}
 	}
 	for _, origin := range o.CORSOrigins {
 		if err := CheckOrigin(origin); err != nil {
-			return err
+			return fmt.Errorf("gateway: cors_origins: %w", err)
 		}
 	}
 	if o.PublicURL != "" {
@@ -105,13 +105,13 @@ func (o Options) Validate() error {
 func CheckLoopback(addr string) error {
 	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("gateway: loopback_listen %q: %w", addr, err)
+		return fmt.Errorf("%q: %w", addr, err)
 	}
 	if h == "localhost" {
 		return nil
 	}
 	if ip := net.ParseIP(h); ip == nil || !ip.IsLoopback() {
-		return fmt.Errorf("gateway: loopback_listen %q: not a loopback address", addr)
+		return fmt.Errorf("%q is not a loopback address (127.0.0.1, ::1 or localhost)", addr)
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func CheckOrigin(origin string) error {
 	u, err := url.Parse(origin)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" ||
 		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.Contains(origin, "*") {
-		return fmt.Errorf("gateway: cors_origins %q: want an exact origin such as https://app.example", origin)
+		return fmt.Errorf("%q is not an exact origin such as https://app.example (no *, path or query)", origin)
 	}
 	return nil
 }
@@ -236,7 +236,7 @@ func (g *Gateway) Start(*node.Node) error {
 // ListenLoopback binds a plain HTTP listener on a loopback address and serves it.
 func (g *Gateway) ListenLoopback(addr string) (net.Addr, error) {
 	if err := CheckLoopback(addr); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: loopback listen: %w", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -37,6 +37,9 @@ type node struct {
 	dir         string
 	cfgPath     string
 	listen      []string
+	listenGiven bool    // --listen was given
+	httpListen  *string // --http-listen, if given
+	http        *adapters
 	dev         bool
 	demo        bool // serve the demo operations on a vault node (serve --demo)
 	json        bool // start-up facts as one JSON object
@@ -64,8 +67,9 @@ func (n *node) printStarted(ticket, metricsAddr string) {
 	for _, a := range n.cn.TCPAddrs() {
 		l.TCP = append(l.TCP, a.String())
 	}
+	httpURLs := n.http.urls(n.cn.TCPAddrs())
 	if n.json {
-		v := map[string]any{"fingerprint": n.cn.Fingerprint(), "quic": l.QUIC, "tcp": l.TCP, "ticket": ticket, "metrics": nil}
+		v := map[string]any{"fingerprint": n.cn.Fingerprint(), "quic": l.QUIC, "tcp": l.TCP, "http": append([]string{}, httpURLs...), "ticket": ticket, "metrics": nil}
 		if metricsAddr != "" {
 			v["metrics"] = "http://" + metricsAddr + "/metrics"
 		}
@@ -78,6 +82,9 @@ func (n *node) printStarted(ticket, metricsAddr string) {
 	}
 	for _, a := range l.TCP {
 		fmt.Fprintf(n.e.stdout, "tcp %s\n", a)
+	}
+	for _, u := range httpURLs {
+		fmt.Fprintf(n.e.stdout, "http %s\n", u)
 	}
 	fmt.Fprintf(n.e.stdout, "ticket %s\n", ticket)
 	if metricsAddr != "" {
@@ -160,6 +167,9 @@ func (n *node) run(ctx context.Context) error {
 	opts := n.file.ConnOptions()
 	opts.Logger = n.e.log
 	lk := newLinks(n.e.log, n.file, n.key, n.caps, static.Limits.WithDefaults().SingleStreamIdleTimeout)
+	if n.http, err = n.newAdapters(); err != nil {
+		return err
+	}
 	n.cn, err = callnode.Start(callnode.Options{
 		Host: host.Options{
 			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,
@@ -169,7 +179,7 @@ func (n *node) run(ctx context.Context) error {
 		},
 		Registrations: regs, Demo: n.dev || n.demo, Version: Version,
 		Limits: n.file.CallLimits(), Conn: opts, Observer: reg,
-		Peers: lk.set, OnConn: lk.onConn,
+		Peers: lk.set, OnConn: lk.onConn, Addons: n.http.addons(),
 	})
 	if err != nil {
 		return configErr(err)
@@ -316,12 +326,15 @@ type statusDetails struct {
 type listeners struct {
 	QUIC []string `json:"quic"`
 	TCP  []string `json:"tcp"`
+	HTTP []string `json:"http,omitempty"` // the gateway's URLs (docs/http.md)
+	MCP  bool     `json:"mcp,omitempty"`  // MCP at <http>/mcp
 }
 
 const statusOutputSchema = `{"type":"object","required":["status","fingerprint","version","uptime_ms"],"properties":{` +
 	`"status":{"type":"string"},"fingerprint":{"type":"string"},"version":{"type":"string"},"uptime_ms":{"type":"integer"},` +
 	`"pid":{"type":"integer"},"dev":{"type":"boolean"},` +
-	`"listeners":{"type":"object","properties":{"quic":{"type":"array","items":{"type":"string"}},"tcp":{"type":"array","items":{"type":"string"}}}},` +
+	`"listeners":{"type":"object","properties":{"quic":{"type":"array","items":{"type":"string"}},"tcp":{"type":"array","items":{"type":"string"}},` +
+	`"http":{"type":"array","items":{"type":"string"}},"mcp":{"type":"boolean"}}},` +
 	`"connections":{"type":"integer"},"connections_by_transport":{"type":"object","additionalProperties":{"type":"integer"}},` +
 	`"connections_by_peer":{"type":"object","additionalProperties":{"type":"integer"}},"in_flight":{"type":"integer"},` +
 	`"config":{"type":"string"},"state_dir":{"type":"string"},"last_reload":{"type":["object","null"]}}}`
@@ -356,6 +369,8 @@ func (n *node) details() *statusDetails {
 	for _, a := range n.cn.TCPAddrs() {
 		d.Listeners.TCP = append(d.Listeners.TCP, a.String())
 	}
+	d.Listeners.HTTP = n.http.urls(n.cn.TCPAddrs())
+	d.Listeners.MCP = n.http.mcpOn()
 	n.reloadMu.Lock()
 	if n.lastReload != nil {
 		r := *n.lastReload
@@ -393,6 +408,12 @@ func staticChanges(a, b *nodeconfig.File) []string {
 	}
 	if !reflect.DeepEqual(a.Hub, b.Hub) {
 		out = append(out, "hub")
+	}
+	if !reflect.DeepEqual(a.HTTP, b.HTTP) {
+		out = append(out, "http")
+	}
+	if !reflect.DeepEqual(a.MCP, b.MCP) {
+		out = append(out, "mcp")
 	}
 	return out
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v3"
 
+	"github.com/alkdev/alknet/adapters/gateway"
 	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/cli/internal/nodeconfig"
 	"github.com/alkdev/alknet/core"
@@ -51,7 +52,7 @@ func serveCommand(e *env) *cli.Command {
 			"alknet serve --config node.toml --check       # validate a config file and exit",
 		Description: "Starts QUIC and TCP+TLS listeners and serves until SIGINT or SIGTERM, then drains gracefully (a\n" +
 			"second signal exits at once with 130). On start it prints 'fingerprint <fp>', 'quic <addr>',\n" +
-			"'tcp <addr>' and 'ticket <ticket>', and writes the ticket to <state dir>/node.ticket so local\n" +
+			"'tcp <addr>', 'http <url>' (with [http]; --dev serves http://127.0.0.1:7480) and 'ticket <ticket>', and writes the ticket to <state dir>/node.ticket so local\n" +
 			"clients find the node. Without --dev the node key is derived from the vault ('alknet init')\n" +
 			"at m/74'/0'/0'/0', so the fingerprint is the same on every start. SIGHUP, 'alknet reload' and\n" +
 			"the admin-scoped node/reload operation re-read the dynamic part of the config ([[peer]],\n" +
@@ -63,11 +64,13 @@ func serveCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
 			&cli.DurationFlag{Name: "drain-timeout", HideDefault: true, Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
-			&cli.BoolFlag{Name: "json", Usage: `print the start-up facts as one JSON object {"fingerprint","quic","tcp","ticket","metrics"}`},
+			&cli.StringFlag{Name: "http-listen", Usage: "serve the HTTP gateway (and MCP) in plain HTTP on this loopback HOST:PORT; \"\" turns it off (overrides [http] loopback_listen; --dev without --listen: 127.0.0.1:7480)"},
+			&cli.BoolFlag{Name: "json", Usage: `print the start-up facts as one JSON object {"fingerprint","quic","tcp","http","ticket","metrics"}`},
 		),
 		Action: func(ctx context.Context, c *cli.Command) error {
 			dev := c.Bool("dev")
 			listen := c.StringSlice("listen")
+			listenGiven := len(listen) > 0
 			dir, err := stateDir(c.Root().String("state-dir"))
 			if err != nil {
 				return configErr(err)
@@ -104,7 +107,16 @@ func serveCommand(e *env) *cli.Command {
 					return nil
 				}
 			}
-			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, dev: dev, file: file, json: c.Bool("json"), demo: c.Bool("demo")}
+			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, listenGiven: listenGiven, dev: dev, file: file, json: c.Bool("json"), demo: c.Bool("demo")}
+			if c.IsSet("http-listen") {
+				a := c.String("http-listen")
+				if a != "" {
+					if err := gateway.CheckLoopback(a); err != nil {
+						return usageErr("--http-listen: %v", err)
+					}
+				}
+				n.httpListen = &a
+			}
 			if c.IsSet("drain-timeout") {
 				d := c.Duration("drain-timeout")
 				n.drain = &d

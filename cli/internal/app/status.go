@@ -164,6 +164,12 @@ func printStatus(e *env, raw json.RawMessage, s *session) error {
 	for _, a := range st.Listeners.TCP {
 		fmt.Fprintf(tw, "tcp\t%s\n", a)
 	}
+	for _, u := range st.Listeners.HTTP {
+		fmt.Fprintf(tw, "http\t%s\n", u)
+	}
+	if st.Listeners.MCP && len(st.Listeners.HTTP) > 0 {
+		fmt.Fprintf(tw, "mcp\t%s/mcp\n", st.Listeners.HTTP[len(st.Listeners.HTTP)-1])
+	}
 	fmt.Fprintf(tw, "connections\t%d%s\n", st.Connections, countsSuffix(st.ConnectionsByTransport))
 	fmt.Fprintf(tw, "in_flight\t%d\n", st.InFlight)
 	switch {

@@ -53,6 +53,8 @@ type File struct {
 	Imports    []Import     `toml:"import"`
 	Uplinks    []Uplink     `toml:"uplink"`
 	Hub        *Hub         `toml:"hub"`
+	HTTP       HTTP         `toml:"http"`
+	MCP        MCP          `toml:"mcp"`
 }
 
 // Node is the static [node] section; changes need a restart.
@@ -298,6 +300,7 @@ func (f *File) Validate(path string, listen []string, defaultListen string) erro
 		seen[c.Name] = true
 	}
 	errs = append(errs, f.validateLinks()...)
+	errs = append(errs, f.validateAdapters()...)
 	for i, a := range f.Node.Advertise {
 		if _, err := splitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("node.advertise[%d]: %v", i, err))
