@@ -1,6 +1,6 @@
 # alknet — the entry point. `make run` starts a dev node; `make test` runs every module's tests.
 GO        ?= go
-MODULES   := core vault call agent cli napi-shim
+MODULES   := core vault call adapters agent cli napi-shim
 BENCHMOD  := scripts/bench
 FUZZTIME  ?= 30s
 BIN       := bin/alknet
@@ -16,6 +16,9 @@ FUZZ_TARGETS := \
 	call/internal/wire:FuzzDecodeEnvelope \
 	call/internal/wire:FuzzDecodeVia \
 	call/.:FuzzCatalogue \
+	call/toolname:FuzzToolName \
+	adapters/internal/schemadoc:FuzzRelocate \
+	adapters/internal/schemadoc:FuzzTranslate \
 	call/internal/jsonscan:FuzzScanner \
 	call/internal/schema:FuzzDecodeTree \
 	call/internal/schema:FuzzFastSchema \
@@ -33,7 +36,8 @@ all: build
 build:
 	cd cli && $(GO) build -ldflags "-X github.com/alkdev/alknet/cli/internal/app.Version=$(VERSION)" -o ../$(BIN) ./cmd/alknet
 
-## run: build alknet and start a dev node (ephemeral key, loopback, 127.0.0.1:7443)
+## run: build alknet and start a dev node (ephemeral key, loopback, 127.0.0.1:7443; HTTP and MCP on
+## http://127.0.0.1:7480)
 run: build
 	./$(BIN) serve --dev
 

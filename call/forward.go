@@ -395,52 +395,24 @@ func newForwarder(c *Conn, cfg ImportConfig) *forwarder {
 // registration builds the forwarding registration of one remote operation from its
 // services/schema output.
 func (f *forwarder) registration(local, remote string, t OperationType, schemaOut json.RawMessage, via []string) (HandlerRegistration, error) {
-	var s struct {
-		Description   *string           `json:"description"`
-		OpType        string            `json:"op_type"`
-		InputSchema   json.RawMessage   `json:"input_schema"`
-		OutputSchema  json.RawMessage   `json:"output_schema"`
-		ErrorSchemas  []ErrorDefinition `json:"error_schemas"`
-		AccessControl *AccessControl    `json:"access_control"`
+	spec, acl, err := specFromSchema(local, t, schemaOut, func(code string, err error) {
+		f.c.log.Warn("import dropped an error schema", "peer_id", f.cfg.Peer, "op", remote, "code", code, "err", err)
+	})
+	if err != nil {
+		return HandlerRegistration{}, err
 	}
-	if err := json.Unmarshal(schemaOut, &s); err != nil {
-		return HandlerRegistration{}, fmt.Errorf("services/schema output: %w", err)
-	}
-	if s.OpType != "" && OperationType(s.OpType) != t {
-		return HandlerRegistration{}, fmt.Errorf("op_type %q in the schema, %q in the list", s.OpType, t)
-	}
-	spec := OperationSpec{Name: local, Type: t, Visibility: VisibilityInternal}
 	if f.cfg.KeepRemoteVisibility {
 		spec.Visibility = VisibilityExternal
 	}
-	if s.Description != nil {
-		spec.Description = *s.Description
-	}
-	nonNull := func(r json.RawMessage) json.RawMessage {
-		if string(r) == "null" {
-			return nil
-		}
-		return r
-	}
-	spec.InputSchema, spec.OutputSchema = nonNull(s.InputSchema), nonNull(s.OutputSchema)
 	var known []string
-	for _, d := range s.ErrorSchemas {
-		if d.Code == "" || IsProtocolCode(d.Code) {
-			continue
-		}
-		d.Schema = nonNull(d.Schema)
-		if _, err := schema.Compile(d.Schema); err != nil {
-			f.c.log.Warn("import dropped an error schema", "peer_id", f.cfg.Peer, "op", remote, "code", d.Code, "err", err)
-			continue
-		}
-		spec.ErrorSchemas = append(spec.ErrorSchemas, d)
+	for _, d := range spec.ErrorSchemas {
 		known = append(known, d.Code)
 	}
 	switch {
 	case f.cfg.AccessControl != nil:
 		spec.AccessControl = *f.cfg.AccessControl
-	case s.AccessControl != nil:
-		spec.AccessControl = AccessControl{RequiredScopes: s.AccessControl.RequiredScopes, RequiredScopesAny: s.AccessControl.RequiredScopesAny}
+	case acl != nil:
+		spec.AccessControl = AccessControl{RequiredScopes: acl.RequiredScopes, RequiredScopesAny: acl.RequiredScopesAny}
 	}
 	hr := HandlerRegistration{Spec: spec, Provenance: ProvenanceFromCall, Capabilities: f.cfg.Capabilities, via: via}
 	if t == OpSubscription {
@@ -456,6 +428,84 @@ func (f *forwarder) registration(local, remote string, t OperationType, schemaOu
 		return HandlerRegistration{}, err
 	}
 	return hr, nil
+}
+
+// specFromSchema reads one services/schema output into an Internal spec named local, and the
+// remote's access control as it declared it (nil: none). Error schemas that do not compile
+// or name a protocol code are dropped (drop reports them).
+func specFromSchema(local string, t OperationType, schemaOut json.RawMessage, drop func(code string, err error)) (OperationSpec, *AccessControl, error) {
+	var s struct {
+		Description   *string           `json:"description"`
+		OpType        string            `json:"op_type"`
+		InputSchema   json.RawMessage   `json:"input_schema"`
+		OutputSchema  json.RawMessage   `json:"output_schema"`
+		ErrorSchemas  []ErrorDefinition `json:"error_schemas"`
+		AccessControl *AccessControl    `json:"access_control"`
+	}
+	if err := json.Unmarshal(schemaOut, &s); err != nil {
+		return OperationSpec{}, nil, fmt.Errorf("services/schema output: %w", err)
+	}
+	if s.OpType != "" && OperationType(s.OpType) != t {
+		return OperationSpec{}, nil, fmt.Errorf("op_type %q in the schema, %q in the list", s.OpType, t)
+	}
+	spec := OperationSpec{Name: local, Type: t, Visibility: VisibilityInternal}
+	if s.Description != nil {
+		spec.Description = *s.Description
+	}
+	nonNull := func(r json.RawMessage) json.RawMessage {
+		if string(r) == "null" {
+			return nil
+		}
+		return r
+	}
+	spec.InputSchema, spec.OutputSchema = nonNull(s.InputSchema), nonNull(s.OutputSchema)
+	for _, d := range s.ErrorSchemas {
+		if d.Code == "" || IsProtocolCode(d.Code) {
+			continue
+		}
+		d.Schema = nonNull(d.Schema)
+		if _, err := schema.Compile(d.Schema); err != nil {
+			drop(d.Code, err)
+			continue
+		}
+		spec.ErrorSchemas = append(spec.ErrorSchemas, d)
+	}
+	return spec, s.AccessControl, nil
+}
+
+// ReadCatalogue reads the catalogue of the node on c as this connection's caller sees it:
+// every services/list page, then services/schema per operation, within the caps of cfg
+// (ImportConfig's MaxOperations, MaxSchemaBytes, MaxCatalogueBytes; other fields unused).
+// The specs are External and keep the node's access control; discovery operations included.
+// An operation whose schema cannot be read is left out.
+func ReadCatalogue(ctx context.Context, c *Conn, cfg ImportConfig) ([]OperationSpec, error) {
+	cfg = cfg.withDefaults()
+	budget := cfg.MaxCatalogueBytes
+	entries, _, err := readCatalogue(ctx, c, cfg, nil, &budget)
+	if err != nil {
+		return nil, err
+	}
+	schemas := make([]json.RawMessage, len(entries))
+	errs := make([]error, len(entries))
+	if err := fetchSchemas(ctx, c, cfg, nil, &budget, func(i int) string { return stripSlash(entries[i].name) }, schemas, errs); err != nil {
+		return nil, err
+	}
+	var out []OperationSpec
+	for i, e := range entries {
+		if errs[i] != nil || e.name == "" {
+			continue
+		}
+		spec, acl, err := specFromSchema(stripSlash(e.name), OperationType(e.opType), schemas[i], func(string, error) {})
+		if err != nil {
+			continue
+		}
+		spec.Visibility = VisibilityExternal
+		if acl != nil {
+			spec.AccessControl = *acl
+		}
+		out = append(out, spec)
+	}
+	return out, nil
 }
 
 // options builds the outgoing request's options (§5.1, §6, §7), or the local error that stops

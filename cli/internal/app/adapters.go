@@ -2,13 +2,17 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/adapters/catalog"
 	"github.com/alkdev/alknet/adapters/gateway"
 	"github.com/alkdev/alknet/adapters/openapi"
 	callnode "github.com/alkdev/alknet/call/node"
+	"github.com/urfave/cli/v3"
 )
 
 // devHTTPListen is the dev node's loopback HTTP listener when --listen is not given.
@@ -115,4 +119,74 @@ func (a *adapters) urls(tcp []net.Addr) []string {
 		out = append(out, "http://"+addr.String())
 	}
 	return out
+}
+
+// remoteCatalog reads the target node's catalogue as this caller (the session's key and token).
+func remoteCatalog(ctx context.Context, s *session) (*catalog.RemoteCatalog, error) {
+	info := catalog.NodeInfo{Fingerprint: s.ticket.Fingerprint}
+	out, err := s.conn.Call(ctx, "node/info", json.RawMessage(`{}`))
+	if err == nil {
+		var ni struct{ Version string }
+		if json.Unmarshal(out, &ni) == nil {
+			info.Version = ni.Version
+		}
+	}
+	rc, err := catalog.Remote(ctx, s.conn, catalog.RemoteOptions{Node: info})
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	return rc, nil
+}
+
+func openapiCommand(e *env) *cli.Command {
+	return &cli.Command{
+		Name:  "openapi",
+		Usage: "print the OpenAPI 3.1 document of the operations the target node lets you call",
+		UsageText: "alknet openapi                                   # the local node, as its GET /openapi.json\n" +
+			"alknet openapi --server-url http://127.0.0.1:7480 --token-file T --out api.json",
+		Description: "Reads the node's catalogue over alknet/call as you (--key-file, --token-file) and writes the\n" +
+			"document its HTTP gateway serves you at /openapi.json (docs/http.md §4), byte for byte for\n" +
+			"the same identity and server URL, followed by a newline. The servers entry is --server-url,\n" +
+			"by default https://<the ticket's first TCP address>.",
+		Flags: append(clientFlags(true),
+			&cli.StringFlag{Name: "server-url", Usage: "the document's servers URL (default: https://<the ticket's first TCP address>)"},
+			&cli.StringFlag{Name: "out", Usage: "write the document to this file instead of stdout"}),
+		Action: func(ctx context.Context, c *cli.Command) error {
+			if c.Args().Len() > 0 {
+				return usageErr("openapi takes no arguments")
+			}
+			s, err := connect(ctx, e, c)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			rc, err := remoteCatalog(ctx, s)
+			if err != nil {
+				return err
+			}
+			serverURL := c.String("server-url")
+			if serverURL == "" && len(s.ticket.TCP) > 0 {
+				serverURL = "https://" + s.ticket.TCP[0]
+			}
+			names, err := catalog.NewNames(rc).Map(ctx)
+			if err != nil {
+				return remoteErr(err)
+			}
+			specs, _ := rc.Visible(ctx, nil)
+			n := rc.Node()
+			doc, err := openapi.Document(specs, names, openapi.DocOptions{ServerURL: serverURL, Fingerprint: n.Fingerprint,
+				Version: n.Version, MTLS: strings.HasPrefix(serverURL, "https://"), Logger: e.log})
+			if err != nil {
+				return remoteErr(err)
+			}
+			if out := c.String("out"); out != "" {
+				if err := os.WriteFile(out, doc, 0o644); err != nil {
+					return configErr(err)
+				}
+				return nil
+			}
+			_, err = e.stdout.Write(doc)
+			return err
+		},
+	}
 }
