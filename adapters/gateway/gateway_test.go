@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/adapters/gateway"
+	"github.com/alkdev/alknet/adapters/internal/adaptertest"
 	"github.com/alkdev/alknet/call/node"
 	"github.com/alkdev/alknet/core/client"
-	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
@@ -24,25 +24,25 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 
 // docs/http.md §3.1, checklist 1.
 func TestSurfaces(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
+	tn := adaptertest.Start(t, adaptertest.Config{})
 	for _, kind := range []string{"h2", "http/1.1", "loopback"} {
 		t.Run(kind, func(t *testing.T) {
-			c, base := tn.httpClient(t, kind, nil)
-			r := do(t, c, "POST", base+"/ops/demo/add", `{"a":2,"b":40}`, nil)
-			if r.status != 200 || strings.TrimSpace(string(r.body)) != `{"sum":42}` {
-				t.Fatalf("%d %s", r.status, r.body)
+			c, base := tn.HTTPClient(t, kind, nil)
+			r := adaptertest.Do(t, c, "POST", base+"/ops/demo/add", `{"a":2,"b":40}`, nil)
+			if r.Status != 200 || strings.TrimSpace(string(r.Body)) != `{"sum":42}` {
+				t.Fatalf("%d %s", r.Status, r.Body)
 			}
-			if !uuidRE.MatchString(r.header.Get("X-Request-Id")) {
-				t.Fatalf("X-Request-Id %q", r.header.Get("X-Request-Id"))
+			if !uuidRE.MatchString(r.Header.Get("X-Request-Id")) {
+				t.Fatalf("X-Request-Id %q", r.Header.Get("X-Request-Id"))
 			}
-			if want := map[string]string{"h2": "HTTP/2.0", "http/1.1": "HTTP/1.1", "loopback": "HTTP/1.1"}[kind]; r.proto != want {
-				t.Fatalf("protocol %s, want %s", r.proto, want)
+			if want := map[string]string{"h2": "HTTP/2.0", "http/1.1": "HTTP/1.1", "loopback": "HTTP/1.1"}[kind]; r.Proto != want {
+				t.Fatalf("protocol %s, want %s", r.Proto, want)
 			}
-			unknown := do(t, c, "POST", base+"/ops/test/nope", `{}`, nil)
-			hidden := do(t, c, "POST", base+"/ops/test/hidden", `{}`, nil)
-			pu, ph := unknown.problem(t), hidden.problem(t)
-			if unknown.status != 404 || hidden.status != 404 || pu["code"] != "NOT_FOUND" || ph["code"] != "NOT_FOUND" {
-				t.Fatalf("unknown %d %s, internal %d %s", unknown.status, unknown.body, hidden.status, hidden.body)
+			unknown := adaptertest.Do(t, c, "POST", base+"/ops/test/nope", `{}`, nil)
+			hidden := adaptertest.Do(t, c, "POST", base+"/ops/test/hidden", `{}`, nil)
+			pu, ph := unknown.Problem(t), hidden.Problem(t)
+			if unknown.Status != 404 || hidden.Status != 404 || pu["code"] != "NOT_FOUND" || ph["code"] != "NOT_FOUND" {
+				t.Fatalf("unknown %d %s, internal %d %s", unknown.Status, unknown.Body, hidden.Status, hidden.Body)
 			}
 			if strings.ReplaceAll(pu["message"].(string), "test/nope", "X") != strings.ReplaceAll(ph["message"].(string), "test/hidden", "X") {
 				t.Fatalf("unknown and internal differ: %q / %q", pu["message"], ph["message"])
@@ -50,19 +50,19 @@ func TestSurfaces(t *testing.T) {
 		})
 	}
 	t.Run("node/info lists the HTTP ALPNs", func(t *testing.T) {
-		c, base := tn.httpClient(t, "loopback", nil)
-		r := do(t, c, "POST", base+"/ops/node/info", "", nil)
+		c, base := tn.HTTPClient(t, "loopback", nil)
+		r := adaptertest.Do(t, c, "POST", base+"/ops/node/info", "", nil)
 		var info struct{ ALPNs []string }
-		_ = json.Unmarshal(r.body, &info)
+		_ = json.Unmarshal(r.Body, &info)
 		if got := strings.Join(info.ALPNs, ","); got != "alknet/call,h2,http/1.1" {
-			t.Fatalf("node/info alpns %q (%s)", got, r.body)
+			t.Fatalf("node/info alpns %q (%s)", got, r.Body)
 		}
 	})
 	t.Run("QUIC does not offer h2", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var d client.Dialer
-		_, err := d.DialQUIC(ctx, tn.n.QUICAddrs()[0].String(), "h2", tlsconf.ConnectionCredentials{RemotePin: tn.n.Fingerprint()})
+		_, err := d.DialQUIC(ctx, tn.N.QUICAddrs()[0].String(), "h2", tlsconf.ConnectionCredentials{RemotePin: tn.N.Fingerprint()})
 		if err == nil {
 			t.Fatal("a QUIC client offering only h2 connected")
 		}
@@ -71,55 +71,55 @@ func TestSurfaces(t *testing.T) {
 
 // docs/http.md §3.4, checklist 2.
 func TestIdentity(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
-	c, base := tn.httpClient(t, "loopback", nil)
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	c, base := tn.HTTPClient(t, "loopback", nil)
 	url := base + "/ops/test/admin"
-	r := do(t, c, "POST", url, "", nil)
-	if p := r.problem(t); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="alknet"` || p["code"] != "FORBIDDEN" {
-		t.Fatalf("no credentials: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+	r := adaptertest.Do(t, c, "POST", url, "", nil)
+	if p := r.Problem(t); r.Status != 401 || r.Header.Get("WWW-Authenticate") != `Bearer realm="alknet"` || p["code"] != "FORBIDDEN" {
+		t.Fatalf("no credentials: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 	}
-	r = do(t, c, "POST", url, "", bearer("alk_nope-nope-nope"))
-	if p := r.problem(t); r.status != 401 || r.header.Get("WWW-Authenticate") != `Bearer realm="alknet", error="invalid_token"` ||
+	r = adaptertest.Do(t, c, "POST", url, "", adaptertest.Bearer("alk_nope-nope-nope"))
+	if p := r.Problem(t); r.Status != 401 || r.Header.Get("WWW-Authenticate") != `Bearer realm="alknet", error="invalid_token"` ||
 		p["message"] != "unknown or revoked API key" {
-		t.Fatalf("bad token: %d %q %s", r.status, r.header.Get("WWW-Authenticate"), r.body)
+		t.Fatalf("bad token: %d %q %s", r.Status, r.Header.Get("WWW-Authenticate"), r.Body)
 	}
-	if r = do(t, c, "POST", url, "", bearer(tn.userToken)); r.status != 403 {
-		t.Fatalf("non-admin: %d %s", r.status, r.body)
+	if r = adaptertest.Do(t, c, "POST", url, "", adaptertest.Bearer(tn.UserToken)); r.Status != 403 {
+		t.Fatalf("non-admin: %d %s", r.Status, r.Body)
 	}
-	if r = do(t, c, "POST", url, "", bearer(tn.adminToken)); r.status != 200 {
-		t.Fatalf("admin key: %d %s", r.status, r.body)
+	if r = adaptertest.Do(t, c, "POST", url, "", adaptertest.Bearer(tn.AdminToken)); r.Status != 200 {
+		t.Fatalf("admin key: %d %s", r.Status, r.Body)
 	}
 	// A client certificate of an admin peer, on the TLS route; a Bearer overrides it for its
 	// request only.
-	tc, tbase := tn.httpClient(t, "h2", tn.peerKey)
-	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.status != 200 {
-		t.Fatalf("admin certificate: %d %s", r.status, r.body)
+	tc, tbase := tn.HTTPClient(t, "h2", tn.PeerKey)
+	if r = adaptertest.Do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.Status != 200 {
+		t.Fatalf("admin certificate: %d %s", r.Status, r.Body)
 	}
-	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", bearer(tn.userToken)); r.status != 403 {
-		t.Fatalf("certificate + user Bearer: %d %s", r.status, r.body)
+	if r = adaptertest.Do(t, tc, "POST", tbase+"/ops/test/admin", "", adaptertest.Bearer(tn.UserToken)); r.Status != 403 {
+		t.Fatalf("certificate + user Bearer: %d %s", r.Status, r.Body)
 	}
-	if r = do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.status != 200 {
-		t.Fatalf("the Bearer stuck to the connection: %d %s", r.status, r.body)
+	if r = adaptertest.Do(t, tc, "POST", tbase+"/ops/test/admin", "", nil); r.Status != 200 {
+		t.Fatalf("the Bearer stuck to the connection: %d %s", r.Status, r.Body)
 	}
 	// One audit line per request with a token.
-	before := strings.Count(tn.logs.String(), "msg=auth ")
-	do(t, c, "POST", url, "", bearer(tn.adminToken))
-	if n := strings.Count(tn.logs.String(), "msg=auth ") - before; n != 1 {
+	before := strings.Count(tn.Logs.String(), "msg=auth ")
+	adaptertest.Do(t, c, "POST", url, "", adaptertest.Bearer(tn.AdminToken))
+	if n := strings.Count(tn.Logs.String(), "msg=auth ") - before; n != 1 {
 		t.Fatalf("%d auth lines for one request", n)
 	}
 }
 
 // docs/http.md §2.2, checklist 3.
 func TestTokenFailuresOnLoopback(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	br := bufio.NewReader(conn)
 	send := func() *http.Response {
-		req, _ := http.NewRequest("POST", tn.loopback+"/ops/test/admin", nil)
+		req, _ := http.NewRequest("POST", tn.Loopback+"/ops/test/admin", nil)
 		req.Header.Set("Authorization", "Bearer alk_wrong-wrong-wrong")
 		if err := req.Write(conn); err != nil {
 			t.Fatal(err)
@@ -146,46 +146,46 @@ func TestTokenFailuresOnLoopback(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("connection still open after 429")
 	}
-	if !strings.Contains(tn.logs.String(), "result=blocked") {
+	if !strings.Contains(tn.Logs.String(), "result=blocked") {
 		t.Fatal("no blocked audit line")
 	}
 	// A new loopback connection and the node's own clients still work.
-	c, base := tn.httpClient(t, "loopback", nil)
-	if r := do(t, c, "POST", base+"/ops/test/admin", "", bearer(tn.adminToken)); r.status != 200 {
-		t.Fatalf("new connection: %d %s", r.status, r.body)
+	c, base := tn.HTTPClient(t, "loopback", nil)
+	if r := adaptertest.Do(t, c, "POST", base+"/ops/test/admin", "", adaptertest.Bearer(tn.AdminToken)); r.Status != 200 {
+		t.Fatalf("new connection: %d %s", r.Status, r.Body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cc, err := node.Dial(ctx, tn.n.TicketString(), node.DialOptions{})
+	cc, err := node.Dial(ctx, tn.N.TicketString(), node.DialOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	if _, err := cc.Call(ctx, "demo/add", raw(`{"a":1,"b":2}`)); err != nil {
+	if _, err := cc.Call(ctx, "demo/add", json.RawMessage(`{"a":1,"b":2}`)); err != nil {
 		t.Fatalf("alknet/call after loopback failures: %v", err)
 	}
 }
 
 // An anonymous TLS client guessing tokens is limited per IP (docs/http.md §2.2).
 func TestTokenFailuresOnTLSBlockTheIP(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
-	c, base := tn.httpClient(t, "h2", nil)
-	var last reply
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	c, base := tn.HTTPClient(t, "h2", nil)
+	var last adaptertest.Reply
 	for range 6 {
-		last = do(t, c, "POST", base+"/ops/test/admin", "", bearer("alk_wrong-wrong-wrong"))
+		last = adaptertest.Do(t, c, "POST", base+"/ops/test/admin", "", adaptertest.Bearer("alk_wrong-wrong-wrong"))
 	}
-	if last.status != 429 {
-		t.Fatalf("6th bad token on TLS: %d %s", last.status, last.body)
+	if last.Status != 429 {
+		t.Fatalf("6th bad token on TLS: %d %s", last.Status, last.Body)
 	}
-	if !tn.n.Auth.Blocked(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}) {
+	if !tn.N.Auth.Blocked(&net.TCPAddr{IP: net.ParseIP("127.0.0.1")}) {
 		t.Fatal("the anonymous TLS client's IP is not blocked")
 	}
 }
 
 // docs/http.md §3.5, checklist 4.
 func TestProblems(t *testing.T) {
-	tn := startNode(t, nodeConfig{gw: gateway.Options{MaxBodyBytes: 1 << 16}})
-	c, base := tn.httpClient(t, "loopback", nil)
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{MaxBodyBytes: 1 << 16}})
+	c, base := tn.HTTPClient(t, "loopback", nil)
 	big := `{"text":"` + strings.Repeat("x", 1<<16) + `"}`
 	tests := []struct {
 		name, method, path, body string
@@ -212,19 +212,19 @@ func TestProblems(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			r := do(t, c, tc.method, base+tc.path, tc.body, tc.hdr)
-			p := r.problem(t)
-			if r.status != tc.status || p["code"] != tc.code || p["status"] != float64(tc.status) {
-				t.Fatalf("%d %s, want %d %s", r.status, r.body, tc.status, tc.code)
+			r := adaptertest.Do(t, c, tc.method, base+tc.path, tc.body, tc.hdr)
+			p := r.Problem(t)
+			if r.Status != tc.status || p["code"] != tc.code || p["status"] != float64(tc.status) {
+				t.Fatalf("%d %s, want %d %s", r.Status, r.Body, tc.status, tc.code)
 			}
-			if tc.status == 405 && r.header.Get("Allow") != "POST, OPTIONS" {
-				t.Fatalf("Allow %q", r.header.Get("Allow"))
+			if tc.status == 405 && r.Header.Get("Allow") != "POST, OPTIONS" {
+				t.Fatalf("Allow %q", r.Header.Get("Allow"))
 			}
 			if tc.code == "TIMEOUT" && time.Since(start) > 2*time.Second {
 				t.Fatalf("504 after %v", time.Since(start))
 			}
 			if details, _ := p["details"].(map[string]any); tc.name == "undeclared" && details["original_code"] != "SURPRISE" {
-				t.Fatalf("original_code: %s", r.body)
+				t.Fatalf("original_code: %s", r.Body)
 			}
 		})
 	}
@@ -242,23 +242,23 @@ func TestProblems(t *testing.T) {
 		}
 	})
 	t.Run("empty body is {}", func(t *testing.T) {
-		r := do(t, c, "POST", base+"/ops/node/health", "", map[string]string{"Content-Type": ""})
-		if r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
+		r := adaptertest.Do(t, c, "POST", base+"/ops/node/health", "", map[string]string{"Content-Type": ""})
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("big numbers round-trip", func(t *testing.T) {
-		r := do(t, c, "POST", base+"/ops/demo/echo", `{"text":"18446744073709551617"}`, nil)
-		if string(r.body) != `{"text":"18446744073709551617"}` {
-			t.Fatalf("%s", r.body)
+		r := adaptertest.Do(t, c, "POST", base+"/ops/demo/echo", `{"text":"18446744073709551617"}`, nil)
+		if string(r.Body) != `{"text":"18446744073709551617"}` {
+			t.Fatalf("%s", r.Body)
 		}
-		r = do(t, c, "POST", base+"/ops/demo/add", `{"a":18446744073709551617,"b":0}`, nil)
-		if r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
+		r = adaptertest.Do(t, c, "POST", base+"/ops/demo/add", `{"a":18446744073709551617,"b":0}`, nil)
+		if r.Status != 200 {
+			t.Fatalf("%d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("431", func(t *testing.T) {
-		conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+		conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,8 +274,8 @@ func TestProblems(t *testing.T) {
 
 // docs/http.md §3.2, §3.5.5, checklist 5.
 func TestInFlightAndCancel(t *testing.T) {
-	tn := startNode(t, nodeConfig{gw: gateway.Options{MaxInFlight: 2}})
-	c, base := tn.httpClient(t, "loopback", nil)
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{MaxInFlight: 2}})
+	c, base := tn.HTTPClient(t, "loopback", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	for range 2 {
@@ -287,24 +287,24 @@ func TestInFlightAndCancel(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, func() bool { return tn.blocking.Load() == 2 })
-	if r := do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, nil); r.status != 503 || r.header.Get("Retry-After") != "1" {
-		t.Fatalf("third call: %d %v", r.status, r.header)
+	eventually(t, func() bool { return tn.Blocking.Load() == 2 })
+	if r := adaptertest.Do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, nil); r.Status != 503 || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("third call: %d %v", r.Status, r.Header)
 	}
 	// A client that goes away (HTTP/1.1: the connection closes) cancels its call within 1 s.
 	cancel()
 	<-done
 	<-done
-	eventually(t, func() bool { return tn.cancelled.Load() == 2 })
+	eventually(t, func() bool { return tn.Cancelled.Load() == 2 })
 	for _, kind := range []string{"h2"} {
-		hc, hbase := tn.httpClient(t, kind, nil)
+		hc, hbase := tn.HTTPClient(t, kind, nil)
 		rctx, rcancel := context.WithCancel(context.Background())
 		go func() { time.Sleep(200 * time.Millisecond); rcancel() }()
 		req, _ := http.NewRequestWithContext(rctx, "POST", hbase+"/ops/test/block", nil)
 		if resp, err := hc.Do(req); err == nil {
 			resp.Body.Close()
 		}
-		eventually(t, func() bool { return tn.cancelled.Load() == 3 })
+		eventually(t, func() bool { return tn.Cancelled.Load() == 3 })
 	}
 }
 
@@ -322,12 +322,12 @@ func eventually(t *testing.T, cond func() bool) {
 
 // docs/http.md §3.6, checklist 6.
 func TestSSE(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
-	c, base := tn.httpClient(t, "h2", nil)
-	r := do(t, c, "POST", base+"/ops/demo/ticker", `{"count":3,"interval_ms":1}`, nil)
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	c, base := tn.HTTPClient(t, "h2", nil)
+	r := adaptertest.Do(t, c, "POST", base+"/ops/demo/ticker", `{"count":3,"interval_ms":1}`, nil)
 	want := "id: 0\ndata: {\"tick\":0}\n\nid: 1\ndata: {\"tick\":1}\n\nid: 2\ndata: {\"tick\":2}\n\nevent: done\ndata: {}\n\n"
-	if r.status != 200 || r.header.Get("Content-Type") != "text/event-stream" || string(r.body) != want {
-		t.Fatalf("%d %q %q", r.status, r.header.Get("Content-Type"), r.body)
+	if r.Status != 200 || r.Header.Get("Content-Type") != "text/event-stream" || string(r.Body) != want {
+		t.Fatalf("%d %q %q", r.Status, r.Header.Get("Content-Type"), r.Body)
 	}
 	// Headers come before the first item.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -341,23 +341,23 @@ func TestSSE(t *testing.T) {
 	}
 	cancel()
 	resp.Body.Close()
-	r = do(t, c, "POST", base+"/ops/test/fail-after-one", "", nil)
-	if !strings.HasPrefix(string(r.body), "id: 0\ndata: {\"n\":1}\n\nevent: error\ndata: {") || !strings.Contains(string(r.body), `"message":"broke"`) {
-		t.Fatalf("%q", r.body)
+	r = adaptertest.Do(t, c, "POST", base+"/ops/test/fail-after-one", "", nil)
+	if !strings.HasPrefix(string(r.Body), "id: 0\ndata: {\"n\":1}\n\nevent: error\ndata: {") || !strings.Contains(string(r.Body), `"message":"broke"`) {
+		t.Fatalf("%q", r.Body)
 	}
 	for path, status := range map[string]int{"/ops/test/nope": 404, "/ops/test/admin-stream": 401} {
-		r = do(t, c, "POST", base+path, "", nil)
-		r.problem(t)
-		if r.status != status {
-			t.Fatalf("%s: %d", path, r.status)
+		r = adaptertest.Do(t, c, "POST", base+path, "", nil)
+		r.Problem(t)
+		if r.Status != status {
+			t.Fatalf("%s: %d", path, r.Status)
 		}
 	}
 }
 
 // docs/http.md §3.6.3, checklist 7: a stalled reader loses nothing until sse_write_timeout.
 func TestSSESlowReader(t *testing.T) {
-	tn := startNode(t, nodeConfig{gw: gateway.Options{SSEWriteTimeout: time.Second}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{SSEWriteTimeout: time.Second}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestSSESlowReader(t *testing.T) {
 	// Never read: the stream must be cut (and the call aborted) after about a second.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if strings.Contains(tn.logs.String(), "op=demo/ticker") {
+		if strings.Contains(tn.Logs.String(), "op=demo/ticker") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -380,41 +380,41 @@ func TestSSESlowReader(t *testing.T) {
 
 // docs/http.md §3.3, checklists 8 and 9.
 func TestHostCSRFAndCORS(t *testing.T) {
-	tn := startNode(t, nodeConfig{gw: gateway.Options{CORSOrigins: []string{"https://app.example"}}})
-	c, base := tn.httpClient(t, "loopback", nil)
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{CORSOrigins: []string{"https://app.example"}}})
+	c, base := tn.HTTPClient(t, "loopback", nil)
 	for _, path := range []string{"/ops/demo/add", "/openapi.json"} {
 		method := "POST"
 		if path == "/openapi.json" {
 			method = "GET"
 		}
-		r := do(t, c, method, base+path, `{"a":1,"b":1}`, map[string]string{"Host": "evil.example"})
-		if r.status != 403 {
-			t.Fatalf("%s with a foreign Host: %d", path, r.status)
+		r := adaptertest.Do(t, c, method, base+path, `{"a":1,"b":1}`, map[string]string{"Host": "evil.example"})
+		if r.Status != 403 {
+			t.Fatalf("%s with a foreign Host: %d", path, r.Status)
 		}
 	}
 	// A cross-site browser write from another origin.
-	r := do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
-	if r.status != 403 || r.header.Get("Access-Control-Allow-Origin") != "" {
-		t.Fatalf("cross-site POST: %d %v", r.status, r.header)
+	r := adaptertest.Do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"})
+	if r.Status != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("cross-site POST: %d %v", r.Status, r.Header)
 	}
 	// The allowed origin: preflight, then the POST.
-	pre := do(t, c, "OPTIONS", base+"/ops/demo/add", "", map[string]string{"Origin": "https://app.example",
+	pre := adaptertest.Do(t, c, "OPTIONS", base+"/ops/demo/add", "", map[string]string{"Origin": "https://app.example",
 		"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"})
-	if pre.status != 204 || !strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "authorization") {
-		t.Fatalf("preflight: %d %v", pre.status, pre.header)
+	if pre.Status != 204 || !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "authorization") {
+		t.Fatalf("preflight: %d %v", pre.Status, pre.Header)
 	}
-	r = do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://app.example"})
-	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
-		!strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Origin") || r.header.Get("Access-Control-Allow-Credentials") != "" {
-		t.Fatalf("allowed origin: %d %v", r.status, r.header)
+	r = adaptertest.Do(t, c, "POST", base+"/ops/demo/add", `{"a":1,"b":1}`, map[string]string{"Sec-Fetch-Site": "cross-site", "Origin": "https://app.example"})
+	if r.Status != 200 || r.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+		!strings.Contains(strings.Join(r.Header.Values("Vary"), ","), "Origin") || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("allowed origin: %d %v", r.Status, r.Header)
 	}
 	// Slow headers: the connection is closed after ReadHeaderTimeout (10 s by default; the
 	// option is shortened in TestSlowHeaders).
 }
 
 func TestSlowHeaders(t *testing.T) {
-	tn := startNode(t, nodeConfig{gw: gateway.Options{ReadHeaderTimeout: time.Second}})
-	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.loopback, "http://"))
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{ReadHeaderTimeout: time.Second}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,8 +429,8 @@ func TestSlowHeaders(t *testing.T) {
 
 // docs/http.md §3.1.5, checklist 10: shutdown ends SSE streams; a unary call finishes within the drain.
 func TestShutdown(t *testing.T) {
-	tn := startNode(t, nodeConfig{})
-	c, base := tn.httpClient(t, "loopback", nil)
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	c, base := tn.HTTPClient(t, "loopback", nil)
 	sseDone := make(chan error, 1)
 	go func() {
 		req, _ := http.NewRequest("POST", base+"/ops/demo/ticker", strings.NewReader(`{"count":0,"interval_ms":50}`))
@@ -444,13 +444,13 @@ func TestShutdown(t *testing.T) {
 		resp.Body.Close()
 		sseDone <- err
 	}()
-	unary := make(chan reply, 1)
-	go func() { unary <- do(t, c, "POST", base+"/ops/demo/sleep", `{"ms":500}`, nil) }()
+	unary := make(chan adaptertest.Reply, 1)
+	go func() { unary <- adaptertest.Do(t, c, "POST", base+"/ops/demo/sleep", `{"ms":500}`, nil) }()
 	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	if err := tn.n.Shutdown(ctx); err != nil {
+	if err := tn.N.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -461,9 +461,7 @@ func TestShutdown(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("SSE stream still open after shutdown")
 	}
-	if r := <-unary; r.status != 200 {
-		t.Fatalf("unary call during drain: %d %s", r.status, r.body)
+	if r := <-unary; r.Status != 200 {
+		t.Fatalf("unary call during drain: %d %s", r.Status, r.Body)
 	}
 }
-
-var _ = identity.Generate

@@ -205,12 +205,18 @@ func writeCallError(w http.ResponseWriter, err error, spec call.OperationSpec, c
 	writeProblem(w, status, ce, id)
 }
 
-// timeoutOf parses Alknet-Timeout-Ms: digits, 1 … 2^31−1 (docs/http.md §3.5.2).
+// timeoutOf reads Alknet-Timeout-Ms (absent: 0).
 func timeoutOf(r *http.Request) (time.Duration, bool) {
 	v := r.Header.Get(TimeoutHeader)
 	if v == "" {
 		return 0, true
 	}
+	return ParseTimeout(v)
+}
+
+// ParseTimeout parses an Alknet-Timeout-Ms value: digits only, 1 … 2^31−1 milliseconds, as
+// the wire's timeout_ms (docs/http.md §3.5.2).
+func ParseTimeout(v string) (time.Duration, bool) {
 	for i := 0; i < len(v); i++ {
 		if v[i] < '0' || v[i] > '9' {
 			return 0, false

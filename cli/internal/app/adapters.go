@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/adapters/catalog"
 	"github.com/alkdev/alknet/adapters/gateway"
+	"github.com/alkdev/alknet/adapters/mcp"
 	"github.com/alkdev/alknet/adapters/openapi"
 	callnode "github.com/alkdev/alknet/call/node"
 	"github.com/urfave/cli/v3"
@@ -20,13 +22,21 @@ const devHTTPListen = "127.0.0.1:7480"
 
 // adapters is the HTTP gateway (and MCP at /mcp) of a running node.
 type adapters struct {
-	cat *catalog.NodeCatalog
-	gw  *gateway.Gateway
-	tls bool // the TLS route is on
-	mcp bool // MCP is served at /mcp
+	cat  *catalog.NodeCatalog
+	gw   *gateway.Gateway
+	tls  bool // the TLS route is on
+	mcp  bool // MCP is served at /mcp
+	proj *mcp.Projection
 }
 
 func (a *adapters) mcpOn() bool { return a != nil && a.mcp }
+
+// close stops the MCP projection's watcher (after the node has shut down).
+func (a *adapters) close() {
+	if a != nil && a.proj != nil {
+		a.proj.Close()
+	}
+}
 
 // httpSettings resolves [http] with the flags: --dev turns on the TLS route and, without
 // --listen, the loopback listener on 127.0.0.1:7480; --http-listen sets the loopback address
@@ -52,10 +62,17 @@ func (n *node) newAdapters() (*adapters, error) {
 	if !tlsRoute && loopback == "" {
 		return nil, nil
 	}
-	h := n.file.HTTP
-	a := &adapters{cat: catalog.ForNode(Version), tls: tlsRoute}
+	h, m := n.file.HTTP, n.file.MCP
+	a := &adapters{cat: catalog.ForNode(Version), tls: tlsRoute, mcp: m.Enabled || n.dev}
 	names := catalog.NewNames(a.cat)
 	var pub *openapi.Publisher
+	var mcpHandler http.Handler
+	if a.mcp {
+		a.proj = mcp.NewProjection(mcp.ServerOptions{Catalog: a.cat, Names: names, Exclude: m.Exclude, Stateless: m.Stateless,
+			SessionTimeout: time.Duration(m.SessionTimeout), MaxSessions: m.MaxSessions, MaxSessionsPerIdentity: m.MaxSessionsPerIdentity,
+			MaxInFlight: m.MaxInFlight, MaxBodyBytes: h.MaxBodyBytes, Version: Version, Logger: n.e.log})
+		mcpHandler = a.proj.Handler()
+	}
 	gw, err := gateway.New(gateway.Options{
 		Catalog: a.cat, Logger: n.e.log, TLSRoute: tlsRoute, LoopbackListen: loopback,
 		PublicURL: h.PublicURL, CORSOrigins: h.CORSOrigins, AccessLog: h.AccessLog,
@@ -65,8 +82,10 @@ func (n *node) newAdapters() (*adapters, error) {
 		Document: func(ctx context.Context, c catalog.Caller, surface string) ([]byte, error) {
 			return pub.Document(ctx, c, surface)
 		},
+		MCP: mcpHandler,
 	})
 	if err != nil {
+		a.close()
 		return nil, configErr(err)
 	}
 	a.gw = gw

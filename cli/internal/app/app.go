@@ -111,7 +111,7 @@ func newCommand(e *env) *cli.Command {
 		// Exit codes are Main's: urfave/cli must never exit the process itself.
 		ExitErrHandler: func(context.Context, *cli.Command, error) {},
 		Commands: []*cli.Command{initCommand(e), keyCommand(e), secretCommand(e), serveCommand(e), statusCommand(e),
-			reloadCommand(e), peerCommand(e), apikeyCommand(e), callCommand(e), subCommand(e), lsCommand(e), openapiCommand(e),
+			reloadCommand(e), peerCommand(e), apikeyCommand(e), callCommand(e), subCommand(e), lsCommand(e), openapiCommand(e), mcpCommand(e),
 			schemaCommand(e), pingCommand(e), ticketCommand(e), versionCommand(e)},
 	}
 	setUsageHandling(root, "")

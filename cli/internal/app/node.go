@@ -170,6 +170,7 @@ func (n *node) run(ctx context.Context) error {
 	if n.http, err = n.newAdapters(); err != nil {
 		return err
 	}
+	defer n.http.close()
 	n.cn, err = callnode.Start(callnode.Options{
 		Host: host.Options{
 			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,

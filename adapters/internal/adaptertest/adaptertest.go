@@ -1,4 +1,6 @@
-package gateway_test
+// Package adaptertest starts nodes with the HTTP gateway and MCP for the adapters' tests:
+// demo operations plus test operations that exercise every error path.
+package adaptertest
 
 import (
 	"bytes"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/alkdev/alknet/adapters/catalog"
 	"github.com/alkdev/alknet/adapters/gateway"
+	"github.com/alkdev/alknet/adapters/mcp"
 	"github.com/alkdev/alknet/adapters/openapi"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/call/node"
@@ -29,54 +32,58 @@ import (
 )
 
 // logBuffer collects log lines (safe for concurrent use).
-type logBuffer struct {
+type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
+func (l *LogBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
-func (l *logBuffer) String() string {
+func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
 }
 
 // testNode is a node with demo operations, the gateway on its TLS route and on loopback.
-type testNode struct {
-	n          *node.Node
-	gw         *gateway.Gateway
-	loopback   string // http://127.0.0.1:port
-	tlsAddr    string
-	adminToken string
-	userToken  string
-	peerKey    *identity.NodeKey // a peer with scope "admin"
-	logs       *logBuffer
-	cancelled  atomic.Int64 // calls of test/block that saw their context end
-	blocking   atomic.Int64 // calls of test/block started
+type Node struct {
+	N          *node.Node
+	GW         *gateway.Gateway
+	Loopback   string // http://127.0.0.1:port
+	TLSAddr    string
+	AdminToken string
+	UserToken  string
+	PeerKey    *identity.NodeKey // a peer with scope "admin"
+	Logs       *LogBuffer
+	Cancelled  atomic.Int64 // calls of test/block that saw their context end
+	Blocking   atomic.Int64
+	Projection *mcp.Projection // with Config.MCP // calls of test/block started
 }
 
-type nodeConfig struct {
-	gw   gateway.Options
-	regs []call.HandlerRegistration
+type Config struct {
+	Gateway gateway.Options
+	Regs    []call.HandlerRegistration
+	MCP     *mcp.ServerOptions // nil: no /mcp; Catalog, Names and Logger are filled in
+	Peers   *call.PeerSet      // a hub's peer set
+	Demo    *bool              // nil: serve the demo operations
 }
 
-func startNode(t *testing.T, nc nodeConfig) *testNode {
+func Start(t *testing.T, nc Config) *Node {
 	t.Helper()
-	tn := &testNode{logs: &logBuffer{}}
-	log := slog.New(slog.NewTextHandler(tn.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	tn := &Node{Logs: &LogBuffer{}}
+	log := slog.New(slog.NewTextHandler(tn.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	admin, adminHash, _ := auth.NewToken()
 	user, userHash, _ := auth.NewToken()
-	tn.adminToken, tn.userToken = admin, user
-	tn.peerKey, _ = identity.Generate()
+	tn.AdminToken, tn.UserToken = admin, user
+	tn.PeerKey, _ = identity.Generate()
 	cat := catalog.ForNode("test")
 	names := catalog.NewNames(cat)
 	var pub *openapi.Publisher
-	o := nc.gw
+	o := nc.Gateway
 	o.Catalog, o.Logger, o.TLSRoute = cat, log, true
 	if o.LoopbackListen == "" {
 		o.LoopbackListen = "127.0.0.1:0"
@@ -84,31 +91,39 @@ func startNode(t *testing.T, nc nodeConfig) *testNode {
 	o.Document = func(ctx context.Context, c catalog.Caller, surface string) ([]byte, error) {
 		return pub.Document(ctx, c, surface)
 	}
+	if nc.MCP != nil {
+		mo := *nc.MCP
+		mo.Catalog, mo.Names, mo.Logger = cat, names, log
+		tn.Projection = mcp.NewProjection(mo)
+		t.Cleanup(tn.Projection.Close)
+		o.MCP = tn.Projection.Handler()
+	}
 	gw, err := gateway.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.gw = gw
-	regs := append(testOps(tn), nc.regs...)
-	n, err := node.Start(node.Options{Demo: true, Registrations: regs, Addons: []node.Addon{cat, gw}, Version: "test",
+	tn.GW = gw
+	regs := append(testOps(tn), nc.Regs...)
+	demo := nc.Demo == nil || *nc.Demo
+	n, err := node.Start(node.Options{Demo: demo, Registrations: regs, Peers: nc.Peers, Addons: []node.Addon{cat, gw}, Version: "test",
 		Limits: call.Limits{RequestTimeout: 10 * time.Second},
 		Host: host.Options{Logger: log, DrainTimeout: 2 * time.Second, Dynamic: config.DynamicConfig{
-			APIKeys: []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}}},
-			Peers:   []auth.PeerEntry{{PeerID: "ops", Fingerprints: []string{tn.peerKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true}},
+			APIKeys:    []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}}},
+			Peers:      []auth.PeerEntry{{PeerID: "ops", Fingerprints: []string{tn.PeerKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true}},
 			RateLimits: auth.RateLimits{FailuresPerMinute: 10, FailureBurst: 5},
 		}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn.n = n
+	tn.N = n
 	pub = openapi.NewPublisher(cat, names, func(surface string) string {
 		if surface == gateway.SurfaceTLS {
-			return "https://" + tn.tlsAddr
+			return "https://" + tn.TLSAddr
 		}
-		return tn.loopback
+		return tn.Loopback
 	}, log)
-	tn.loopback = "http://" + gw.LoopbackAddr().String()
-	tn.tlsAddr = n.TCPAddrs()[0].String()
+	tn.Loopback = "http://" + gw.LoopbackAddr().String()
+	tn.TLSAddr = n.TCPAddrs()[0].String()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -122,7 +137,7 @@ func startNode(t *testing.T, nc nodeConfig) *testNode {
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
 
 // testOps are operations the gateway's rules are checked with.
-func testOps(tn *testNode) []call.HandlerRegistration {
+func testOps(tn *Node) []call.HandlerRegistration {
 	status409 := 409
 	q := func(name string, h call.Handler) call.HandlerRegistration {
 		return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.VisibilityExternal}, Handler: h}
@@ -131,7 +146,9 @@ func testOps(tn *testNode) []call.HandlerRegistration {
 		return raw(`{"ok":true}`), nil
 	})
 	adminOp.Spec.AccessControl.RequiredScopes = []string{"admin"}
-	hidden := q("test/hidden", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { return raw(`1`), nil })
+	hidden := q("test/hidden", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return raw(`1`), nil
+	})
 	hidden.Spec.Visibility = call.VisibilityInternal
 	conflict := q("test/conflict", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		return nil, call.NewError("CONFLICT", "already there")
@@ -148,9 +165,9 @@ func testOps(tn *testNode) []call.HandlerRegistration {
 		panic("boom")
 	})
 	block := q("test/block", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
-		tn.blocking.Add(1)
+		tn.Blocking.Add(1)
 		<-ctx.Done()
-		tn.cancelled.Add(1)
+		tn.Cancelled.Add(1)
 		return nil, ctx.Err()
 	})
 	failing := call.HandlerRegistration{Spec: call.OperationSpec{Name: "test/fail-after-one", Type: call.OpSubscription, Visibility: call.VisibilityExternal},
@@ -162,20 +179,22 @@ func testOps(tn *testNode) []call.HandlerRegistration {
 		}}
 	secretStream := call.HandlerRegistration{Spec: call.OperationSpec{Name: "test/admin-stream", Type: call.OpSubscription, Visibility: call.VisibilityExternal,
 		AccessControl: call.AccessControl{RequiredScopes: []string{"admin"}}},
-		Stream: func(context.Context, *call.OperationContext, json.RawMessage, func(json.RawMessage) error) error { return nil }}
+		Stream: func(context.Context, *call.OperationContext, json.RawMessage, func(json.RawMessage) error) error {
+			return nil
+		}}
 	return []call.HandlerRegistration{adminOp, hidden, conflict, gone, undeclared, panics, block, failing, secretStream}
 }
 
 // httpClient returns a client for one of "h2", "http/1.1" (TLS route, pinned) or "loopback";
 // key, if set, is presented as the client certificate.
-func (tn *testNode) httpClient(t *testing.T, kind string, key *identity.NodeKey) (*http.Client, string) {
+func (tn *Node) HTTPClient(t *testing.T, kind string, key *identity.NodeKey) (*http.Client, string) {
 	t.Helper()
 	if kind == "loopback" {
 		tr := &http.Transport{Proxy: nil}
 		t.Cleanup(tr.CloseIdleConnections)
-		return &http.Client{Transport: tr}, tn.loopback
+		return &http.Client{Transport: tr}, tn.Loopback
 	}
-	tc, err := tlsconf.NewClient(tlsconf.ConnectionCredentials{RemotePin: tn.n.Fingerprint(), LocalKey: key}, kind)
+	tc, err := tlsconf.NewClient(tlsconf.ConnectionCredentials{RemotePin: tn.N.Fingerprint(), LocalKey: key}, kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,34 +209,35 @@ func (tn *testNode) httpClient(t *testing.T, kind string, key *identity.NodeKey)
 		tr.Protocols = &p
 	}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr}, "https://" + tn.tlsAddr
+	return &http.Client{Transport: tr}, "https://" + tn.TLSAddr
 }
 
-type reply struct {
-	status int
-	header http.Header
-	body   []byte
-	proto  string
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Proto  string
 }
 
-func (r reply) problem(t *testing.T) map[string]any {
+// Problem checks that r is problem+json with every field and returns it.
+func (r Reply) Problem(t *testing.T) map[string]any {
 	t.Helper()
-	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
-		t.Fatalf("content type %q, want application/problem+json (status %d, body %s)", ct, r.status, r.body)
+	if ct := r.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type %q, want application/problem+json (status %d, body %s)", ct, r.Status, r.Body)
 	}
 	var p map[string]any
-	if err := json.Unmarshal(r.body, &p); err != nil {
+	if err := json.Unmarshal(r.Body, &p); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"type", "title", "status", "code", "message", "retryable", "request_id"} {
 		if _, ok := p[k]; !ok {
-			t.Fatalf("problem without %q: %s", k, r.body)
+			t.Fatalf("problem without %q: %s", k, r.Body)
 		}
 	}
 	return p
 }
 
-func do(t *testing.T, c *http.Client, method, url, body string, hdr map[string]string) reply {
+func Do(t *testing.T, c *http.Client, method, url, body string, hdr map[string]string) Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -252,19 +272,21 @@ func do(t *testing.T, c *http.Client, method, url, body string, hdr map[string]s
 	if err != nil && !errors.Is(err, io.EOF) {
 		t.Fatal(err)
 	}
-	return reply{status: resp.StatusCode, header: resp.Header, body: b, proto: resp.Proto}
+	return Reply{Status: resp.StatusCode, Header: resp.Header, Body: b, Proto: resp.Proto}
 }
 
-func bearer(token string) map[string]string { return map[string]string{"Authorization": "Bearer " + token} }
+func Bearer(token string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + token}
+}
 
 // dialTLS returns a raw TLS connection to the node offering alpn (no HTTP client in between).
-func (tn *testNode) dialTLS(t *testing.T, alpn string) *tls.Conn {
+func (tn *Node) DialTLS(t *testing.T, alpn string) *tls.Conn {
 	t.Helper()
-	tc, err := tlsconf.NewClient(tlsconf.ConnectionCredentials{RemotePin: tn.n.Fingerprint()}, alpn)
+	tc, err := tlsconf.NewClient(tlsconf.ConnectionCredentials{RemotePin: tn.N.Fingerprint()}, alpn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", tn.tlsAddr, tc)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", tn.TLSAddr, tc)
 	if err != nil {
 		t.Fatal(err)
 	}
