@@ -19,6 +19,7 @@ FUZZ_TARGETS := \
 	call/toolname:FuzzToolName \
 	adapters/internal/schemadoc:FuzzRelocate \
 	adapters/internal/schemadoc:FuzzTranslate \
+	adapters/openapi:FuzzImportDocument \
 	call/internal/jsonscan:FuzzScanner \
 	call/internal/schema:FuzzDecodeTree \
 	call/internal/schema:FuzzFastSchema \
@@ -29,7 +30,7 @@ FUZZ_TARGETS := \
 
 DURATION  ?= 10m
 
-.PHONY: all build run test e2e check-imports lint fuzz bench bench-full bench-go soak clean
+.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean
 
 all: build
 
@@ -41,9 +42,25 @@ build:
 run: build
 	./$(BIN) serve --dev
 
+## interop-deps: the npm packages the adapters' interop tests run (committed lockfiles); without
+## node the interop tests skip and say so. The MCP Inspector needs Node >= 22.19.
+INTEROP   := adapters/testdata/interop
+INSPECTOR := adapters/testdata/inspector
+interop-deps:
+	@if ! command -v node >/dev/null 2>&1; then echo "interop-deps: node not found on PATH: interop tests will skip"; exit 0; fi; \
+	set -e; \
+	if [ ! -f $(INTEROP)/node_modules/.package-lock.json ] || [ $(INTEROP)/package-lock.json -nt $(INTEROP)/node_modules/.package-lock.json ]; then \
+		echo "== npm ci in $(INTEROP)"; (cd $(INTEROP) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \
+	fi; \
+	if node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a==22&&b>=19)?0:1)'; then \
+		if [ ! -f $(INSPECTOR)/node_modules/.package-lock.json ] || [ $(INSPECTOR)/package-lock.json -nt $(INSPECTOR)/node_modules/.package-lock.json ]; then \
+			echo "== npm install in $(INSPECTOR)"; (cd $(INSPECTOR) && npm install --no-audit --no-fund --ignore-scripts --loglevel=error); \
+		fi; \
+	else echo "interop-deps: MCP Inspector not installed: it needs Node >= 22.19 (this is $$(node --version))"; fi
+
 ## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off), and
 ## the module import rules
-test: check-imports e2e
+test: check-imports interop-deps e2e
 	@set -e; for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test -race -shuffle=on -count=1 -skip '^TestForwardingScenario$$' ./...); \
 	done; \

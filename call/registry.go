@@ -22,11 +22,13 @@ type StreamingHandler func(ctx context.Context, oc *OperationContext, input json
 // Provenance says where a Registration came from.
 type Provenance int
 
-// Provenances. Adapters (OpenAPI, MCP) add theirs when they land.
+// Provenances.
 const (
-	ProvenanceLocal    Provenance = iota // registered by the node's assembly code
-	ProvenanceFromCall                   // imported from another node over alknet/call: a leaf (forwarder)
-	ProvenanceSession                    // an agent session's operation: internal only
+	ProvenanceLocal       Provenance = iota // registered by the node's assembly code
+	ProvenanceFromCall                      // imported from another node over alknet/call: a leaf (forwarder)
+	ProvenanceSession                       // an agent session's operation: internal only
+	ProvenanceFromOpenAPI                   // an HTTP API operation imported from an OpenAPI document: a leaf
+	ProvenanceFromMCP                       // an MCP server's tool: a leaf
 )
 
 func (p Provenance) String() string {
@@ -37,6 +39,10 @@ func (p Provenance) String() string {
 		return "from_call"
 	case ProvenanceSession:
 		return "session"
+	case ProvenanceFromOpenAPI:
+		return "from_openapi"
+	case ProvenanceFromMCP:
+		return "from_mcp"
 	}
 	return fmt.Sprintf("Provenance(%d)", int(p))
 }

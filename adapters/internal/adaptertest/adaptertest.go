@@ -57,6 +57,8 @@ type Node struct {
 	TLSAddr    string
 	AdminToken string
 	UserToken  string
+	// ScopedToken is an API key with the scopes "pets" and "tools" (imports' required scopes).
+	ScopedToken string
 	PeerKey    *identity.NodeKey // a peer with scope "admin"
 	Logs       *LogBuffer
 	Cancelled  atomic.Int64 // calls of test/block that saw their context end
@@ -78,6 +80,8 @@ func Start(t *testing.T, nc Config) *Node {
 	log := slog.New(slog.NewTextHandler(tn.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	admin, adminHash, _ := auth.NewToken()
 	user, userHash, _ := auth.NewToken()
+	scoped, scopedHash, _ := auth.NewToken()
+	tn.ScopedToken = scoped
 	tn.AdminToken, tn.UserToken = admin, user
 	tn.PeerKey, _ = identity.Generate()
 	cat := catalog.ForNode("test")
@@ -108,7 +112,8 @@ func Start(t *testing.T, nc Config) *Node {
 	n, err := node.Start(node.Options{Demo: demo, Registrations: regs, Peers: nc.Peers, Addons: []node.Addon{cat, gw}, Version: "test",
 		Limits: call.Limits{RequestTimeout: 10 * time.Second},
 		Host: host.Options{Logger: log, DrainTimeout: 2 * time.Second, Dynamic: config.DynamicConfig{
-			APIKeys:    []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}}},
+			APIKeys:    []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}},
+				{Prefix: scoped[:8], Hash: scopedHash, Scopes: []string{"pets", "tools"}}},
 			Peers:      []auth.PeerEntry{{PeerID: "ops", Fingerprints: []string{tn.PeerKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true}},
 			RateLimits: auth.RateLimits{FailuresPerMinute: 10, FailureBurst: 5},
 		}}})

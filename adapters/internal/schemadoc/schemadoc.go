@@ -225,6 +225,51 @@ func (t *translator) walkList(l []any) []any {
 // dataKeywords hold instance values, not schemas: a "$ref" key inside them is data.
 var dataKeywords = map[string]bool{"const": true, "default": true, "enum": true, "examples": true, "example": true}
 
+// EachSchema returns a copy of schema with f applied to every schema object in it, the
+// subschemas first (found by keyword, so property names are never taken for keywords).
+func EachSchema(schema any, f func(map[string]any) map[string]any) any {
+	m, ok := schema.(map[string]any)
+	if !ok {
+		return schema
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	for _, k := range oneSchema {
+		if s, has := out[k]; has {
+			if l, isList := s.([]any); isList {
+				out[k] = eachList(l, f)
+			} else {
+				out[k] = EachSchema(s, f)
+			}
+		}
+	}
+	for _, k := range append(schemaMaps, "dependencies") {
+		if sm, has := out[k].(map[string]any); has {
+			cp := make(map[string]any, len(sm))
+			for name, s := range sm {
+				cp[name] = EachSchema(s, f)
+			}
+			out[k] = cp
+		}
+	}
+	for _, k := range schemaList {
+		if l, has := out[k].([]any); has {
+			out[k] = eachList(l, f)
+		}
+	}
+	return f(out)
+}
+
+func eachList(l []any, f func(map[string]any) map[string]any) []any {
+	out := make([]any, len(l))
+	for i, s := range l {
+		out[i] = EachSchema(s, f)
+	}
+	return out
+}
+
 // rewriteRefs returns v with every string "$ref" replaced by f(ref) (v is changed in place).
 func rewriteRefs(v any, f func(string) string) any {
 	switch x := v.(type) {
