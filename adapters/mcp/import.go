@@ -20,7 +20,7 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/alkdev/alknet/adapters/internal/redact"
-	"github.com/alkdev/alknet/adapters/internal/upstream"
+	"github.com/alkdev/alknet/adapters/upstream"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/client"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
-	"github.com/alkdev/alknet/adapters/internal/upstream"
+	"github.com/alkdev/alknet/adapters/upstream"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 )

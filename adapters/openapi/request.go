@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/alkdev/alknet/adapters/internal/redact"
-	"github.com/alkdev/alknet/adapters/internal/upstream"
+	"github.com/alkdev/alknet/adapters/upstream"
 	"github.com/alkdev/alknet/call"
 )
 

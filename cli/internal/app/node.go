@@ -160,7 +160,15 @@ func (n *node) run(ctx context.Context) error {
 	if len(listen) == 0 {
 		listen = static.TCPAddrs
 	}
+	// Adapter imports run before the registry is built; they end after the node (shutdown:
+	// gateway and endpoint, then importers).
+	imports, err := n.startAdapterImports(ctx)
+	if err != nil {
+		return err
+	}
+	defer imports.close()
 	regs := []call.HandlerRegistration{n.statusRegistration()}
+	regs = append(regs, imports.regs...)
 	if !n.dev {
 		regs = append(regs, n.reloadRegistration())
 	}
@@ -415,6 +423,12 @@ func staticChanges(a, b *nodeconfig.File) []string {
 	}
 	if !reflect.DeepEqual(a.MCP, b.MCP) {
 		out = append(out, "mcp")
+	}
+	if !reflect.DeepEqual(a.OpenAPIImports, b.OpenAPIImports) {
+		out = append(out, "openapi_import")
+	}
+	if !reflect.DeepEqual(a.MCPImports, b.MCPImports) {
+		out = append(out, "mcp_import")
 	}
 	return out
 }
