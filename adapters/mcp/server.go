@@ -108,7 +108,8 @@ func NewProjection(o ServerOptions) *Projection {
 // Handler is the /mcp endpoint; the gateway puts the resolved caller in each request context.
 func (p *Projection) Handler() http.Handler { return p.handler }
 
-// Close stops the catalogue watcher.
+// Close stops the catalogue watcher and ends every session (a client that never sent
+// DELETE would otherwise hold its session until session_timeout).
 func (p *Projection) Close() {
 	p.mu.Lock()
 	select {
@@ -116,8 +117,17 @@ func (p *Projection) Close() {
 	default:
 		close(p.stop)
 	}
+	servers := make([]*identityServer, 0, len(p.servers))
+	for _, is := range p.servers {
+		servers = append(servers, is)
+	}
 	p.mu.Unlock()
 	p.watchers.Wait()
+	for _, is := range servers {
+		for s := range is.srv.Sessions() {
+			_ = s.Close()
+		}
+	}
 }
 
 // identityDigest keys a caller's server: identity ID, scopes and resources.

@@ -152,8 +152,10 @@ func (d opDoc) operation() map[string]any {
 		"default": map[string]any{"$ref": "#/components/responses/Problem"},
 	}
 	if spec.Type == call.OpSubscription {
+		// The item schema is named, not referenced: a $ref inside an extension is not
+		// resolved by OpenAPI tools (redocly: spec-strict-refs).
 		responses["200"] = map[string]any{"description": "Server-Sent Events: one data line per item, then event: done or event: error.",
-			"content": map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}, "x-alknet-item-schema": out}}}
+			"content": map[string]any{"text/event-stream": map[string]any{"schema": map[string]any{"type": "string"}, "x-alknet-item-schema": out["$ref"]}}}
 	} else {
 		responses["200"] = map[string]any{"description": "The operation's output.", "content": map[string]any{"application/json": map[string]any{"schema": out}}}
 	}

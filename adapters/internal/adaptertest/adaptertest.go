@@ -187,7 +187,30 @@ func testOps(tn *Node) []call.HandlerRegistration {
 		Stream: func(context.Context, *call.OperationContext, json.RawMessage, func(json.RawMessage) error) error {
 			return nil
 		}}
-	return []call.HandlerRegistration{adminOp, hidden, conflict, gone, undeclared, panics, block, failing, secretStream}
+	offSchema := q("test/off-schema", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return raw(`{"y":1}`), nil // outputs are not validated by default: Prism sees the violation
+	})
+	offSchema.Spec.OutputSchema = raw(`{"type":"object","required":["x"],"properties":{"x":{"type":"integer"}}}`)
+	return append([]call.HandlerRegistration{adminOp, hidden, conflict, gone, undeclared, panics, block, failing, secretStream, offSchema}, SchemaOps()...)
+}
+
+// SchemaOps have the schemas the published documents must translate (docs/http.md §2.5,
+// checklist 13): $defs, a non-object input, type arrays, draft-07 tuples and dependencies, and
+// one that cannot be published ($id).
+func SchemaOps() []call.HandlerRegistration {
+	echo := func(name, in, out string) call.HandlerRegistration {
+		return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.VisibilityExternal,
+			Description: "Schema fixture: " + name, InputSchema: raw(in), OutputSchema: raw(out)},
+			Handler: func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) { return in, nil }}
+	}
+	return []call.HandlerRegistration{
+		echo("schema/defs", `{"type":"object","properties":{"tree":{"$ref":"#/$defs/node"}},"$defs":{"node":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}}}}}`,
+			`{"$ref":"#/$defs/node","$defs":{"node":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}}}}}`),
+		echo("schema/number", `{"type":"number"}`, `{"type":["number","null"]}`),
+		echo("schema/draft7", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"pair":{"type":"array","items":[{"type":"string"},{"type":"integer"}],"additionalItems":false}},"dependencies":{"a":["pair"],"b":{"required":["pair"]}},"definitions":{"x":{"type":"string"}}}`,
+			`{"$schema":"http://json-schema.org/draft-07/schema#","type":"object"}`),
+		echo("schema/anchored", `{"$id":"https://example.com/s.json","type":"object"}`, `{}`),
+	}
 }
 
 // httpClient returns a client for one of "h2", "http/1.1" (TLS route, pinned) or "loopback";

@@ -44,6 +44,8 @@ for (const [i, step] of (scenario.steps ?? []).entries()) {
     }
   } catch (e) {
     out({ step: i, error: String(e?.message ?? e), code: e?.code ?? null });
+    // The SDK sends notifications/cancelled without awaiting it: let it leave before closing.
+    if (step.abortAfterMs) await new Promise((r) => setTimeout(r, 500));
   }
 }
 out({ done: true, protocolVersion: transport.protocolVersion ?? client._negotiatedProtocolVersion ?? null,
