@@ -62,7 +62,8 @@ type Projection struct {
 type identityServer struct {
 	srv    *sdk.Server
 	caller catalog.Caller
-	tools  map[string]toolDef // tool name → definition
+	sync   sync.Mutex         // one syncTools at a time (the watcher and Refresh)
+	tools  map[string]toolDef // tool name → definition; under sync
 }
 
 // sessionRecord binds an HTTP session to the identity that opened it (docs/mcp.md §6.2.2).
@@ -229,6 +230,8 @@ func (p *Projection) evictLocked() {
 // syncTools brings is's tools in step with what its caller may call now: AddTool and
 // RemoveTools notify the sessions (tools/list_changed).
 func (p *Projection) syncTools(ctx context.Context, is *identityServer) error {
+	is.sync.Lock()
+	defer is.sync.Unlock()
 	specs, err := p.o.Catalog.Visible(ctx, is.caller.Identity)
 	if err != nil {
 		return err

@@ -6,13 +6,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/url"
+	"sync"
 )
 
 // Mark replaces a secret.
 const Mark = "[REDACTED]"
 
-// Redactor holds the forms of a set of secrets. Wipe it when done.
+// Redactor holds the forms of a set of secrets. Wipe it when done. Safe for concurrent use
+// (a child's stderr is redacted while the import closes).
 type Redactor struct {
+	mu    sync.RWMutex
 	forms [][]byte
 }
 
@@ -52,13 +55,22 @@ func containsForm(forms [][]byte, f []byte) bool {
 }
 
 // Empty reports whether there is nothing to redact.
-func (r *Redactor) Empty() bool { return r == nil || len(r.forms) == 0 }
+func (r *Redactor) Empty() bool {
+	if r == nil {
+		return true
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.forms) == 0
+}
 
 // Bytes returns b with every form replaced (b itself when nothing matches).
 func (r *Redactor) Bytes(b []byte) []byte {
-	if r.Empty() {
+	if r == nil {
 		return b
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	out := b
 	for _, f := range r.forms {
 		if bytes.Contains(out, f) {
@@ -81,6 +93,8 @@ func (r *Redactor) Wipe() {
 	if r == nil {
 		return
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, f := range r.forms {
 		clear(f)
 	}

@@ -60,6 +60,14 @@ func (v *vaultNode) serve(extra ...string) {
 
 func (v *vaultNode) stop() {
 	v.t.Helper()
+	if v.t.Failed() {
+		return
+	}
+	defer func() {
+		if v.t.Failed() {
+			v.t.Logf("serve's stderr:\n%s", v.stderr.String())
+		}
+	}()
 	stop(v.t, v.cmd)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
+	"sync"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -65,12 +67,28 @@ func mcpCommand(e *env) *cli.Command {
 			if err != nil {
 				return err
 			}
+			// initialize is answered at once; tools/list and tools/call wait for the first
+			// connection attempt (within --timeout), so a client listing right away sees the
+			// node's tools, not an empty list.
+			tried := make(chan struct{})
+			firstTry := sync.OnceFunc(func() { close(tried) })
+			srv.AddReceivingMiddleware(func(next sdk.MethodHandler) sdk.MethodHandler {
+				return func(ctx context.Context, method string, req sdk.Request) (sdk.Result, error) {
+					if strings.HasPrefix(method, "tools/") {
+						select {
+						case <-tried:
+						case <-ctx.Done():
+						}
+					}
+					return next(ctx, method, req)
+				}
+			})
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			superviseDone := make(chan struct{})
 			go func() {
 				defer close(superviseDone)
-				superviseMCP(ctx, e, c, live, key, token, spec.timeout, c.Duration("refresh"))
+				superviseMCP(ctx, e, c, live, proj, firstTry, key, token, spec.timeout, c.Duration("refresh"))
 			}()
 			in, out := e.stdin, e.stdout
 			err = srv.Run(ctx, &sdk.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}})
@@ -91,17 +109,23 @@ func (nopWriteCloser) Close() error { return nil }
 // superviseMCP keeps the node connection of alknet mcp: dial (the local node's ticket is
 // re-read each time, a dev node's key changes at restart), read the catalogue, refresh it
 // every refresh, and redial with backoff when the connection ends.
-func superviseMCP(ctx context.Context, e *env, c *cli.Command, live *catalog.Live, key *identity.NodeKey, token string, timeout, refresh time.Duration) {
+func superviseMCP(ctx context.Context, e *env, c *cli.Command, live *catalog.Live, proj *mcp.Projection, tried func(), key *identity.NodeKey, token string, timeout, refresh time.Duration) {
+	defer tried()
 	d := &client.Dialer{Logger: e.log}
 	var tk identity.Ticket
 	dial := func(ctx context.Context) (conn.Connection, error) {
 		var err error
 		if tk, err = target(c); err != nil {
+			tried()
 			return nil, err
 		}
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return client.DialRace(dctx, d, tk, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: key}, client.RaceOptions{})
+		cn, err := client.DialRace(dctx, d, tk, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: key}, client.RaceOptions{})
+		if err != nil {
+			tried()
+		}
+		return cn, err
 	}
 	run := func(ctx context.Context, cn conn.Connection) error {
 		cc := call.NewConn(cn, nil, call.ConnOptions{AuthToken: token, Logger: e.log, CallTimeout: timeout})
@@ -112,10 +136,13 @@ func superviseMCP(ctx context.Context, e *env, c *cli.Command, live *catalog.Liv
 		cancel()
 		if err != nil {
 			e.log.Warn("mcp: could not read the node's operations", "err", err)
+			tried()
 			return err
 		}
 		live.Set(rc)
 		defer live.Set(nil)
+		proj.Refresh(ctx) // the tools are in place before the first tools/list is answered
+		tried()
 		e.log.Info("mcp: connected", "fingerprint", tk.Fingerprint, "transport", cn.Transport())
 		t := time.NewTicker(refresh)
 		defer t.Stop()
