@@ -207,9 +207,9 @@ func New(o Options) (*Gateway, error) {
 		IdleTimeout:       o.IdleTimeout,
 		// net/http reads up to MaxHeaderBytes + 4096 before refusing: this makes it 64 KiB.
 		MaxHeaderBytes: DefaultMaxHeaderBytes - 4096,
-		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: 250, WriteByteTimeout: o.WriteTimeout},
-		ErrorLog:          slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
-		ConnContext:       g.connContext,
+		HTTP2:          &http.HTTP2Config{MaxConcurrentStreams: 250, WriteByteTimeout: o.WriteTimeout},
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug),
+		ConnContext:    g.connContext,
 	}
 	return g, nil
 }

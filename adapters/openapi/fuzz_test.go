@@ -36,7 +36,9 @@ paths: {}`))
 				}
 			}
 			_, _ = call.NewRegistration(call.HandlerRegistration{Spec: op.spec, Provenance: call.ProvenanceFromOpenAPI,
-				Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) { return nil, nil }})
+				Handler: func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+					return nil, nil
+				}})
 		}
 	})
 }

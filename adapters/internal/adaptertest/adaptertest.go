@@ -59,11 +59,11 @@ type Node struct {
 	UserToken  string
 	// ScopedToken is an API key with the scopes "pets" and "tools" (imports' required scopes).
 	ScopedToken string
-	PeerKey    *identity.NodeKey // a peer with scope "admin"
-	Logs       *LogBuffer
-	Cancelled  atomic.Int64 // calls of test/block that saw their context end
-	Blocking   atomic.Int64
-	Projection *mcp.Projection // with Config.MCP // calls of test/block started
+	PeerKey     *identity.NodeKey // a peer with scope "admin"
+	Logs        *LogBuffer
+	Cancelled   atomic.Int64 // calls of test/block that saw their context end
+	Blocking    atomic.Int64
+	Projection  *mcp.Projection // with Config.MCP // calls of test/block started
 }
 
 type Config struct {
@@ -112,7 +112,7 @@ func Start(t *testing.T, nc Config) *Node {
 	n, err := node.Start(node.Options{Demo: demo, Registrations: regs, Peers: nc.Peers, Addons: []node.Addon{cat, gw}, Version: "test",
 		Limits: call.Limits{RequestTimeout: 10 * time.Second},
 		Host: host.Options{Logger: log, DrainTimeout: 2 * time.Second, Dynamic: config.DynamicConfig{
-			APIKeys:    []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}},
+			APIKeys: []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}},
 				{Prefix: scoped[:8], Hash: scopedHash, Scopes: []string{"pets", "tools"}}},
 			Peers:      []auth.PeerEntry{{PeerID: "ops", Fingerprints: []string{tn.PeerKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true}},
 			RateLimits: auth.RateLimits{FailuresPerMinute: 10, FailureBurst: 5},
@@ -201,7 +201,9 @@ func SchemaOps() []call.HandlerRegistration {
 	echo := func(name, in, out string) call.HandlerRegistration {
 		return call.HandlerRegistration{Spec: call.OperationSpec{Name: name, Type: call.OpQuery, Visibility: call.VisibilityExternal,
 			Description: "Schema fixture: " + name, InputSchema: raw(in), OutputSchema: raw(out)},
-			Handler: func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) { return in, nil }}
+			Handler: func(_ context.Context, _ *call.OperationContext, in json.RawMessage) (json.RawMessage, error) {
+				return in, nil
+			}}
 	}
 	return []call.HandlerRegistration{
 		echo("schema/defs", `{"type":"object","properties":{"tree":{"$ref":"#/$defs/node"}},"$defs":{"node":{"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#/$defs/node"}}}}}}`,

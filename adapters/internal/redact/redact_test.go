@@ -6,7 +6,7 @@ func TestRedact(t *testing.T) {
 	r := New([]byte(`s3cr"et/+x`), []byte("ab"))
 	defer r.Wipe()
 	for in, want := range map[string]string{
-		`{"echo":"s3cr\"et/+x"}`: `{"echo":"[REDACTED]"}`,
+		`{"echo":"s3cr\"et/+x"}`:  `{"echo":"[REDACTED]"}`,
 		`token=s3cr%22et%2F%2Bx`:  `token=[REDACTED]`,
 		`raw s3cr"et/+x here`:     `raw [REDACTED] here`,
 		`ab is too short to hide`: `ab is too short to hide`,

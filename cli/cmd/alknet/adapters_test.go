@@ -24,7 +24,7 @@ func (v *vaultNode) sealed(name, secret string) string {
 	f := writeFile(v.t, v.t.TempDir(), "secret", secret+"\n")
 	blob, errOut, code := v.cli("secret", "seal", "--passphrase-file", v.pass, "--secret-file", f)
 	var b struct {
-		KeyVersion    int    `json:"key_version"`
+		KeyVersion     int `json:"key_version"`
 		Salt, IV, Data string
 	}
 	if code != 0 || json.Unmarshal([]byte(blob), &b) != nil {
