@@ -253,6 +253,14 @@ func (d *Dispatcher) reserveInFlight() bool {
 	return true
 }
 
+// HoldBytes charges n bytes a front end holds before a call starts (an HTTP body as it
+// arrives) to the node-wide partial-frame budget (Limits.MaxPartialFrameBytes): false, with
+// nothing charged, past it. ReleaseBytes gives them back.
+func (d *Dispatcher) HoldBytes(n int64) bool { return d.budget.Reserve(n) }
+
+// ReleaseBytes releases bytes charged by HoldBytes.
+func (d *Dispatcher) ReleaseBytes(n int64) { d.budget.Unreserve(n) }
+
 // PartialFrameBytes returns the bytes held in partial frames now, node-wide (the budget is
 // Limits.MaxPartialFrameBytes).
 func (d *Dispatcher) PartialFrameBytes() int64 { return d.budget.Held() }

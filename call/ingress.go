@@ -44,6 +44,21 @@ func (d *Dispatcher) ingressRoot(ctx context.Context, r RootRequest) (*root, *Er
 	if r.ID == "" {
 		r.ID = newUUID()
 	}
+	// An ingress root counts against the node-wide in-flight budget as a wire request does.
+	if !d.reserveInFlight() {
+		return nil, &Error{code: CodeInternal, message: "too many in-flight requests", retryable: true}
+	}
+	rt, ce := d.ingressRootReserved(ctx, r)
+	if ce != nil {
+		d.inflight.Add(-1)
+		return nil, ce
+	}
+	release := rt.cancel
+	rt.cancel = func() { release(); d.inflight.Add(-1) }
+	return rt, nil
+}
+
+func (d *Dispatcher) ingressRootReserved(ctx context.Context, r RootRequest) (*root, *Error) {
 	id, rejected := d.resolveRequest(ctx, r.ConnIdentity, r.AuthToken, r.AuthToken != "")
 	in := rootInput{id: r.ID, op: r.Operation, input: r.Input, identity: id, tokenRejected: rejected || r.TokenRejected}
 	if r.Timeout <= 0 {

@@ -126,3 +126,40 @@ func TestIngressHooks(t *testing.T) {
 		}
 	})
 }
+
+// docs/http.md §3.2: ingress roots take node-wide in-flight slots; front ends hold body bytes
+// in the node-wide partial-frame budget.
+func TestIngressBudgets(t *testing.T) {
+	started := make(chan struct{})
+	block := queryOp("in/block", func(ctx context.Context, _ *call.OperationContext, _ json.RawMessage) (json.RawMessage, error) {
+		close(started)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	d := buildDispatcher(t, nodeOpts{regs: append(demoRegs(), block), cfg: call.Limits{MaxInFlightTotal: 1, MaxFrameSize: 1024, MaxPartialFrameBytes: 2000}}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = d.Call(ctx, call.RootRequest{Operation: "in/block"})
+	}()
+	<-started
+	_, err := d.Call(context.Background(), call.RootRequest{Operation: "demo/add", Input: js(`{"a":1,"b":2}`)})
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != "INTERNAL" || !ce.Retryable() || ce.Message() != "too many in-flight requests" {
+		t.Fatalf("past the node-wide cap: %v", err)
+	}
+	cancel()
+	<-done
+	if _, err := d.Call(context.Background(), call.RootRequest{Operation: "demo/add", Input: js(`{"a":1,"b":2}`)}); err != nil {
+		t.Fatalf("the slot was not released: %v", err)
+	}
+	if !d.HoldBytes(1200) || d.HoldBytes(1200) {
+		t.Fatal("HoldBytes ignores the budget")
+	}
+	d.ReleaseBytes(1200)
+	if d.PartialFrameBytes() != 0 || !d.HoldBytes(2000) {
+		t.Fatalf("held %d after release", d.PartialFrameBytes())
+	}
+	d.ReleaseBytes(2000)
+}

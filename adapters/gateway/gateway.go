@@ -27,7 +27,6 @@ import (
 // Defaults of Options (docs/http.md §3.2).
 const (
 	DefaultMaxBodyBytes           = 16 << 20
-	DefaultMaxBodyBudget          = 256 << 20
 	DefaultBodyTimeout            = 30 * time.Second
 	DefaultWriteTimeout           = 30 * time.Second
 	DefaultSSEWriteTimeout        = 60 * time.Second
@@ -62,8 +61,7 @@ type Options struct {
 	CORSOrigins []string // exact origins allowed cross-site (no "*")
 	AccessLog   bool     // access lines at info instead of debug
 
-	MaxBodyBytes           int64 // per request (413 past it)
-	MaxBodyBudget          int64 // request bodies held at once, all requests (503 past it)
+	MaxBodyBytes           int64 // per request (413 past it); bodies held count against the node's partial-frame budget (503 past it)
 	BodyTimeout            time.Duration
 	WriteTimeout           time.Duration // each unary answer and /mcp write
 	SSEWriteTimeout        time.Duration // each SSE write and flush
@@ -141,9 +139,6 @@ func (o Options) withDefaults() Options {
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if o.MaxBodyBudget <= 0 {
-		o.MaxBodyBudget = DefaultMaxBodyBudget
-	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight
 	}
@@ -164,9 +159,9 @@ type Gateway struct {
 	csrf    *http.CrossOriginProtection
 	publicH string // PublicURL's host, accepted on loopback
 
-	auth      *auth.Authenticator // the node's: an anonymous TLS client's IP may be blocked
-	inFlight  atomic.Int64
-	bodyBytes atomic.Int64
+	auth     *auth.Authenticator // the node's: an anonymous TLS client's IP may be blocked
+	node     *node.Node          // its dispatcher holds the node-wide byte budget
+	inFlight atomic.Int64
 
 	// base is cancelled at Shutdown: SSE streams end at once, unary calls get the drain.
 	base     context.Context
@@ -216,7 +211,7 @@ func New(o Options) (*Gateway, error) {
 
 // Handlers returns the TLS route's protocol handlers (h2, http/1.1), none without TLSRoute.
 func (g *Gateway) Handlers(n *node.Node) ([]endpoint.ProtocolHandler, error) {
-	g.auth = n.Auth
+	g.auth, g.node = n.Auth, n
 	if !g.o.TLSRoute {
 		return nil, nil
 	}

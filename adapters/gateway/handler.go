@@ -260,8 +260,16 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, id string) (j
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
+	// Bytes held before the call starts count against the node-wide partial-frame budget
+	// (docs/http.md §3.2), as a wire request's partial frames do.
 	var held int64
-	release := func() { g.bodyBytes.Add(-held) }
+	hold := func(n int64) bool { return g.node == nil || g.node.Dispatcher().HoldBytes(n) }
+	release := func() {
+		if g.node != nil && held > 0 {
+			g.node.Dispatcher().ReleaseBytes(held)
+		}
+		held = 0
+	}
 	var buf bytes.Buffer
 	chunk := make([]byte, 32<<10)
 	for {
@@ -272,8 +280,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, id string) (j
 				badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
 				return nil, noop, false
 			}
-			if g.bodyBytes.Add(int64(n)) > g.o.MaxBodyBudget {
-				g.bodyBytes.Add(-int64(n))
+			if !hold(int64(n)) {
 				release()
 				tooBusy(w, id)
 				return nil, noop, false

@@ -52,6 +52,25 @@ func (b *FrameBudget) Held() int64 {
 	return b.total
 }
 
+// Reserve charges n bytes held outside any frame reader (an HTTP request body being read):
+// false, with nothing charged, when the total would pass the budget. Release with Unreserve.
+func (b *FrameBudget) Reserve(n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if limit := b.limit.Load(); limit > 0 && b.total+n > limit {
+		return false
+	}
+	b.total += n
+	return true
+}
+
+// Unreserve releases bytes charged by Reserve.
+func (b *FrameBudget) Unreserve(n int64) {
+	b.mu.Lock()
+	b.total -= n
+	b.mu.Unlock()
+}
+
 // adjust records that f now holds n bytes in a partial frame (0: none). Over the budget, the
 // largest holder's stream is reset.
 func (b *FrameBudget) adjust(f *FrameReader, n int) {
