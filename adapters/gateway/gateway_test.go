@@ -17,6 +17,7 @@ import (
 	"github.com/alkdev/alknet/adapters/internal/adaptertest"
 	"github.com/alkdev/alknet/call/node"
 	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
@@ -463,5 +464,56 @@ func TestShutdown(t *testing.T) {
 	}
 	if r := <-unary; r.Status != 200 {
 		t.Fatalf("unary call during drain: %d %s", r.Status, r.Body)
+	}
+}
+
+// docs/http.md §3.2, §3.1.4 (checklist 7): a client that does not read a large answer is cut
+// after write_timeout; an SSE stream outlives three single-stream idle timeouts.
+func TestWriteTimeoutAndIdleTimer(t *testing.T) {
+	tn := adaptertest.Start(t, adaptertest.Config{Gateway: gateway.Options{WriteTimeout: time.Second},
+		Limits: config.Limits{SingleStreamIdleTimeout: time.Second}})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4096)
+	fmt.Fprint(conn, "POST /ops/test/big HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(tn.Logs.String(), "op=test/big") {
+		if time.Now().After(deadline) {
+			t.Fatal("a non-reading client held its answer past write_timeout for 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// SSE over the TLS route for 3.5 s against a 1 s single-stream idle timer.
+	c, base := tn.HTTPClient(t, "http/1.1", nil)
+	r := adaptertest.Do(t, c, "POST", base+"/ops/demo/ticker", `{"count":8,"interval_ms":500}`, nil)
+	if r.Status != 200 || !strings.Contains(string(r.Body), `data: {"tick":7}`) || !strings.HasSuffix(string(r.Body), "event: done\ndata: {}\n\n") {
+		t.Fatalf("SSE past the idle timer: %d %q", r.Status, r.Body)
+	}
+}
+
+// docs/http.md §4.4 (checklist 12): the TLS surface's document has the mtls scheme, the
+// loopback one does not; checklist 10: a canary token appears in no log past 8 characters.
+func TestDocumentSurfacesAndTokenCanary(t *testing.T) {
+	tn := adaptertest.Start(t, adaptertest.Config{})
+	lc, lbase := tn.HTTPClient(t, "loopback", nil)
+	tc, tbase := tn.HTTPClient(t, "h2", nil)
+	loop := adaptertest.Do(t, lc, "GET", lbase+"/openapi.json", "", nil)
+	tls := adaptertest.Do(t, tc, "GET", tbase+"/openapi.json", "", nil)
+	if strings.Contains(string(loop.Body), "mutualTLS") || !strings.Contains(string(tls.Body), `"mtls":{"description"`) {
+		t.Fatal("mtls on the wrong surface")
+	}
+	if !strings.Contains(string(loop.Body), `"servers":[{"url":"`+tn.Loopback+`"}]`) || !strings.Contains(string(tls.Body), `"url":"https://`+tn.TLSAddr+`"`) {
+		t.Fatal("servers entry")
+	}
+	if loop.Header.Get("Cache-Control") != "no-store" || !strings.Contains(strings.Join(loop.Header.Values("Vary"), ","), "Authorization") {
+		t.Fatalf("document headers %v", loop.Header)
+	}
+	const canary = "alk_CANARYabcdefghijklmnopqrstuvwxyz0123456789"
+	adaptertest.Do(t, lc, "POST", lbase+"/ops/test/admin", "", adaptertest.Bearer(canary))
+	if strings.Contains(tn.Logs.String(), canary[:9]) {
+		t.Fatalf("the canary token is in the log past 8 characters:\n%s", tn.Logs.String())
 	}
 }

@@ -38,14 +38,26 @@ func InspectorDir() string { return filepath.Join(Dir(), "..", "inspector") }
 // installed. It returns node's path.
 func NeedNode(t testing.TB) string {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found on PATH: interop test skipped")
+	node, skip, fail := check(exec.LookPath, Dir())
+	if skip != "" {
+		t.Skip(skip)
 	}
-	if _, err := os.Stat(filepath.Join(Dir(), "node_modules", ".package-lock.json")); err != nil {
-		t.Fatalf("the interop packages are not installed in %s: run make interop-deps", Dir())
+	if fail != "" {
+		t.Fatal(fail)
 	}
 	return node
+}
+
+// check is NeedNode's rule: skip only without node, fail without the packages in dir.
+func check(lookPath func(string) (string, error), dir string) (node, skip, fail string) {
+	node, err := lookPath("node")
+	if err != nil {
+		return "", "node not found on PATH: interop test skipped", ""
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err != nil {
+		return node, "", fmt.Sprintf("the interop packages are not installed in %s: run make interop-deps", dir)
+	}
+	return node, "", ""
 }
 
 // NodeVersion returns node's major and minor version.

@@ -248,3 +248,39 @@ func TestSessions(t *testing.T) {
 		t.Fatalf("an idle session outlived session_timeout: %d", status)
 	}
 }
+
+// headerTransport adds headers to every request.
+type headerTransport struct {
+	hdr  map[string]string
+	base http.RoundTripper
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range h.hdr {
+		r.Header.Set(k, v)
+	}
+	return h.base.RoundTrip(r)
+}
+
+// docs/mcp.md §6.1.5 (checklist 23): a stateless 2025-11-25 call cannot be cancelled; it ends
+// at the deadline of its POST's Alknet-Timeout-Ms.
+func TestStatelessDeadline(t *testing.T) {
+	tn := startMCPNode(t, mcp.ServerOptions{Stateless: true})
+	tr := &http.Transport{Proxy: nil}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: headerTransport{map[string]string{"Alknet-Timeout-Ms": "1000"}, tr}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "test", Version: "1"}, nil).Connect(ctx,
+		&sdk.StreamableClientTransport{Endpoint: tn.Loopback + "/mcp", HTTPClient: client}, &sdk.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	start := time.Now()
+	res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "test_block", Arguments: map[string]any{}})
+	if err != nil || !res.IsError || !strings.HasPrefix(text(res), "TIMEOUT: ") || time.Since(start) > 2*time.Second {
+		t.Fatalf("%v %+v after %v", err, res, time.Since(start))
+	}
+}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"net/http"
 	"net/url"
 	"testing"
 )
@@ -51,5 +52,29 @@ func TestCheckURL(t *testing.T) {
 	u, _ := url.Parse("https://a.example:8443/x?y")
 	if Origin(u) != "https://a.example:8443" {
 		t.Fatal(Origin(u))
+	}
+}
+
+// docs/http.md §5.2 (checklist 21): no proxy from the environment, ever (a loopback target
+// would not show it: net/http never proxies loopback).
+func TestNoEnvironmentProxy(t *testing.T) {
+	t.Setenv("HTTPS_PROXY", "http://proxy.example:3128")
+	u, _ := url.Parse("https://api.example.com")
+	c := NewClient(Options{Origin: u})
+	tr, ok := c.Transport.(*http.Transport)
+	if !ok || tr.Proxy != nil {
+		t.Fatal("the client would use a proxy from the environment")
+	}
+	// Redirects: within the origin only, at most MaxRedirects.
+	other, _ := http.NewRequest("GET", "https://evil.example/x", nil)
+	if err := c.CheckRedirect(other, []*http.Request{{URL: u}}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a redirect to another origin: %v", err)
+	}
+	same, _ := http.NewRequest("GET", "https://api.example.com/y", nil)
+	if err := c.CheckRedirect(same, []*http.Request{{URL: u}}); err != nil {
+		t.Fatalf("a same-origin redirect: %v", err)
+	}
+	if err := c.CheckRedirect(same, make([]*http.Request, MaxRedirects+1)); !errors.Is(err, ErrRefused) {
+		t.Fatalf("a 4th redirect: %v", err)
 	}
 }

@@ -72,6 +72,7 @@ type Config struct {
 	MCP     *mcp.ServerOptions // nil: no /mcp; Catalog, Names and Logger are filled in
 	Peers   *call.PeerSet      // a hub's peer set
 	Demo    *bool              // nil: serve the demo operations
+	Limits  config.Limits      // the endpoint's limits (e.g. a short single-stream idle timeout)
 }
 
 func Start(t *testing.T, nc Config) *Node {
@@ -111,7 +112,7 @@ func Start(t *testing.T, nc Config) *Node {
 	demo := nc.Demo == nil || *nc.Demo
 	n, err := node.Start(node.Options{Demo: demo, Registrations: regs, Peers: nc.Peers, Addons: []node.Addon{cat, gw}, Version: "test",
 		Limits: call.Limits{RequestTimeout: 10 * time.Second},
-		Host: host.Options{Logger: log, DrainTimeout: 2 * time.Second, Dynamic: config.DynamicConfig{
+		Host: host.Options{Logger: log, DrainTimeout: 2 * time.Second, Limits: nc.Limits, Dynamic: config.DynamicConfig{
 			APIKeys: []auth.APIKeyEntry{{Prefix: admin[:8], Hash: adminHash, Scopes: []string{"admin"}}, {Prefix: user[:8], Hash: userHash, Scopes: []string{"user"}},
 				{Prefix: scoped[:8], Hash: scopedHash, Scopes: []string{"pets", "tools"}}},
 			Peers:      []auth.PeerEntry{{PeerID: "ops", Fingerprints: []string{tn.PeerKey.Fingerprint()}, Scopes: []string{"admin"}, Enabled: true}},
@@ -187,11 +188,14 @@ func testOps(tn *Node) []call.HandlerRegistration {
 		Stream: func(context.Context, *call.OperationContext, json.RawMessage, func(json.RawMessage) error) error {
 			return nil
 		}}
+	big := q("test/big", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
+		return json.Marshal(strings.Repeat("x", 16<<20)) // more than the socket buffers hold
+	})
 	offSchema := q("test/off-schema", func(context.Context, *call.OperationContext, json.RawMessage) (json.RawMessage, error) {
 		return raw(`{"y":1}`), nil // outputs are not validated by default: Prism sees the violation
 	})
 	offSchema.Spec.OutputSchema = raw(`{"type":"object","required":["x"],"properties":{"x":{"type":"integer"}}}`)
-	return append([]call.HandlerRegistration{adminOp, hidden, conflict, gone, undeclared, panics, block, failing, secretStream, offSchema}, SchemaOps()...)
+	return append([]call.HandlerRegistration{adminOp, hidden, conflict, gone, undeclared, panics, block, failing, secretStream, offSchema, big}, SchemaOps()...)
 }
 
 // SchemaOps have the schemas the published documents must translate (docs/http.md §2.5,

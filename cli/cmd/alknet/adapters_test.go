@@ -267,3 +267,19 @@ func everythingProcesses(t *testing.T) []int {
 	}
 	return out
 }
+
+// docs/http.md §8.2 (checklist 21): a failing import stops start-up, named, unless it is
+// optional; then it is logged and the node starts.
+func TestFailingImports(t *testing.T) {
+	v := newVaultNode(t)
+	dead := "http://" + freePort(t) + "/openapi.json"
+	cfg := fmt.Sprintf("[[openapi_import]]\nservice = \"gone\"\nsource = %q\nallow_loopback_http = true\n", dead)
+	v.config(cfg)
+	if _, errOut, code := v.cli("serve", "--passphrase-file", v.pass, "--listen", "127.0.0.1:0"); code != 1 || !strings.Contains(errOut, "openapi_import[0] (gone)") {
+		t.Fatalf("a failing import: exit %d\n%s", code, errOut)
+	}
+	v.config(cfg + "optional = true\n")
+	v.serve("--listen", "127.0.0.1:0")
+	eventually(t, func() bool { return strings.Contains(v.stderr.String(), "optional import failed") }, "the optional import's failure logged")
+	v.stop()
+}
