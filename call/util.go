@@ -5,18 +5,30 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	mrand "math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 )
 
 func sortStrings(s []string) { sort.Strings(s) }
 
 func newUUID() string { return NewRequestID() }
 
-// NewRequestID returns a fresh request id: a lowercase UUID v4 from crypto/rand.
+// idSources are ChaCha8 generators seeded from crypto/rand: a cryptographic stream without a
+// getrandom system call per request id (which cost 4 % of an HTTP call's server CPU).
+var idSources = sync.Pool{New: func() any {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails on supported platforms
+	return mrand.NewChaCha8(seed)
+}}
+
+// NewRequestID returns a fresh request id: a lowercase UUID v4.
 func NewRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	src := idSources.Get().(*mrand.ChaCha8)
+	_, _ = src.Read(b[:])
+	idSources.Put(src)
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte

@@ -45,6 +45,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if g.o.AccessLog {
 			level = slog.LevelInfo
 		}
+		if !g.o.Logger.Enabled(r.Context(), level) {
+			return
+		}
 		g.o.Logger.Log(r.Context(), level, "http", "request_id", id, "method", r.Method, "route", route(r.URL.Path),
 			"op", op, "status", rec.status, "identity", rec.identity, "surface", ci.surface, "duration_ms", time.Since(start).Milliseconds())
 	}()
@@ -244,79 +247,104 @@ func tooBusy(w http.ResponseWriter, id string) {
 	writeProblem(w, http.StatusServiceUnavailable, call.NewError(call.CodeInternal, "too many in-flight requests").WithRetryable(true), id)
 }
 
-// readBody reads a JSON body within MaxBodyBytes and the node-wide budget (docs/http.md §3.5.1).
-// Memory follows the bytes received; the budget is released by the returned func.
+// smallBody is the largest announced body read into a buffer of its announced size; larger
+// or unannounced (chunked) bodies grow with the bytes that arrive.
+const smallBody = 64 << 10
+
+// chunks are the scratch buffers of bodies read as they arrive.
+var chunks = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// readBody reads a JSON body within MaxBodyBytes, charging the node-wide byte budget as it
+// arrives (docs/http.md §3.5.1): memory follows the bytes received, never those announced.
+// The budget is released by the returned func (or when the call starts).
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, id string) (json.RawMessage, func(), bool) {
 	noop := func() {}
+	ct := r.Header.Get("Content-Type")
 	if r.ContentLength > g.o.MaxBodyBytes {
 		badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
 		return nil, noop, false
 	}
-	if r.ContentLength != 0 || r.Header.Get("Content-Type") != "" {
-		if !jsonContentType(r.Header.Get("Content-Type")) && r.ContentLength != 0 {
-			badRequest(w, http.StatusUnsupportedMediaType, "content type must be application/json", id)
-			return nil, noop, false
-		}
+	if r.ContentLength > 0 && !jsonContentType(ct) {
+		badRequest(w, http.StatusUnsupportedMediaType, "content type must be application/json", id)
+		return nil, noop, false
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
 	// Bytes held before the call starts count against the node-wide partial-frame budget
 	// (docs/http.md §3.2), as a wire request's partial frames do.
 	var held int64
-	hold := func(n int64) bool { return g.node == nil || g.node.Dispatcher().HoldBytes(n) }
+	hold := func(n int64) bool {
+		if g.node != nil && !g.node.Dispatcher().HoldBytes(n) {
+			return false
+		}
+		held += n
+		return true
+	}
 	release := func() {
 		if g.node != nil && held > 0 {
 			g.node.Dispatcher().ReleaseBytes(held)
 		}
 		held = 0
 	}
-	var buf bytes.Buffer
-	chunk := make([]byte, 32<<10)
-	for {
-		n, err := r.Body.Read(chunk)
-		if n > 0 {
-			if int64(buf.Len()+n) > g.o.MaxBodyBytes {
-				release()
-				badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
-				return nil, noop, false
-			}
-			if !hold(int64(n)) {
-				release()
-				tooBusy(w, id)
-				return nil, noop, false
-			}
-			held += int64(n)
-			buf.Write(chunk[:n])
+	fail := func(status int, msg string) (json.RawMessage, func(), bool) {
+		release()
+		if status == http.StatusServiceUnavailable {
+			tooBusy(w, id)
+		} else {
+			badRequest(w, status, msg, id)
 		}
-		if errors.Is(err, io.EOF) {
-			break
+		return nil, noop, false
+	}
+	var body []byte
+	if r.ContentLength != 0 {
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	switch {
+	case r.ContentLength == 0:
+	case r.ContentLength > 0 && r.ContentLength <= smallBody:
+		if !hold(r.ContentLength) {
+			return fail(http.StatusServiceUnavailable, "")
 		}
-		if err != nil {
-			release()
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				badRequest(w, http.StatusRequestEntityTooLarge, "request body too large", id)
-			} else {
-				badRequest(w, http.StatusBadRequest, "could not read the request body", id)
+		body = make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return fail(http.StatusBadRequest, "could not read the request body")
+		}
+	default:
+		chunk := chunks.Get().(*[]byte)
+		defer chunks.Put(chunk)
+		for {
+			n, err := r.Body.Read(*chunk)
+			if n > 0 {
+				if int64(len(body)+n) > g.o.MaxBodyBytes {
+					return fail(http.StatusRequestEntityTooLarge, "request body too large")
+				}
+				if !hold(int64(n)) {
+					return fail(http.StatusServiceUnavailable, "")
+				}
+				body = append(body, (*chunk)[:n]...)
 			}
-			return nil, noop, false
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					return fail(http.StatusRequestEntityTooLarge, "request body too large")
+				}
+				return fail(http.StatusBadRequest, "could not read the request body")
+			}
 		}
 	}
-	_ = rc.SetReadDeadline(time.Time{})
-	body := buf.Bytes()
 	if len(bytes.TrimSpace(body)) == 0 {
 		release()
 		return json.RawMessage(`{}`), noop, true
 	}
-	if !jsonContentType(r.Header.Get("Content-Type")) {
-		release()
-		badRequest(w, http.StatusUnsupportedMediaType, "content type must be application/json", id)
-		return nil, noop, false
+	if !jsonContentType(ct) {
+		return fail(http.StatusUnsupportedMediaType, "content type must be application/json")
 	}
-	if !utf8.Valid(body) || !oneJSONValue(body) {
-		release()
-		badRequest(w, http.StatusBadRequest, "invalid JSON body", id)
-		return nil, noop, false
+	// json.Valid accepts exactly one value (whitespace around it); it does not check UTF-8.
+	if !utf8.Valid(body) || !json.Valid(body) {
+		return fail(http.StatusBadRequest, "invalid JSON body")
 	}
 	return json.RawMessage(body), release, true
 }
@@ -331,16 +359,6 @@ func jsonContentType(ct string) bool {
 		return false
 	}
 	return mt == "application/json" || strings.HasSuffix(mt, "+json")
-}
-
-func oneJSONValue(b []byte) bool {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var v json.RawMessage
-	if err := dec.Decode(&v); err != nil {
-		return false
-	}
-	_, err := dec.Token()
-	return errors.Is(err, io.EOF)
 }
 
 // serveOp calls one operation (docs/http.md §3.5, §3.6).
@@ -373,8 +391,11 @@ func (g *Gateway) serveOp(ctx context.Context, w *statusRecorder, r *http.Reques
 		writeCallError(w, err, spec, caller, id)
 		return
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Now().Add(g.o.WriteTimeout))
+	if r.ProtoMajor < 2 {
+		// HTTP/2 bounds a stalled reader with the connection's WriteByteTimeout (write_timeout)
+		// without a timer per answer; HTTP/1.1 gets the deadline here.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(g.o.WriteTimeout))
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)

@@ -55,7 +55,7 @@ func Get(name string) (Contestant, error) {
 // Names lists the contestants in report order.
 func Names() []string {
 	order := map[string]int{"alknet-quic": 0, "alknet-tcp": 1, "grpc": 2, "connect": 3, "quic-raw": 4, "tls-raw": 5,
-		"alknet-fwd-quic": 6, "alknet-fwd-tcp": 7, "grpc-proxy": 8}
+		"alknet-fwd-quic": 6, "alknet-fwd-tcp": 7, "grpc-proxy": 8, "alknet-http": 9, "alknet-mcp": 10, "mcp-direct": 11}
 	var out []string
 	for n := range registry {
 		out = append(out, n)

@@ -172,6 +172,13 @@ func runHarness(args []string) error {
 		c, _ := contestant.Get(name)
 		rep.Limits[name] = c.Limits
 		fmt.Fprintf(os.Stderr, "== %s\n", name)
+		if contestant.IsAdapter(name) {
+			// The adapter contestants run unary 64 B and CPU per call only (adapters §11).
+			if err := runAdapter(self, name, st, rep); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := runContestant(self, name, st, rep); err != nil {
 			return err
 		}
@@ -336,6 +343,40 @@ func runContestant(self, name string, st settings, rep *report) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// runAdapter runs workload 1 at 64 B (c1, c16, c64) and workload 6's CPU per 100k calls.
+func runAdapter(self, name string, st settings, rep *report) error {
+	s, err := startServer(self, name)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	for run := 0; run < st.runs; run++ {
+		for _, conc := range []int{1, 16, 64} {
+			r, err := clientJob(self, s, name, "unary", "64", itoa(conc), itoa(st.unaryMS))
+			if err != nil {
+				return err
+			}
+			kase := fmt.Sprintf("unary 64 B c%d", conc)
+			rep.add(name, kase, "calls_per_sec", "calls/s", r.PerSec)
+			rep.add(name, kase, "p50", "µs", r.P50us)
+			rep.add(name, kase, "p90", "µs", r.P90us)
+			rep.add(name, kase, "p99", "µs", r.P99us)
+		}
+		cpu0 := procCPU(s.pid)
+		calls := st.cpuCalls
+		if name != "alknet-http" {
+			calls /= 4 // MCP's calls are several times slower: the quick run stays short
+		}
+		r, err := clientJob(self, s, name, "unary", "64", "64", "3600000", "0", itoa(calls))
+		if err != nil {
+			return err
+		}
+		serverCPU := procCPU(s.pid) - cpu0
+		rep.add(name, "cpu at c64", "cpu_s_per_100k", "CPU s", (serverCPU+r.CPUSeconds)/float64(r.Calls)*100000)
+	}
+	return nil
+}
 
 // allocsPerCall runs a testing benchmark of sequential 64 B unary calls with server and client
 // in this process, so allocations of both sides count.
