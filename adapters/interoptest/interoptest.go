@@ -19,10 +19,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/alkdev/alknet/adapters/internal/adaptertest"
 )
 
 // Dir is adapters/testdata/interop, found from this file (tests run from source).
@@ -105,7 +106,7 @@ func Fixture(parts ...string) string { return filepath.Join(append([]string{Dir(
 type Proc struct {
 	cmd    *exec.Cmd
 	Stdout *LineReader
-	stderr *syncBuffer
+	stderr *adaptertest.LogBuffer
 	done   chan struct{}
 	err    error
 }
@@ -129,7 +130,7 @@ func Start(t testing.TB, script string, args []string, extra ...string) *Proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{cmd: cmd, stderr: &adaptertest.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -207,24 +208,4 @@ func newLineReader(r io.Reader) *LineReader {
 		}
 	}()
 	return lr
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

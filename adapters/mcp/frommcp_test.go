@@ -3,7 +3,6 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,21 +36,6 @@ func buildServer(t *testing.T) string {
 }
 
 var tester = &core.Identity{ID: "tester", Scopes: []string{"tools"}}
-
-func callImported(t *testing.T, d *call.Dispatcher, op, in string) (string, *call.Error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := d.Call(ctx, call.RootRequest{Operation: op, Input: json.RawMessage(in), ConnIdentity: tester})
-	if err != nil {
-		var ce *call.Error
-		if !errors.As(err, &ce) {
-			t.Fatalf("%s: %v", op, err)
-		}
-		return "", ce
-	}
-	return string(out), nil
-}
 
 func processAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
@@ -87,26 +71,26 @@ func TestImportStdio(t *testing.T) {
 	}
 	tn := adaptertest.Start(t, adaptertest.Config{Regs: im.Registrations()})
 	d := tn.N.Dispatcher()
-	out, ce := callImported(t, d, "tools/get-sum", `{"a":2,"b":3}`)
+	out, ce := adaptertest.CallAs(t, d, tester, "tools/get-sum", `{"a":2,"b":3}`)
 	if ce != nil || !strings.Contains(out, `"text":"The sum of 2 and 3 is 5."`) || !strings.Contains(out, `"content":[`) {
 		t.Fatalf("get-sum: %s %v", out, ce)
 	}
-	if out, ce = callImported(t, d, "tools/double", `{"n":4}`); ce != nil || out != `{"double":8}` {
+	if out, ce = adaptertest.CallAs(t, d, tester, "tools/double", `{"n":4}`); ce != nil || out != `{"double":8}` {
 		t.Fatalf("double: %s %v", out, ce)
 	}
-	if _, ce = callImported(t, d, "tools/get-sum", `{"a":"x","b":3}`); ce == nil || ce.Code() != "INVALID_INPUT" {
+	if _, ce = adaptertest.CallAs(t, d, tester, "tools/get-sum", `{"a":"x","b":3}`); ce == nil || ce.Code() != "INVALID_INPUT" {
 		t.Fatalf("bad arguments: %v", ce)
 	}
-	if out, ce = callImported(t, d, "tools/get-env", `{"name":"ALKNET_TEST_CANARY"}`); ce != nil || strings.Contains(out, envCanary) {
+	if out, ce = adaptertest.CallAs(t, d, tester, "tools/get-env", `{"name":"ALKNET_TEST_CANARY"}`); ce != nil || strings.Contains(out, envCanary) {
 		t.Fatalf("the node's environment reached the child: %s %v", out, ce)
 	}
-	if out, ce = callImported(t, d, "tools/get-env", `{"name":"SECRET_KEY"}`); ce != nil || !strings.Contains(out, `"text":"[REDACTED]"`) || strings.Contains(out, keyCanary) {
+	if out, ce = adaptertest.CallAs(t, d, tester, "tools/get-env", `{"name":"SECRET_KEY"}`); ce != nil || !strings.Contains(out, `"text":"[REDACTED]"`) || strings.Contains(out, keyCanary) {
 		t.Fatalf("env_from_capability: %s %v", out, ce)
 	}
-	if _, ce = callImported(t, d, "tools/fail", `{}`); ce == nil || ce.Code() != mcp.CodeToolError || strings.Contains(ce.Message()+string(ce.Details()), keyCanary) || !strings.Contains(ce.Message(), "boom: [REDACTED]") {
+	if _, ce = adaptertest.CallAs(t, d, tester, "tools/fail", `{}`); ce == nil || ce.Code() != mcp.CodeToolError || strings.Contains(ce.Message()+string(ce.Details()), keyCanary) || !strings.Contains(ce.Message(), "boom: [REDACTED]") {
 		t.Fatalf("tool error: %v %s", ce, ce.Details())
 	}
-	if _, ce = callImported(t, d, "tools/stderr", `{"text":"stderr `+keyCanary+`"}`); ce != nil {
+	if _, ce = adaptertest.CallAs(t, d, tester, "tools/stderr", `{"text":"stderr `+keyCanary+`"}`); ce != nil {
 		t.Fatal(ce)
 	}
 	eventually(t, func() bool { return strings.Contains(logs.String(), "stderr [REDACTED]") })
@@ -117,7 +101,7 @@ func TestImportStdio(t *testing.T) {
 		t.Fatal("child stderr logged at info")
 	}
 	// A killed child: MCP_UNAVAILABLE, then success once it is back.
-	out, _ = callImported(t, d, "tools/pid", `{}`)
+	out, _ = adaptertest.CallAs(t, d, tester, "tools/pid", `{}`)
 	var res struct{ Text string }
 	_ = json.Unmarshal([]byte(out), &res)
 	pid, _ := strconv.Atoi(res.Text)
@@ -126,12 +110,12 @@ func TestImportStdio(t *testing.T) {
 	}
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	eventually(t, func() bool {
-		_, ce := callImported(t, d, "tools/pid", `{}`)
+		_, ce := adaptertest.CallAs(t, d, tester, "tools/pid", `{}`)
 		return ce != nil && ce.Code() == mcp.CodeUnavailable && ce.Retryable()
 	})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, ce := callImported(t, d, "tools/get-sum", `{"a":1,"b":1}`); ce == nil {
+		if _, ce := adaptertest.CallAs(t, d, tester, "tools/get-sum", `{"a":1,"b":1}`); ce == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -139,7 +123,7 @@ func TestImportStdio(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	out, _ = callImported(t, d, "tools/pid", `{}`)
+	out, _ = adaptertest.CallAs(t, d, tester, "tools/pid", `{}`)
 	_ = json.Unmarshal([]byte(out), &res)
 	pid, _ = strconv.Atoi(res.Text)
 	pgid, _ := syscall.Getpgid(pid)
@@ -174,7 +158,7 @@ func TestImportHTTPFromOurOwn(t *testing.T) {
 	}
 	tn := adaptertest.Start(t, adaptertest.Config{Regs: im.Registrations()})
 	d := tn.N.Dispatcher()
-	if out, ce := callImported(t, d, "far/demo_add", `{"a":2,"b":40}`); ce != nil || out != `{"sum":42}` {
+	if out, ce := adaptertest.CallAs(t, d, tester, "far/demo_add", `{"a":2,"b":40}`); ce != nil || out != `{"sum":42}` {
 		t.Fatalf("far/demo_add: %s %v", out, ce)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -161,16 +161,7 @@ func convert30(out map[string]any) map[string]any {
 		}
 	}
 	delete(out, "nullable")
-	for _, pair := range [][2]string{{"exclusiveMaximum", "maximum"}, {"exclusiveMinimum", "minimum"}} {
-		if b, isBool := out[pair[0]].(bool); isBool {
-			if b && out[pair[1]] != nil {
-				out[pair[0]] = out[pair[1]]
-				delete(out, pair[1])
-			} else {
-				delete(out, pair[0])
-			}
-		}
-	}
+	schemadoc.NumericExclusive(out)
 	if ex, ok := out["example"]; ok {
 		if _, has := out["examples"]; !has {
 			out["examples"] = []any{ex}

@@ -3,7 +3,6 @@ package openapi_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -209,21 +208,6 @@ func importPets(t *testing.T, a *petAPI, mod func(*openapi.ImportConfig)) (*open
 
 var petsCaller = &core.Identity{ID: "tester", Scopes: []string{"pets"}}
 
-func callOp(t *testing.T, d *call.Dispatcher, op, in string) (string, *call.Error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := d.Call(ctx, call.RootRequest{Operation: op, Input: json.RawMessage(in), ConnIdentity: petsCaller})
-	if err != nil {
-		var ce *call.Error
-		if !errors.As(err, &ce) {
-			t.Fatalf("%s: %v", op, err)
-		}
-		return "", ce
-	}
-	return string(out), nil
-}
-
 // docs/http.md §5, checklists 16–18 and 20.
 func TestImportPets(t *testing.T) {
 	a := startPetAPI(t, "")
@@ -265,7 +249,7 @@ func TestImportPets(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, ce := callOp(t, d, tc.op, tc.in)
+			out, ce := adaptertest.CallAs(t, d, petsCaller, tc.op, tc.in)
 			if tc.code != "" {
 				if ce == nil || ce.Code() != tc.code {
 					t.Fatalf("%s: %v (out %s), want %s", tc.op, ce, out, tc.code)
@@ -280,7 +264,7 @@ func TestImportPets(t *testing.T) {
 			}
 		})
 	}
-	_, ce := callOp(t, d, "pets/secureFail", `{}`)
+	_, ce := adaptertest.CallAs(t, d, petsCaller, "pets/secureFail", `{}`)
 	if !strings.Contains(string(ce.Details()), "[REDACTED]") || strings.Contains(string(ce.Details()), canaryToken) {
 		t.Fatalf("details not redacted: %s", ce.Details())
 	}
@@ -288,10 +272,10 @@ func TestImportPets(t *testing.T) {
 		t.Fatal("the other origin received a request with Authorization")
 	}
 	// tag=a&tag=b, and a / in a path value is encoded.
-	if _, ce := callOp(t, d, "pets/listPets", `{"tag":["a","b"]}`); ce != nil {
+	if _, ce := adaptertest.CallAs(t, d, petsCaller, "pets/listPets", `{"tag":["a","b"]}`); ce != nil {
 		t.Fatal(ce)
 	}
-	if _, ce := callOp(t, d, "pets/getPet", `{"id":"a/b"}`); ce == nil || ce.Code() != "HTTP_404" {
+	if _, ce := adaptertest.CallAs(t, d, petsCaller, "pets/getPet", `{"id":"a/b"}`); ce == nil || ce.Code() != "HTTP_404" {
 		t.Fatal(ce)
 	}
 	a.mu.Lock()
@@ -317,7 +301,7 @@ func TestImportVisibilityAndStatus(t *testing.T) {
 	internal, _ := importPets(t, a, func(c *openapi.ImportConfig) { c.Visibility = ""; c.Prefix = "in" })
 	external, _ := importPets(t, a, nil)
 	tn := adaptertest.Start(t, adaptertest.Config{Regs: append(internal.Registrations(), external.Registrations()...)})
-	if _, ce := callOp(t, tn.N.Dispatcher(), "in/getPet", `{"id":"1"}`); ce == nil || ce.Code() != "NOT_FOUND" {
+	if _, ce := adaptertest.CallAs(t, tn.N.Dispatcher(), petsCaller, "in/getPet", `{"id":"1"}`); ce == nil || ce.Code() != "NOT_FOUND" {
 		t.Fatalf("an Internal import was reachable: %v", ce)
 	}
 	// An API key with scope pets calls it over HTTP.
@@ -350,7 +334,7 @@ func TestImportAbortAndTimeouts(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	start := time.Now()
-	if _, ce := callOp(t, d, "node/health", `{}`); ce != nil || time.Since(start) > time.Second {
+	if _, ce := adaptertest.CallAs(t, d, petsCaller, "node/health", `{}`); ce != nil || time.Since(start) > time.Second {
 		t.Fatalf("node/health beside a hung upstream: %v after %v", ce, time.Since(start))
 	}
 	cancel()
@@ -363,7 +347,7 @@ func TestImportAbortAndTimeouts(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	start = time.Now()
-	if _, ce := callOp(t, d, "pets/slow", `{}`); ce == nil || ce.Code() != "TIMEOUT" || time.Since(start) > 2*time.Second {
+	if _, ce := adaptertest.CallAs(t, d, petsCaller, "pets/slow", `{}`); ce == nil || ce.Code() != "TIMEOUT" || time.Since(start) > 2*time.Second {
 		t.Fatalf("import timeout: %v after %v", ce, time.Since(start))
 	}
 	// A refused port.
@@ -371,7 +355,7 @@ func TestImportAbortAndTimeouts(t *testing.T) {
 	stop()
 	im2, _ := importPets(t, a, func(c *openapi.ImportConfig) { c.BaseURL = dead; c.Prefix = "dead" })
 	tn2 := adaptertest.Start(t, adaptertest.Config{Regs: im2.Registrations()})
-	if _, ce := callOp(t, tn2.N.Dispatcher(), "dead/listPets", `{}`); ce == nil || ce.Code() != "HTTP_TRANSPORT_ERROR" || !ce.Retryable() {
+	if _, ce := adaptertest.CallAs(t, tn2.N.Dispatcher(), petsCaller, "dead/listPets", `{}`); ce == nil || ce.Code() != "HTTP_TRANSPORT_ERROR" || !ce.Retryable() {
 		t.Fatalf("refused port: %v", ce)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/alkdev/alknet/adapters/openapi"
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/call/node"
+	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/core/auth"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/host"
@@ -141,6 +142,22 @@ func Start(t *testing.T, nc Config) *Node {
 }
 
 func raw(s string) json.RawMessage { return json.RawMessage(s) }
+
+// CallAs calls op on d as id, the way an ingress does, within 10 s; a failure is its *call.Error.
+func CallAs(t *testing.T, d *call.Dispatcher, id *core.Identity, op, in string) (string, *call.Error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := d.Call(ctx, call.RootRequest{Operation: op, Input: json.RawMessage(in), ConnIdentity: id})
+	if err != nil {
+		var ce *call.Error
+		if !errors.As(err, &ce) {
+			t.Fatalf("%s: %v", op, err)
+		}
+		return "", ce
+	}
+	return string(out), nil
+}
 
 // testOps are operations the gateway's rules are checked with.
 func testOps(tn *Node) []call.HandlerRegistration {

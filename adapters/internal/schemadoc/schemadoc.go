@@ -198,16 +198,7 @@ func (t *translator) walk(v any, root bool) any {
 		out["$defs"] = merged
 		delete(out, "definitions")
 	}
-	for _, pair := range [][2]string{{"exclusiveMaximum", "maximum"}, {"exclusiveMinimum", "minimum"}} {
-		if b, isBool := out[pair[0]].(bool); isBool {
-			if b && out[pair[1]] != nil {
-				out[pair[0]] = out[pair[1]]
-				delete(out, pair[1])
-			} else {
-				delete(out, pair[0])
-			}
-		}
-	}
+	NumericExclusive(out)
 	if t.draft == Draft4 {
 		delete(out, "id")
 	}
@@ -224,6 +215,22 @@ func (t *translator) walkList(l []any) []any {
 
 // dataKeywords hold instance values, not schemas: a "$ref" key inside them is data.
 var dataKeywords = map[string]bool{"const": true, "default": true, "enum": true, "examples": true, "example": true}
+
+// NumericExclusive turns draft-04's (and OpenAPI 3.0's) boolean exclusiveMaximum and
+// exclusiveMinimum into the later numeric form, in place: true takes the bound's value (the
+// bound goes), false is dropped.
+func NumericExclusive(m map[string]any) {
+	for _, pair := range [][2]string{{"exclusiveMaximum", "maximum"}, {"exclusiveMinimum", "minimum"}} {
+		if b, isBool := m[pair[0]].(bool); isBool {
+			if b && m[pair[1]] != nil {
+				m[pair[0]] = m[pair[1]]
+				delete(m, pair[1])
+			} else {
+				delete(m, pair[0])
+			}
+		}
+	}
+}
 
 // EachSchema returns a copy of schema with f applied to every schema object in it, the
 // subschemas first (found by keyword, so property names are never taken for keywords).
