@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -13,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alkdev/alknet/adapters/catalog"
 	"github.com/alkdev/alknet/adapters/gateway"
 	"github.com/alkdev/alknet/adapters/internal/adaptertest"
 	"github.com/alkdev/alknet/call/node"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/host"
 	"github.com/alkdev/alknet/core/tlsconf"
 )
 
@@ -515,5 +518,23 @@ func TestDocumentSurfacesAndTokenCanary(t *testing.T) {
 	adaptertest.Do(t, lc, "POST", lbase+"/ops/test/admin", "", adaptertest.Bearer(canary))
 	if strings.Contains(tn.Logs.String(), canary[:9]) {
 		t.Fatalf("the canary token is in the log past 8 characters:\n%s", tn.Logs.String())
+	}
+}
+
+// A node whose gateway cannot bind its loopback listener does not start, and leaves nothing
+// running (goleak checks the gateway's server goroutines).
+func TestStartFailureStopsTheGateway(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cat := catalog.ForNode("test")
+	gw, err := gateway.New(gateway.Options{Catalog: cat, TLSRoute: true, LoopbackListen: taken.Addr().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Start(node.Options{Addons: []node.Addon{cat, gw}, Host: host.Options{Logger: slog.New(slog.DiscardHandler)}}); err == nil {
+		t.Fatal("a node started with its HTTP address taken")
 	}
 }

@@ -77,12 +77,21 @@ func Start(o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Host: h, addons: o.Addons}
+	n := &Node{Host: h}
+	// stopAddons undoes the addons' Handlers (an addon's Shutdown is safe before its Start)
+	// when the node does not start.
+	stopAddons := func(err error) (*Node, error) {
+		for _, a := range n.addons {
+			_ = a.Shutdown(context.Background())
+		}
+		return nil, err
+	}
 	handlers := []endpoint.ProtocolHandler{call.ProtocolHandler{Dispatcher: n.Dispatcher, Options: func() call.ConnOptions { return *n.conn.Load() }, OnConn: o.OnConn}}
 	for _, a := range o.Addons {
+		n.addons = append(n.addons, a)
 		hs, err := a.Handlers(n)
 		if err != nil {
-			return nil, err
+			return stopAddons(err)
 		}
 		handlers = append(handlers, hs...)
 	}
@@ -109,12 +118,12 @@ func Start(o Options) (*Node, error) {
 		_ = b.Register(r) // Build reports every error
 	}
 	if n.registry, err = b.Build(); err != nil {
-		return nil, err
+		return stopAddons(err)
 	}
 	d, err := call.NewDispatcher(n.registry, call.Options{Limits: o.Limits, Identities: h.Auth, Logger: o.Host.Logger,
 		Observer: o.Observer, Ownership: o.Ownership, Sessions: o.Sessions, NodeFingerprint: h.Key.Fingerprint(), Peers: o.Peers})
 	if err != nil {
-		return nil, err
+		return stopAddons(err)
 	}
 	n.disp.Store(d)
 	co := o.Conn
@@ -123,12 +132,11 @@ func Start(o Options) (*Node, error) {
 	}
 	n.conn.Store(&co)
 	if err := h.Start(handlers...); err != nil {
-		return nil, err
+		return stopAddons(err)
 	}
-	for i, a := range o.Addons {
+	for _, a := range o.Addons {
 		if err := a.Start(n); err != nil {
-			n.addons = o.Addons[:i]
-			_ = n.Shutdown(context.Background())
+			_ = n.Shutdown(context.Background()) // every addon and the endpoint
 			return nil, err
 		}
 	}

@@ -166,6 +166,11 @@ required_scopes = ["tools"]
 		t.Fatalf("start-up lines %v", lines)
 	}
 
+	// alknet status shows the HTTP URLs and MCP.
+	if out, errOut, code := v.cli("status", "--json"); code != 0 || !strings.Contains(out, `"http":["`+https+`","`+loop+`"]`) || !strings.Contains(out, `"mcp":true`) {
+		t.Fatalf("status: %d %s %s", code, out, errOut)
+	}
+
 	// 4. Loopback HTTP.
 	bearer := map[string]string{"Authorization": "Bearer " + token}
 	if r := post(t, loop+"/ops/pets/createPet", `{"body":{"name":"Tom"}}`, nil); r.status != 401 {
