@@ -204,6 +204,7 @@ func TestProblems(t *testing.T) {
 		{"two values", "POST", "/ops/demo/add", `{} {}`, nil, 400, "INVALID_INPUT"},
 		{"too big", "POST", "/ops/demo/echo", big, nil, 413, "INVALID_INPUT"},
 		{"GET", "GET", "/ops/demo/add", "", nil, 405, "INVALID_INPUT"},
+		{"a prefix of POST", "POS", "/ops/demo/add", "", nil, 405, "INVALID_INPUT"},
 		{"other path", "GET", "/nope", "", nil, 404, "NOT_FOUND"},
 		{"timeout", "POST", "/ops/demo/sleep", `{"ms":5000}`, map[string]string{gateway.TimeoutHeader: "1000"}, 504, "TIMEOUT"},
 		{"panic", "POST", "/ops/test/panic", "", nil, 500, "INTERNAL"},

@@ -73,7 +73,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.preflight(rec, r, allow)
 		return
 	}
-	if !strings.Contains(allow, r.Method) {
+	if !methodAllowed(allow, r.Method) {
 		rec.Header().Set("Allow", allow)
 		badRequest(rec, http.StatusMethodNotAllowed, "method not allowed", id)
 		return
@@ -99,6 +99,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.serveMCP(ctx, rec, r)
 	}
+}
+
+// methodAllowed reports m as one of allow's methods (exactly: "POS" is not POST).
+func methodAllowed(allow, m string) bool {
+	for _, a := range strings.Split(allow, ", ") {
+		if a == m {
+			return true
+		}
+	}
+	return false
 }
 
 // route is the access log's route: the path without the operation name.
@@ -178,12 +188,14 @@ func (g *Gateway) resolve(w http.ResponseWriter, r *http.Request, ci *connInfo, 
 	caller := catalog.ResolveCaller(r.Context(), g.o.Catalog, ci.identity, token)
 	if caller.TokenRejected && blocked {
 		w.Header().Set("Retry-After", "60")
-		w.Header().Set("Connection", "close")
+		if r.ProtoMajor == 1 {
+			w.Header().Set("Connection", "close") // net/http closes it once the answer is written
+		}
 		writeProblem(w, http.StatusTooManyRequests, call.NewError(call.CodeForbidden, "too many failed tokens"), id)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
-		go func() { time.Sleep(50 * time.Millisecond); ci.close() }() // after the answer is on its way
+		time.AfterFunc(50*time.Millisecond, ci.close) // HTTP/2: after the answer is on its way
 		return catalog.Caller{}, false
 	}
 	return caller, true
@@ -412,6 +424,9 @@ func (g *Gateway) serveSSE(ctx context.Context, w *statusRecorder, caller catalo
 	stopOnShutdown := context.AfterFunc(g.base, cancel)
 	defer stopOnShutdown()
 	wctx, wcancel := context.WithCancel(ctx)
+	var keepalive sync.WaitGroup
+	// The keep-alive writer ends before this handler returns: nothing writes to w after it.
+	defer keepalive.Wait()
 	defer wcancel()
 	started := false
 	var mu sync.Mutex
@@ -443,7 +458,7 @@ func (g *Gateway) serveSSE(ctx context.Context, w *statusRecorder, caller catalo
 		h.Set("X-Accel-Buffering", "no")
 		w.WriteHeader(http.StatusOK)
 		if write(nil) == nil {
-			go g.keepalive(wctx, write)
+			keepalive.Go(func() { g.keepalive(wctx, write) })
 		}
 	}
 	n := 0
@@ -459,6 +474,7 @@ func (g *Gateway) serveSSE(ctx context.Context, w *statusRecorder, caller catalo
 		return write(line)
 	})
 	wcancel()
+	keepalive.Wait()
 	if !started {
 		release()
 		if err == nil {
