@@ -40,7 +40,7 @@ func TestContestants(t *testing.T) {
 				t.Fatalf("echo %q", out)
 			}
 			if IsAdapter(name) {
-				return // unary only (adapters §11)
+				return // unary only (docs/performance.md, "Adapters")
 			}
 			n := 0
 			if err := cl.Stream(ctx, 25, 100, func(b []byte) {

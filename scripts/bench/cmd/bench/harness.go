@@ -173,7 +173,7 @@ func runHarness(args []string) error {
 		rep.Limits[name] = c.Limits
 		fmt.Fprintf(os.Stderr, "== %s\n", name)
 		if contestant.IsAdapter(name) {
-			// The adapter contestants run unary 64 B and CPU per call only (adapters §11).
+			// The adapter contestants run unary 64 B and CPU per call only (docs/performance.md, "Adapters").
 			if err := runAdapter(self, name, st, rep); err != nil {
 				return err
 			}

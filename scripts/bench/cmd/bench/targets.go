@@ -58,7 +58,7 @@ func evaluate(r *report) []target {
 		ge("fwd unary calls/s c64 64 B: alknet-fwd-quic ÷ grpc-proxy", ratio(cps("alknet-fwd-quic", c64), cps("grpc-proxy", c64)), 1.0),
 		ge("fwd unary calls/s c64 64 B: alknet-fwd-tcp ÷ grpc-proxy", ratio(cps("alknet-fwd-tcp", c64), cps("grpc-proxy", c64)), 1.0),
 		le("abort-hop p50: alknet-fwd-quic ÷ alknet-quic", ratio(p50("alknet-fwd-quic", "abort-hop"), p50("alknet-quic", "abort-hop")), 2.5, "×"),
-		// Adapters (adapters spec §11).
+		// Adapters (docs/performance.md "Adapters").
 		ge("http unary calls/s c64 64 B: alknet-http ÷ connect", ratio(cps("alknet-http", c64), cps("connect", c64)), 1.0),
 		le("mcp tool call p50 c1: alknet-mcp ÷ mcp-direct", ratio(p50("alknet-mcp", c1), p50("mcp-direct", c1)), 1.3, "×"),
 		ge("mcp tool calls/s c16: alknet-mcp ÷ mcp-direct", ratio(cps("alknet-mcp", "unary 64 B c16"), cps("mcp-direct", "unary 64 B c16")), 0.77),

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// adapters §11 (checklist 32): the report carries the three adapter rows, judged on the
+// docs/performance.md "Adapters" (checklist 32): the report carries the three adapter rows, judged on the
 // adapter contestants' figures.
 func TestAdapterTargets(t *testing.T) {
 	r := &report{index: map[string]*measurement{}}
