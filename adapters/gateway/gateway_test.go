@@ -261,6 +261,11 @@ func TestProblems(t *testing.T) {
 		if r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
+		// The bytes reach the operation as sent: schema/number echoes its input.
+		r = adaptertest.Do(t, c, "POST", base+"/ops/schema/number", `18446744073709551617`, nil)
+		if r.Status != 200 || string(r.Body) != `18446744073709551617` {
+			t.Fatalf("%d %s", r.Status, r.Body)
+		}
 	})
 	t.Run("431", func(t *testing.T) {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(tn.Loopback, "http://"))

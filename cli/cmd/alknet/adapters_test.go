@@ -182,6 +182,13 @@ required_scopes = ["tools"]
 	if r := post(t, loop+"/ops/pets/createPet", `{"body":{"name":"Tom"}}`, map[string]string{"Authorization": "Bearer " + token, "Host": "evil.example"}); r.status != 403 {
 		t.Fatalf("Host evil.example: %d", r.status)
 	}
+	// node/reload (admin scope): anonymous 401 with the Bearer challenge, a non-admin key 403.
+	if r := post(t, loop+"/ops/node/reload", "", nil); r.status != 401 || !strings.Contains(r.body, `"code":"FORBIDDEN"`) {
+		t.Fatalf("node/reload without credentials: %d %s", r.status, r.body)
+	}
+	if r := post(t, loop+"/ops/node/reload", "", bearer); r.status != 403 {
+		t.Fatalf("node/reload with a pets key: %d %s", r.status, r.body)
+	}
 	if r := post(t, loop+"/ops/everything/get-sum", `{"a":2,"b":3}`, bearer); r.status != 200 || !strings.Contains(r.body, `"text":"The sum of 2 and 3 is 5."`) {
 		t.Fatalf("everything/get-sum: %d %s", r.status, r.body)
 	}
