@@ -60,8 +60,12 @@ func TestClientTimeout(t *testing.T) {
 			begin := time.Now()
 			_, err := c.Call(tctx(t), "d/hang", nil)
 			took := time.Since(begin)
+			// The caller sends its budget as timeout_ms (docs/protocol.md §13), so the callee's
+			// deadline and the caller's timer end together: either answer is a retryable TIMEOUT.
 			var ce *call.Error
-			if !errors.As(err, &ce) || ce.Code() != "TIMEOUT" || ce.Message() != "request timed out" || !ce.Retryable() || !errors.Is(err, context.DeadlineExceeded) {
+			local := errors.As(err, &ce) && ce.Message() == "request timed out" && errors.Is(err, context.DeadlineExceeded)
+			remote := errors.As(err, &ce) && ce.Message() == "deadline exceeded" && ce.IsRemote()
+			if ce == nil || ce.Code() != "TIMEOUT" || !ce.Retryable() || !local && !remote {
 				t.Fatalf("%s: %v", tr, err)
 			}
 			if took < 200*time.Millisecond || took > 1200*time.Millisecond {
