@@ -13,6 +13,9 @@ func FuzzParseTicket(f *testing.F) {
 	f.Add("alk1")
 	f.Add("ALK1" + ticketVector[4:])
 	f.Add(rawTicket(rec(recKeyFingerprint, make([]byte, 32)), rec(0x90, []byte("x")), rec(recServerName, []byte("n"))))
+	// The iroh records' vectors.
+	f.Add("alk1aeqnowuyagblccvx2vf75u6jmqdtudxbolz5vjrdewxqegti64dvcgqqcazdamzogaxdcmjtfy3tunbugmzyagtior2ha4z2f4xxezlmmf4s4zlymfwxa3dffzxgk5bpqeitembtfyyc4mjrgmxdoorrgezdanebcnntembqge5giyryhi5doxj2geytembuomritli")
+	f.Add("alk1aeqnowuyagblccvx2vf75u6jmqdtudxbolz5vjrdewxqegti64dvcguaacaq4mjsg4xdalrqfyytunbsgqzd6irl24")
 	f.Fuzz(func(t *testing.T, s string) {
 		tk, err := ParseTicket(s)
 		if err != nil {

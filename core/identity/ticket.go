@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -25,6 +26,9 @@ const (
 	recTCPAddr          = 0x11
 	recServerName       = 0x20
 	recExtensionsFirst  = 0x80
+	recIrohRelay        = 0x80 // iroh: relay URL ("" = none); its presence says the node is reachable over iroh
+	recIrohAddr         = 0x81 // iroh: a direct IP-literal address, only after 0x80
+	maxIrohAddrs        = 8
 	maxTicketEncodedLen = len(ticketPrefix) + (maxTicketDecoded*8+4)/5
 )
 
@@ -35,10 +39,19 @@ var ticketEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // Ticket tells a client where a node is and which fingerprint to pin.
 type Ticket struct {
-	Fingerprint string   // ed25519: or SHA256: fingerprint
-	QUIC        []string // host:port, preference order
-	TCP         []string // host:port, preference order
-	ServerName  string   // optional SNI / CA-verified name
+	Fingerprint string    // ed25519: or SHA256: fingerprint
+	QUIC        []string  // host:port, preference order
+	TCP         []string  // host:port, preference order
+	ServerName  string    // optional SNI / CA-verified name
+	Iroh        *IrohAddr // nil: not reachable over iroh (needs an ed25519: fingerprint)
+}
+
+// IrohAddr says how to reach a node over iroh, whose endpoint id is the fingerprint's key:
+// through a relay and at direct addresses. Both may be empty (iroh's discovery finds the node).
+// Older decoders skip these records (types ≥ 0x80) and still dial QUIC and TCP.
+type IrohAddr struct {
+	RelayURL string   // absolute https URL (http for a loopback host); "" = none
+	Addrs    []string // IP-literal host:port, at most 8
 }
 
 // Encode returns the ticket string, or an error if a field cannot be encoded.
@@ -72,6 +85,24 @@ func (t Ticket) Encode() (string, error) {
 			return "", fmt.Errorf("%w: server name longer than 255 bytes", ErrInvalidTicket)
 		}
 		writeRecord(&b, recServerName, []byte(t.ServerName))
+	}
+	if t.Iroh != nil {
+		if !isKey {
+			return "", fmt.Errorf("%w: iroh records need an %s fingerprint", ErrInvalidTicket, PrefixEd25519)
+		}
+		if err := checkRelayURL(t.Iroh.RelayURL); err != nil {
+			return "", err
+		}
+		if len(t.Iroh.Addrs) > maxIrohAddrs {
+			return "", fmt.Errorf("%w: more than %d iroh addresses", ErrInvalidTicket, maxIrohAddrs)
+		}
+		writeRecord(&b, recIrohRelay, []byte(t.Iroh.RelayURL))
+		for _, a := range t.Iroh.Addrs {
+			if err := checkIPAddr(a); err != nil {
+				return "", err
+			}
+			writeRecord(&b, recIrohAddr, []byte(a))
+		}
 	}
 	if b.Len() > maxTicketDecoded-ticketChecksumLen {
 		return "", fmt.Errorf("%w: longer than %d bytes", ErrInvalidTicket, maxTicketDecoded)
@@ -112,6 +143,48 @@ func checkAddr(a string) error {
 	return nil
 }
 
+// checkRelayURL accepts "" or an absolute https URL (http for a loopback host) with a host.
+func checkRelayURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 255 {
+		return fmt.Errorf("%w: relay URL longer than 255 bytes", ErrInvalidTicket)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Hostname() == "" || u.User != nil || u.Opaque != "" {
+		return fmt.Errorf("%w: relay URL %q is not an absolute URL", ErrInvalidTicket, s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); !strings.EqualFold(h, "localhost") && (ip == nil || !ip.IsLoopback()) {
+			return fmt.Errorf("%w: relay URL %q: http only for a loopback host", ErrInvalidTicket, s)
+		}
+	default:
+		return fmt.Errorf("%w: relay URL %q: scheme must be https", ErrInvalidTicket, s)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%w: relay URL %q: port outside 1-65535", ErrInvalidTicket, s)
+		}
+	}
+	return nil
+}
+
+// checkIPAddr accepts an IP-literal host:port with a port in 1-65535 (iroh's direct addresses).
+func checkIPAddr(a string) error {
+	if err := checkAddr(a); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(a)
+	if net.ParseIP(host) == nil {
+		return fmt.Errorf("%w: iroh address %q: the host must be an IP literal", ErrInvalidTicket, a)
+	}
+	return nil
+}
+
 // ParseTicket decodes a ticket. Surrounding white space is trimmed and either case is accepted.
 func ParseTicket(s string) (Ticket, error) {
 	recs, err := ticketRecordBytes(s)
@@ -124,7 +197,7 @@ func ParseTicket(s string) (Ticket, error) {
 // TicketRecord is one record of a ticket as it is encoded (for inspection tools).
 type TicketRecord struct {
 	Type  byte   `json:"type"`
-	Name  string `json:"name"`  // "key_fingerprint", "cert_fingerprint", "quic", "tcp", "server_name", "extension"
+	Name  string `json:"name"`  // "key_fingerprint", "cert_fingerprint", "quic", "tcp", "server_name", "iroh_relay", "iroh", "extension"
 	Value string `json:"value"` // text for addresses and names, hex otherwise
 }
 
@@ -151,6 +224,10 @@ func TicketRecords(s string) ([]TicketRecord, error) {
 			r.Name, r.Value = "tcp", string(val)
 		case typ == recServerName:
 			r.Name, r.Value = "server_name", string(val)
+		case typ == recIrohRelay:
+			r.Name, r.Value = "iroh_relay", string(val)
+		case typ == recIrohAddr:
+			r.Name, r.Value = "iroh", string(val)
 		default:
 			r.Name = "extension"
 		}
@@ -193,6 +270,7 @@ func ticketRecordBytes(s string) ([]byte, error) {
 
 func decodeRecords(recs []byte) (Ticket, error) {
 	var t Ticket
+	certFP := false
 	for i := 0; len(recs) > 0; i++ {
 		if len(recs) < 2 || len(recs) < 2+int(recs[1]) {
 			return Ticket{}, fmt.Errorf("%w: truncated record %d", ErrInvalidTicket, i)
@@ -214,6 +292,7 @@ func decodeRecords(recs []byte) (Ticket, error) {
 			if typ == recKeyFingerprint {
 				prefix = PrefixEd25519
 			}
+			certFP = typ == recCertFingerprint
 			t.Fingerprint = prefix + hex.EncodeToString(val)
 		case typ == recQUICAddr || typ == recTCPAddr:
 			a := string(val)
@@ -233,6 +312,28 @@ func decodeRecords(recs []byte) (Ticket, error) {
 				return Ticket{}, fmt.Errorf("%w: empty or second server name", ErrInvalidTicket)
 			}
 			t.ServerName = string(val)
+		case typ == recIrohRelay:
+			switch {
+			case t.Iroh != nil:
+				return Ticket{}, fmt.Errorf("%w: second iroh relay record", ErrInvalidTicket)
+			case certFP:
+				return Ticket{}, fmt.Errorf("%w: iroh records need an %s fingerprint", ErrInvalidTicket, PrefixEd25519)
+			}
+			if err := checkRelayURL(string(val)); err != nil {
+				return Ticket{}, err
+			}
+			t.Iroh = &IrohAddr{RelayURL: string(val)}
+		case typ == recIrohAddr:
+			if t.Iroh == nil {
+				return Ticket{}, fmt.Errorf("%w: iroh address without an iroh relay record", ErrInvalidTicket)
+			}
+			if len(t.Iroh.Addrs) == maxIrohAddrs {
+				return Ticket{}, fmt.Errorf("%w: more than %d iroh addresses", ErrInvalidTicket, maxIrohAddrs)
+			}
+			if err := checkIPAddr(string(val)); err != nil {
+				return Ticket{}, err
+			}
+			t.Iroh.Addrs = append(t.Iroh.Addrs, string(val))
 		case typ >= recExtensionsFirst:
 			// Optional extension unknown to this version: skipped.
 		default:
