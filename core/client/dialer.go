@@ -72,6 +72,8 @@ type Dialer struct {
 	QUICConfig       *quic.Config    // nil = config.Limits defaults
 	HandshakeTimeout time.Duration   // 0 → 10 s
 	Logger           *slog.Logger
+	// Iroh dials by key over iroh (DialIroh; DialTicket's last resort); nil: no iroh.
+	Iroh IrohDialer
 }
 
 const defaultHandshakeTimeout = 10 * time.Second

@@ -35,7 +35,8 @@ func DialFallback(ctx context.Context, d *Dialer, quicAddr, tcpAddr, alpn string
 }
 
 // DialTicket pins the ticket's fingerprint, uses its server name, and tries its QUIC then TCP
-// addresses in order, moving on only after DialConnect.
+// addresses in order, then its iroh records through Dialer.Iroh, moving on only after
+// DialConnect.
 func DialTicket(ctx context.Context, d *Dialer, t identity.Ticket, alpn string, c tlsconf.ConnectionCredentials) (conn.Connection, error) {
 	if c.RemotePin != "" && c.RemotePin != t.Fingerprint {
 		return nil, &DialError{Kind: DialConfig, Err: fmt.Errorf("pin %s conflicts with the ticket's fingerprint %s", c.RemotePin, t.Fingerprint)}
@@ -54,6 +55,14 @@ func DialTicket(ctx context.Context, d *Dialer, t identity.Ticket, alpn string, 
 	}
 	for _, a := range t.TCP {
 		attempts = append(attempts, attempt{d.DialTCP, a})
+	}
+	if t.Iroh != nil && (d.Iroh != nil || len(attempts) == 0) {
+		// iroh comes last (after QUIC and TCP fail to connect): it may go through a relay.
+		// An iroh-only ticket without Dialer.Iroh is DialIroh's DialConfig.
+		iroh := *t.Iroh
+		attempts = append(attempts, attempt{func(ctx context.Context, fp, alpn string, c tlsconf.ConnectionCredentials) (conn.Connection, error) {
+			return d.DialIroh(ctx, fp, iroh, alpn, c)
+		}, t.Fingerprint})
 	}
 	if len(attempts) == 0 {
 		return nil, &DialError{Kind: DialConfig, Err: errors.New("ticket has no address")}

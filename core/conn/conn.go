@@ -22,6 +22,7 @@ const (
 	TransportQUIC   Transport = "quic"
 	TransportTCPTLS Transport = "tcp+tls"
 	TransportPipe   Transport = "pipe"
+	TransportIroh   Transport = "iroh" // the iroh module's connections (dial by key, relays)
 )
 
 // Connection is one authenticated, encrypted connection to a peer. Methods are safe for
