@@ -420,3 +420,30 @@ func TestConstantTimeCompareOnlyInHelper(t *testing.T) {
 		}
 	}
 }
+
+// iroh spec §7 (auth): a connection without an IP address is limited by its fingerprint;
+// another fingerprint, and every IP, stay unblocked.
+func TestFingerprintKeyedFailures(t *testing.T) {
+	p := mustPolicy(t, nil, []APIKeyEntry{{Prefix: vectorPrefix, Hash: vectorHash, Scopes: []string{"r"}}}, nil)
+	a := NewAuthenticator(p, AuthenticatorOptions{Limits: func() RateLimits { return RateLimits{FailuresPerMinute: 6, FailureBurst: 3} },
+		Logger: slog.New(slog.DiscardHandler)})
+	relayed := Context{ALPN: "alknet/call", Fingerprint: "ed25519:" + strings.Repeat("ab", 32)}
+	other := Context{ALPN: "alknet/call", Fingerprint: "ed25519:" + strings.Repeat("cd", 32)}
+	for i := range 3 {
+		if _, err := a.Token(context.Background(), relayed, "alk_nope-nope"); !errors.Is(err, ErrAuthFailed) {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if !a.BlockedPeer(relayed) {
+		t.Fatal("a fingerprint past its budget is not blocked")
+	}
+	if _, err := a.Token(context.Background(), relayed, vectorToken); !errors.Is(err, ErrAuthBlocked) {
+		t.Fatalf("blocked fingerprint with a good token: %v", err)
+	}
+	if a.BlockedPeer(other) || a.Blocked(nil) {
+		t.Fatal("another fingerprint, or no address at all, is blocked")
+	}
+	if _, err := a.Token(context.Background(), other, vectorToken); err != nil {
+		t.Fatalf("another fingerprint: %v", err)
+	}
+}

@@ -121,8 +121,9 @@ func (a *Authenticator) Token(ctx context.Context, ac Context, token string) (Id
 	if cf, _ := ctx.Value(connFailuresKey{}).(*ConnFailures); ac.Identity != nil && ac.Fingerprint != "" || cf != nil && cf.perConn {
 		return a.connToken(ctx, ac, token, lim)
 	}
-	key := netkey.FromAddr(ac.RemoteAddr)
-	if a.Blocked(ac.RemoteAddr) {
+	// The IP's key, or for a connection without one (iroh) the peer's fingerprint.
+	key := netkey.Of(ac.RemoteAddr, ac.Fingerprint)
+	if a.blockedKey(key) {
 		a.ReportBlocked(ac)
 		return Identity{}, ErrAuthBlocked
 	}
@@ -164,8 +165,15 @@ func (a *Authenticator) connToken(ctx context.Context, ac Context, token string,
 }
 
 // Blocked reports whether addr's IP key has used up its failure budget.
-func (a *Authenticator) Blocked(addr net.Addr) bool {
-	key := netkey.FromAddr(addr)
+func (a *Authenticator) Blocked(addr net.Addr) bool { return a.blockedKey(netkey.FromAddr(addr)) }
+
+// BlockedPeer reports whether the peer of ac has used up its failure budget: its IP's, or for
+// a connection without an IP address its fingerprint's.
+func (a *Authenticator) BlockedPeer(ac Context) bool {
+	return a.blockedKey(netkey.Of(ac.RemoteAddr, ac.Fingerprint))
+}
+
+func (a *Authenticator) blockedKey(key netkey.Key) bool {
 	lim := a.limits().WithDefaults()
 	if !key.Valid() || lim.off() {
 		return false
@@ -181,9 +189,10 @@ func (a *Authenticator) Blocked(addr net.Addr) bool {
 	return st.lim.TokensAt(a.now()) < 1
 }
 
-// ReportBlocked writes the "blocked" audit line for ac, at most once a minute per IP key.
+// ReportBlocked writes the "blocked" audit line for ac, at most once a minute per key (IP, or
+// fingerprint without one).
 func (a *Authenticator) ReportBlocked(ac Context) {
-	key := netkey.FromAddr(ac.RemoteAddr)
+	key := netkey.Of(ac.RemoteAddr, ac.Fingerprint)
 	if !key.Valid() {
 		return
 	}

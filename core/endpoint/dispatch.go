@@ -54,7 +54,7 @@ const reasonAuthFailures = "too many failed authentication attempts"
 // Dispatch hands a connection from a Source (or a test) to its handler, taking a connection
 // slot first. It returns without waiting for the handler.
 func (e *Endpoint) Dispatch(c conn.Connection) {
-	release, reason := e.adm.admit(c.RemoteAddr(), c.ALPN())
+	release, reason := e.adm.admit(c.RemoteAddr(), c.RemoteFingerprint(), c.ALPN())
 	if reason != "" {
 		_ = c.Close(conn.CodeLimit, conn.ReasonLimit)
 		return

@@ -149,7 +149,7 @@ func (e *Endpoint) ListenQUIC(addr string, tc *tls.Config) (net.Addr, error) {
 	// Limits and blocked IPs are checked before the handshake; refusing fails it.
 	qc.GetConfigForClient = func(info *quic.ClientInfo) (*quic.Config, error) {
 		if reason := e.adm.refuseReason(info.RemoteAddr); reason != "" {
-			e.adm.refused(info.RemoteAddr, "", reason)
+			e.adm.refused(info.RemoteAddr, "", "", reason)
 			return nil, errors.New(reason)
 		}
 		return base, nil
@@ -265,7 +265,7 @@ func (e *Endpoint) acceptQUIC(l *quicListener) {
 		}
 		handshakeDone(qc.Context())
 		c := e.withTimeouts(conn.FromQUIC(qc))
-		release, reason := e.adm.admit(c.RemoteAddr(), c.ALPN())
+		release, reason := e.adm.admit(c.RemoteAddr(), "", c.ALPN())
 		if reason != "" {
 			_ = c.Close(conn.CodeLimit, conn.ReasonLimit)
 			continue
@@ -298,7 +298,7 @@ func (e *Endpoint) acceptTCP(l tlsListener) {
 			}
 		}
 		delay = 0
-		release, reason := e.adm.admit(raw.RemoteAddr(), "")
+		release, reason := e.adm.admit(raw.RemoteAddr(), "", "")
 		if reason != "" {
 			_ = raw.Close()
 			continue

@@ -613,3 +613,32 @@ func TestQUICRetryRequired(t *testing.T) {
 	defer c.Close(0, "")
 	recv(t, echo.Seen, "handler")
 }
+
+// iroh spec §7 (endpoint): Dispatch refuses a connection without an IP address whose
+// fingerprint is blocked, with CodeLimit; no handler runs.
+func TestDispatchRefusesBlockedFingerprint(t *testing.T) {
+	echo := testnode.NewEcho(alpn)
+	n := testnode.Start(t, testnode.Options{Handlers: []endpoint.ProtocolHandler{echo}})
+	fp := "ed25519:" + strings.Repeat("ab", 32)
+	ac := auth.Context{ALPN: alpn, Fingerprint: fp}
+	for !n.Auth.BlockedPeer(ac) {
+		_, _ = n.Auth.Token(context.Background(), ac, "alk_nope-nope-nope")
+	}
+	ra, rb := net.Pipe()
+	defer rb.Close()
+	c := conn.FromStream(ra, alpn, fp, nil)
+	n.E.Dispatch(c)
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a blocked fingerprint's connection was not closed")
+	}
+	select {
+	case <-echo.Seen:
+		t.Fatal("the handler ran for a blocked fingerprint")
+	default:
+	}
+	if n.Logs.Count("connection refused") == 0 {
+		t.Fatalf("no refusal logged: %s", n.Logs.String())
+	}
+}

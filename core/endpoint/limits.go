@@ -43,7 +43,7 @@ func (s *slots) checkLocked(key netkey.Key) string {
 	if s.limits.MaxConnections >= 0 && s.total >= s.limits.MaxConnections {
 		return ReasonLimitTotal
 	}
-	if key.Valid() && s.limits.MaxConnectionsPerIP >= 0 && s.perIP[key] >= s.limits.MaxConnectionsPerIP {
+	if key.IsIP() && s.limits.MaxConnectionsPerIP >= 0 && s.perIP[key] >= s.limits.MaxConnectionsPerIP {
 		return ReasonLimitIP
 	}
 	return ""
@@ -57,7 +57,7 @@ func (s *slots) acquire(key netkey.Key) (release func(), reason string) {
 		return nil, r
 	}
 	s.total++
-	if key.Valid() {
+	if key.IsIP() {
 		s.perIP[key]++
 	}
 	var once sync.Once
@@ -65,7 +65,7 @@ func (s *slots) acquire(key netkey.Key) (release func(), reason string) {
 		once.Do(func() {
 			s.mu.Lock()
 			s.total--
-			if key.Valid() {
+			if key.IsIP() {
 				if s.perIP[key]--; s.perIP[key] <= 0 {
 					delete(s.perIP, key)
 				}
@@ -94,22 +94,24 @@ func (a *admission) refuseReason(addr net.Addr) string {
 	return a.slots.check(netkey.FromAddr(addr))
 }
 
-// admit takes a slot for addr or logs and returns the refusal reason.
-func (a *admission) admit(addr net.Addr, alpn string) (release func(), reason string) {
-	if a.auth != nil && a.auth.Blocked(addr) {
-		a.refused(addr, alpn, ReasonBlocked)
+// admit takes a slot for addr or logs and returns the refusal reason. fp is the peer's key
+// fingerprint when known before admission (connections from a Source): without an IP address,
+// the failed-token limiter keys that peer by it.
+func (a *admission) admit(addr net.Addr, fp, alpn string) (release func(), reason string) {
+	if a.auth != nil && a.auth.BlockedPeer(auth.Context{RemoteAddr: addr, Fingerprint: fp, ALPN: alpn}) {
+		a.refused(addr, fp, alpn, ReasonBlocked)
 		return nil, ReasonBlocked
 	}
 	release, reason = a.slots.acquire(netkey.FromAddr(addr))
 	if reason != "" {
-		a.refused(addr, alpn, reason)
+		a.refused(addr, fp, alpn, reason)
 	}
 	return release, reason
 }
 
-func (a *admission) refused(addr net.Addr, alpn, reason string) {
+func (a *admission) refused(addr net.Addr, fp, alpn, reason string) {
 	a.e.metrics.ConnRefused(reason)
-	key := netkey.FromAddr(addr)
+	key := netkey.Of(addr, fp)
 	now := time.Now()
 	a.mu.Lock()
 	last, seen := a.lastLog[key]
@@ -124,8 +126,12 @@ func (a *admission) refused(addr net.Addr, alpn, reason string) {
 	if !due {
 		return
 	}
-	a.e.log.Warn("connection refused", "remote_addr", netkey.Host(addr), "reason", reason)
+	if fp != "" { // a connection without an IP address (iroh): the key it is limited by
+		a.e.log.Warn("connection refused", "remote_addr", netkey.Host(addr), "fingerprint", fp, "reason", reason)
+	} else {
+		a.e.log.Warn("connection refused", "remote_addr", netkey.Host(addr), "reason", reason)
+	}
 	if reason == ReasonBlocked && a.auth != nil {
-		a.auth.ReportBlocked(auth.Context{ALPN: alpn, RemoteAddr: addr})
+		a.auth.ReportBlocked(auth.Context{ALPN: alpn, RemoteAddr: addr, Fingerprint: fp})
 	}
 }

@@ -7,14 +7,24 @@ import (
 	"net/netip"
 )
 
-// Key is the limit key of one address; the zero Key means "no IP address".
-type Key struct{ prefix netip.Prefix }
+// Key is the limit key of one address, or of a peer's key fingerprint when its connection has
+// no IP address (iroh through a relay); the zero Key means "neither".
+type Key struct {
+	prefix netip.Prefix
+	fp     string
+}
 
-// Valid reports whether the key came from an IP address.
-func (k Key) Valid() bool { return k.prefix.IsValid() }
+// Valid reports whether the key came from an IP address or a fingerprint.
+func (k Key) Valid() bool { return k.prefix.IsValid() || k.fp != "" }
 
-// String renders the address (IPv4) or the /64 prefix (IPv6).
+// IsIP reports a key of an IP address (connection limits per IP count only these).
+func (k Key) IsIP() bool { return k.prefix.IsValid() }
+
+// String renders the address (IPv4), the /64 prefix (IPv6) or the fingerprint.
 func (k Key) String() string {
+	if k.fp != "" {
+		return k.fp
+	}
 	if !k.prefix.IsValid() {
 		return ""
 	}
@@ -48,6 +58,24 @@ func FromAddr(a net.Addr) Key {
 	return FromIP(ip)
 }
 
+// FromFingerprint returns the limit key of a peer known only by its key fingerprint. Keys are
+// free to mint: this bounds noise from one key, not an attacker (tokens are the barrier).
+func FromFingerprint(fp string) Key {
+	if fp == "" {
+		return Key{}
+	}
+	return Key{fp: fp}
+}
+
+// Of returns the failure-limit key of a peer: its address's when it has an IP, else its
+// fingerprint's.
+func Of(a net.Addr, fingerprint string) Key {
+	if k := FromAddr(a); k.Valid() {
+		return k
+	}
+	return FromFingerprint(fingerprint)
+}
+
 // FromIP returns the limit key of an IP; IPv4-mapped IPv6 counts as IPv4.
 func FromIP(ip netip.Addr) Key {
 	if !ip.IsValid() {
@@ -55,10 +83,10 @@ func FromIP(ip netip.Addr) Key {
 	}
 	ip = ip.Unmap().WithZone("")
 	if ip.Is4() {
-		return Key{netip.PrefixFrom(ip, 32)}
+		return Key{prefix: netip.PrefixFrom(ip, 32)}
 	}
 	p, _ := ip.Prefix(64)
-	return Key{p}
+	return Key{prefix: p}
 }
 
 // Host returns the IP of a (without port, IPv6 unbracketed), or "" if it has none.
