@@ -409,26 +409,18 @@ func staticChanges(a, b *nodeconfig.File) []string {
 	if len(a.Capability) != len(b.Capability) || fmt.Sprint(a.Capability) != fmt.Sprint(b.Capability) {
 		out = append(out, "capability")
 	}
-	if !reflect.DeepEqual(a.Imports, b.Imports) {
-		out = append(out, "import")
-	}
-	if !reflect.DeepEqual(a.Uplinks, b.Uplinks) {
-		out = append(out, "uplink")
-	}
-	if !reflect.DeepEqual(a.Hub, b.Hub) {
-		out = append(out, "hub")
-	}
-	if !reflect.DeepEqual(a.HTTP, b.HTTP) {
-		out = append(out, "http")
-	}
-	if !reflect.DeepEqual(a.MCP, b.MCP) {
-		out = append(out, "mcp")
-	}
-	if !reflect.DeepEqual(a.OpenAPIImports, b.OpenAPIImports) {
-		out = append(out, "openapi_import")
-	}
-	if !reflect.DeepEqual(a.MCPImports, b.MCPImports) {
-		out = append(out, "mcp_import")
+	// Restart-only sections compared whole, named as in the file.
+	for _, sec := range []struct {
+		name string
+		a, b any
+	}{
+		{"import", a.Imports, b.Imports}, {"uplink", a.Uplinks, b.Uplinks}, {"hub", a.Hub, b.Hub},
+		{"http", a.HTTP, b.HTTP}, {"mcp", a.MCP, b.MCP},
+		{"openapi_import", a.OpenAPIImports, b.OpenAPIImports}, {"mcp_import", a.MCPImports, b.MCPImports},
+	} {
+		if !reflect.DeepEqual(sec.a, sec.b) {
+			out = append(out, sec.name)
+		}
 	}
 	return out
 }
