@@ -29,6 +29,7 @@ type pending struct {
 	sub    bool
 	shared bool                        // on a shared stream: a full buffer aborts instead of blocking
 	known  []string                    // domain codes the caller knows (WithKnownCodes)
+	budget time.Time                   // a call's own deadline (timeout or ctx's, the sooner); zero for a subscription
 	reuse  atomic.Pointer[reuseStream] // the long-lived stream it was sent on (StreamReuse)
 	stop   atomic.Pointer[func()]      // stops the reader of its own stream (ended locally)
 	items  chan json.RawMessage
@@ -86,9 +87,9 @@ func (c *Conn) options(opts []CallOption) callOpts {
 }
 
 // register adds a pending entry before its request is written.
-func (c *Conn) register(o callOpts, sub bool) (*pending, *Error) {
+func (c *Conn) register(o callOpts, sub bool, budget time.Time) (*pending, *Error) {
 	id := o.id
-	p := &pending{id: id, sub: sub, shared: !c.c.MultiStream(), known: o.known, done: make(chan struct{})}
+	p := &pending{id: id, sub: sub, shared: !c.c.MultiStream(), known: o.known, budget: budget, done: make(chan struct{})}
 	if sub {
 		p.items = make(chan json.RawMessage, c.o.SubscriptionBuffer)
 	}
@@ -201,10 +202,21 @@ func (c *Conn) deliver(e wire.Envelope, only *pending) {
 		if !ok {
 			return // undecodable: the request stays pending until it ends otherwise
 		}
-		c.finishPending(p, nil, normalizeRemote(ce, p.known))
+		c.finishPending(p, nil, p.remoteError(ce, time.Now()))
 	case wire.EventAborted:
 		c.finishPending(p, nil, errCancelled(nil))
 	}
+}
+
+// remoteError is the error a call.error event ends p with. A TIMEOUT arriving once the call's
+// own budget has passed means the callee's deadline (derived from our timeout_ms) only won the
+// race against our timer: the caller reports its own timeout (docs/protocol.md §13).
+func (p *pending) remoteError(ce *Error, now time.Time) *Error {
+	err := normalizeRemote(ce, p.known)
+	if err.code == CodeTimeout && !p.budget.IsZero() && !now.Before(p.budget) {
+		return errTimedOut()
+	}
+	return err
 }
 
 // normalizeRemote treats a code that is neither a protocol code nor one the caller declared
@@ -223,7 +235,11 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	// The budget starts before the request is written: the callee's deadline (timeout_ms from
 	// its arrival) then never precedes ours, and the caller reports "request timed out".
 	deadline := time.Now().Add(o.timeout)
-	p, ce := c.register(o, false)
+	budget := deadline
+	if dl, ok := ctx.Deadline(); ok && dl.Before(budget) {
+		budget = dl
+	}
+	p, ce := c.register(o, false, budget)
 	if ce != nil {
 		return nil, ce
 	}
@@ -508,7 +524,7 @@ func (s *Subscription) Close() error {
 // Subscribe starts a subscription. ctx bounds the whole subscription: cancelling it aborts.
 func (c *Conn) Subscribe(ctx context.Context, op string, in json.RawMessage, opts ...CallOption) (*Subscription, error) {
 	o := c.options(opts)
-	p, ce := c.register(o, true)
+	p, ce := c.register(o, true, time.Time{})
 	if ce != nil {
 		return nil, ce
 	}
