@@ -1,6 +1,6 @@
 # alknet — the entry point. `make run` starts a dev node; `make test` runs every module's tests.
 GO        ?= go
-MODULES   := core vault call adapters agent cli napi-shim
+MODULES   := core vault call iroh adapters agent cli napi-shim
 BENCHMOD  := scripts/bench
 FUZZTIME  ?= 30s
 BIN       := bin/alknet
@@ -26,16 +26,61 @@ FUZZ_TARGETS := \
 	vault/.:FuzzParsePath \
 	vault/.:FuzzCanonicalMnemonic \
 	vault/.:FuzzDecryptEncryptedData \
-	vault/.:FuzzEthereumAddress
+	vault/.:FuzzEthereumAddress \
+	iroh/.:FuzzABI
 
 DURATION  ?= 10m
 
-.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean
+# iroh (spec iroh.md §2): the Rust crate iroh/ffi is built into a static archive that cli, iroh
+# and the bench link with cgo. Its target dir is outside the tree so fresh clones reuse compiled
+# dependencies. NOIROH=1 builds without it (-tags noiroh, no Rust needed).
+IROH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/alknet/cargo-target)
+GOOSARCH  := $(shell $(GO) env GOOS)_$(shell $(GO) env GOARCH)
+IROH_LIB  := iroh/ffi/lib/$(GOOSARCH)/libalknet_iroh.a
+HAVE_CARGO := $(shell command -v cargo 2>/dev/null)
+CARGO_OFF := CARGO_TARGET_DIR=$(IROH_TARGET_DIR) cargo
+ifeq ($(NOIROH),1)
+GOTAGS    := -tags noiroh
+IROH_DEP  :=
+else ifeq ($(HAVE_CARGO),)
+GOTAGS    := -tags noiroh
+IROH_DEP  := iroh-missing
+else
+GOTAGS    :=
+IROH_DEP  := iroh-lib
+endif
+# The archive's hash, linked into the iroh package: Go does not hash #cgo LDFLAGS archives, so
+# the stamp is what makes a rebuilt archive relink.
+IROH_STAMP = $$( [ -f $(IROH_LIB) ] && sha256sum $(IROH_LIB) | cut -c1-16 || echo none)
+LDX       = -X github.com/alkdev/alknet/iroh.libStamp=$(IROH_STAMP)
+
+.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test
 
 all: build
 
-build:
-	cd cli && $(GO) build -ldflags "-X github.com/alkdev/alknet/cli/internal/app.Version=$(VERSION)" -o ../$(BIN) ./cmd/alknet
+build: $(IROH_DEP)
+	cd cli && $(GO) build $(GOTAGS) -ldflags "-X github.com/alkdev/alknet/cli/internal/app.Version=$(VERSION) $(LDX)" -o ../$(BIN) ./cmd/alknet
+
+## iroh-fetch: download the crate's dependencies from the committed Cargo.lock (once)
+iroh-fetch:
+	@cd iroh/ffi && { cargo fetch --locked --offline >/dev/null 2>&1 || cargo fetch --locked; } || \
+		{ echo "iroh: cargo cannot fetch crates: the iroh build needs access to the crates registry (or use NOIROH=1)" >&2; exit 1; }
+
+## iroh-lib: build the alknet-iroh archive (release) and copy it to $(IROH_LIB) when it changed
+iroh-lib: iroh-fetch
+	cd iroh/ffi && $(CARGO_OFF) build --release --locked --offline
+	@mkdir -p $(dir $(IROH_LIB)); cmp -s $(IROH_TARGET_DIR)/release/libalknet_iroh.a $(IROH_LIB) || cp $(IROH_TARGET_DIR)/release/libalknet_iroh.a $(IROH_LIB)
+
+# Only where cargo is absent: build refuses, test skips the iroh parts (loudly).
+iroh-missing:
+	@case "$(MAKECMDGOALS)" in *test*) \
+		echo "*** cargo not found: iroh tests SKIPPED ***"; \
+		if [ "$$ALKNET_IROH_TESTS" = require ]; then echo "ALKNET_IROH_TESTS=require: failing" >&2; exit 1; fi ;; \
+	*) echo "cargo not found: install Rust >= 1.91 or use NOIROH=1" >&2; exit 1 ;; esac
+
+## iroh-test: the crate's own tests (release profile, sharing the library's compiled dependencies)
+iroh-test: iroh-lib
+	cd iroh/ffi && $(CARGO_OFF) test --release --locked --offline
 
 ## run: build alknet and start a dev node (ephemeral key, loopback, 127.0.0.1:7443; HTTP and MCP on
 ## http://127.0.0.1:7480)
@@ -60,9 +105,9 @@ interop-deps:
 
 ## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off), and
 ## the module import rules
-test: check-imports interop-deps e2e
+test: check-imports interop-deps $(if $(filter iroh-lib,$(IROH_DEP)),iroh-test) e2e
 	@set -e; for m in $(MODULES); do \
-		echo "== $$m"; (cd $$m && $(GO) test -race -shuffle=on -count=1 -skip '^TestForwardingScenario$$' ./...); \
+		echo "== $$m"; (cd $$m && $(GO) test $(GOTAGS) -ldflags "$(LDX)" -race -shuffle=on -count=1 -skip '^TestForwardingScenario$$' ./...); \
 	done; \
 	echo "== vault with GOEXPERIMENT=runtimesecret"; (cd vault && GOEXPERIMENT=runtimesecret $(GO) test -race -count=1 ./...); \
 	echo "== $(BENCHMOD)"; (cd $(BENCHMOD) && GOWORK=off $(GO) test -race -count=1 ./...)
@@ -70,23 +115,25 @@ test: check-imports interop-deps e2e
 ## e2e: build bin/alknet and run the forwarding scenario (hub, worker, mutual imports) verbosely;
 ## make test runs it first
 e2e: build
-	cd cli && $(GO) test -race -count=1 -run '^TestForwardingScenario$$' -v ./cmd/alknet
+	cd cli && $(GO) test $(GOTAGS) -ldflags "$(LDX)" -race -count=1 -run '^TestForwardingScenario$$' -v ./cmd/alknet
 
 ## check-imports: every module imports only the alknet modules the rule table allows
 check-imports:
 	@./scripts/check-imports.sh
 
-## lint: gofmt and go vet in every module
-lint:
+## lint: gofmt and go vet in every module; rustfmt and clippy (release, -D warnings) on the crate
+lint: $(IROH_DEP)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done; (cd $(BENCHMOD) && GOWORK=off $(GO) vet ./...)
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet $(GOTAGS) ./...); done; (cd $(BENCHMOD) && GOWORK=off $(GO) vet ./...)
+	@if [ -n "$(HAVE_CARGO)" ] && [ "$(NOIROH)" != 1 ]; then set -e; cd iroh/ffi; cargo fmt --check; \
+		$(CARGO_OFF) clippy --release --locked --offline --all-targets --workspace -- -D warnings; fi
 
 ## fuzz: run each fuzz target for FUZZTIME (e.g. make fuzz FUZZTIME=5m)
-fuzz:
+fuzz: $(IROH_DEP)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; name=$${t##*:}; mod=$${pkg%%/*}; \
 		echo "== $$name ($$pkg, $(FUZZTIME))"; \
-		(cd $$mod && $(GO) test ./$${pkg#*/} -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME)); \
+		(cd $$mod && $(GO) test $(GOTAGS) ./$${pkg#*/} -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME)); \
 	done
 
 ## bench: alknet vs gRPC-go, connect-go and the raw transports, one quick run (bench.md);
@@ -101,8 +148,8 @@ bench-full:
 	./bin/bench run --full --out bench-results
 
 ## bench-go: the Go testing benchmarks of every module (allocs/op for review)
-bench-go:
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...); done
+bench-go: $(IROH_DEP)
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) test $(GOTAGS) -run '^$$' -bench . -benchmem ./...); done
 
 ## soak: a dev node under mixed load (calls, subscriptions, aborts, reconnects) for DURATION;
 ## prints its RSS, goroutines and FDs every 30 s and fails if they do not come back down

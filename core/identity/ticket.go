@@ -351,3 +351,12 @@ func encodeWithChecksum(recs []byte) string {
 	sum := sha256.Sum256(recs)
 	return ticketPrefix + strings.ToLower(ticketEncoding.EncodeToString(append(append([]byte(nil), recs...), sum[:ticketChecksumLen]...)))
 }
+
+// ValidateIrohRelayURL checks a relay URL as an iroh ticket record carries it: absolute
+// https (http only for a loopback host), at most 255 bytes. Config and the iroh module use it.
+func ValidateIrohRelayURL(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty relay URL", ErrInvalidTicket)
+	}
+	return checkRelayURL(s)
+}

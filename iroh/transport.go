@@ -1,0 +1,486 @@
+//go:build cgo && !noiroh
+
+package iroh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/conn"
+	"github.com/alkdev/alknet/core/endpoint"
+	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
+)
+
+// Transport is one bound iroh endpoint: a connection source for endpoint.Endpoint and a
+// client.IrohDialer.
+type Transport struct {
+	h      uint64
+	fp     string
+	opts   Options
+	log    *slog.Logger
+	src    *source
+	logCh  chan struct{}
+	addrCh chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*connection]struct{}
+	addr    identity.IrohAddr
+	addrGen uint64
+	watchOn bool
+}
+
+var _ client.IrohDialer = (*Transport)(nil)
+
+// Version is the linked iroh crate's version.
+func Version() string { return cIrohVersion() }
+
+// ABIVersion is the C ABI version the linked archive implements.
+func ABIVersion() uint32 { return cABIVersion() }
+
+// NativeStats are the crate's process-wide counters: live handles, pending tokens, bytes in
+// chunks Go holds, refusals by reason.
+func NativeStats() Stats { return cStats() }
+
+// Bind binds an iroh endpoint with the node's key. The seed crosses to the crate once; the
+// endpoint's id is checked against the key.
+func Bind(ctx context.Context, o Options) (*Transport, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := thePoller.acquire(); err != nil {
+		return nil, err
+	}
+	t, err := bind(ctx, o)
+	if err != nil {
+		thePoller.releaseUser()
+		return nil, err
+	}
+	return t, nil
+}
+
+func relayCode(m RelayMode) uint32 {
+	switch m {
+	case RelayCustom:
+		return 1
+	case RelayN0:
+		return 2
+	}
+	return 0
+}
+
+func clampU32(v int64, def uint32) uint32 {
+	switch {
+	case v < 0:
+		return ^uint32(0)
+	case v == 0:
+		return def
+	case v > int64(^uint32(0)):
+		return ^uint32(0)
+	}
+	return uint32(v)
+}
+
+func bind(ctx context.Context, o Options) (*Transport, error) {
+	l := o.Limits.WithDefaults()
+	maxConns := int64(l.MaxConnections)
+	if maxConns > 0 {
+		maxConns = max(maxConns/2, 1) // iroh's half of the node's connections (spec §5.2)
+	}
+	opts := bindOpts{relayMode: relayCode(o.Relay), maxBidi: clampU32(l.MaxIncomingStreams, 100),
+		idleMS: clampU32(l.IdleTimeout.Milliseconds(), 30000), handshakeMS: clampU32(l.HandshakeTimeout.Milliseconds(), 10000),
+		maxHandshakes: uint32(o.MaxHandshakes), backlog: uint32(o.Backlog), maxConns: clampU32(maxConns, 0),
+		maxConnsPerIP: clampU32(int64(l.MaxConnectionsPerIP), 0)}
+	if len(o.ALPNs) == 0 {
+		opts.flags = 1 // dial-only
+	}
+	if lv, ok := logLevels[o.LogLevel]; ok {
+		cLogLevel(lv)
+	}
+	seed := o.Key.PrivateKey()[:ed25519.SeedSize] // no copy: the crate copies it once and zeroizes
+	cp, tok, op := issue(func(t uint64, out *completion) int32 {
+		return cBind(opts, seed, lines(o.ALPNs), lines(o.BindAddrs), lines(o.RelayURLs), lines(o.Advertise), t, out)
+	})
+	if op != nil {
+		cp = await(ctx, tok, op)
+	}
+	msg := cMessage(cp.detail)
+	if cp.status != stOK {
+		if cp.status == stCanceled {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %s", ErrBind, statusText(cp.status, msg))
+	}
+	h := cp.value
+	if ctx.Err() != nil { // bound as ctx ended
+		closeEndpoint(h)
+		return nil, ctx.Err()
+	}
+	id, st := cEndpointID(h)
+	if st != stOK || !ed25519.PublicKey(id[:]).Equal(o.Key.Public()) {
+		closeEndpoint(h)
+		return nil, fmt.Errorf("%w: the endpoint's id is not the node's key", ErrBind)
+	}
+	lg := o.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	t := &Transport{h: h, fp: identity.PrefixEd25519 + hex.EncodeToString(id[:]), opts: o, log: lg,
+		logCh: make(chan struct{}, 1), addrCh: make(chan struct{}, 1), stop: make(chan struct{}),
+		conns: make(map[*connection]struct{})}
+	t.src = &source{t: t, closed: make(chan struct{})}
+	t.refreshAddr()
+	thePoller.subscribeLogs(t.logCh)
+	t.wg.Add(1)
+	go t.background()
+	t.watchAddr()
+	if o.Relay == RelayN0 && len(o.ALPNs) > 0 {
+		lg.Info("iroh: relay mode n0: this node's id and addresses are published to number 0's relays and DNS")
+	}
+	return t, nil
+}
+
+func lines(items []string) []byte { return []byte(strings.Join(items, "\n")) }
+
+// closeEndpoint closes and releases an endpoint handle no Transport owns.
+func closeEndpoint(h uint64) {
+	cp, t, o := issue(func(tok uint64, out *completion) int32 { return cEndpointClose(h, tok, out) })
+	if o != nil {
+		cp = await(context.Background(), t, o)
+	}
+	cMessage(cp.detail)
+	cRelease(h)
+}
+
+// background calls OnAddr serially and drains iroh's log ring into the logger.
+func (t *Transport) background() {
+	defer t.wg.Done()
+	buf := make([]byte, 512)
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-t.logCh:
+			for {
+				text, level := cLogTake(buf)
+				if level == 0 {
+					break
+				}
+				t.log.Log(context.Background(), slogLevel(level), "iroh", "event", text)
+			}
+		case <-t.addrCh:
+			if t.opts.OnAddr != nil {
+				t.opts.OnAddr(t.Addr())
+			}
+		}
+	}
+}
+
+func slogLevel(l int32) slog.Level {
+	switch l {
+	case 1:
+		return slog.LevelError
+	case 2:
+		return slog.LevelWarn
+	case 3:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+// refreshAddr reads the endpoint's relay and direct addresses; reports whether they changed.
+func (t *Transport) refreshAddr() bool {
+	text, gen, st := cAddrs(t.h, 0)
+	if st != stOK {
+		return false
+	}
+	var a identity.IrohAddr
+	for _, l := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(l, "relay ") && a.RelayURL == "":
+			a.RelayURL = strings.TrimPrefix(l, "relay ")
+		case strings.HasPrefix(l, "ip ") && len(a.Addrs) < 8:
+			a.Addrs = append(a.Addrs, strings.TrimPrefix(l, "ip "))
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	changed := gen != t.addrGen && (a.RelayURL != t.addr.RelayURL || strings.Join(a.Addrs, ",") != strings.Join(t.addr.Addrs, ","))
+	t.addr, t.addrGen = a, gen
+	return changed
+}
+
+// watchAddr keeps one address-watch operation pending; each completion re-reads the
+// addresses, tells OnAddr when they changed, and re-arms.
+func (t *Transport) watchAddr() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	gen := t.addrGen
+	t.mu.Unlock()
+	cp, pending := issueFunc(func(tok uint64, out *completion) int32 { return cWatch(t.h, gen, tok, out) }, t.onAddrChange)
+	if !pending {
+		t.onAddrChange(cp)
+	}
+}
+
+func (t *Transport) onAddrChange(cp completion) {
+	cMessage(cp.detail)
+	if cp.status != stOK {
+		return // canceled or shut down: the transport is closing
+	}
+	if t.refreshAddr() {
+		select {
+		case t.addrCh <- struct{}{}:
+		default:
+		}
+	}
+	go t.watchAddr() // not on the poller: issuing may wait for the ops lock the poller holds briefly
+}
+
+// Fingerprint is the endpoint's key, ed25519:<hex>: the node's fingerprint.
+func (t *Transport) Fingerprint() string { return t.fp }
+
+// Addr is the endpoint's relay URL and up to 8 direct addresses, as tickets carry them.
+func (t *Transport) Addr() identity.IrohAddr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return identity.IrohAddr{RelayURL: t.addr.RelayURL, Addrs: append([]string(nil), t.addr.Addrs...)}
+}
+
+// BoundSockets are the local UDP sockets the endpoint bound.
+func (t *Transport) BoundSockets() []netip.AddrPort {
+	text, _, st := cAddrs(t.h, 1)
+	if st != stOK {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, l := range strings.Split(text, "\n") {
+		if ap, err := netip.ParseAddrPort(strings.TrimPrefix(l, "ip ")); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+func (t *Transport) track(c *connection) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.conns[c] = struct{}{}
+	return true
+}
+
+func (t *Transport) forget(c *connection) {
+	t.mu.Lock()
+	delete(t.conns, c)
+	t.mu.Unlock()
+}
+
+// wrap turns a connection handle into an adapter the transport tracks.
+func (t *Transport) wrap(h uint64) (*connection, error) {
+	c, err := newConnection(t, h)
+	if err != nil {
+		return nil, err
+	}
+	if !t.track(c) {
+		_ = c.Close(conn.CodeShutdown, conn.ReasonShutdown)
+		return nil, ErrClosed
+	}
+	if c.ctx.Err() != nil { // closed before it was tracked: onClosed's forget ran first
+		t.forget(c)
+	}
+	return c, nil
+}
+
+// DialEndpoint dials the node fp names over iroh (client.IrohDialer). With neither a relay
+// nor an address it dials by key through the relay mode's lookup (RelayN0 only).
+func (t *Transport) DialEndpoint(ctx context.Context, fp string, a identity.IrohAddr, alpn string) (conn.Connection, error) {
+	fail := func(kind client.DialKind, err error) (conn.Connection, error) {
+		return nil, &client.DialError{Kind: kind, Transport: conn.TransportIroh, Addr: fp, Err: err}
+	}
+	hexKey, ok := strings.CutPrefix(fp, identity.PrefixEd25519)
+	key, err := hex.DecodeString(hexKey)
+	if !ok || err != nil || len(key) != ed25519.PublicKeySize {
+		return fail(client.DialConfig, fmt.Errorf("%q is not an %s fingerprint", fp, identity.PrefixEd25519))
+	}
+	if a.RelayURL == "" && len(a.Addrs) == 0 && t.opts.Relay != RelayN0 {
+		return fail(client.DialConfig, errors.New("no relay and no address: dialing by key needs relay mode n0"))
+	}
+	t.mu.Lock()
+	closed := t.closed
+	t.mu.Unlock()
+	if closed {
+		return fail(client.DialConnect, ErrClosed)
+	}
+	// The crate enforces ctx's deadline itself (a CONNECT "timed out": unreachable), so only a
+	// cancellation of ctx cancels the token.
+	timeout := uint32(0)
+	wait := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = uint32(max(time.Until(dl).Milliseconds(), 1))
+		wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		defer stop()
+		defer context.AfterFunc(ctx, func() {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				stop()
+			}
+		})()
+		wait = wctx
+	}
+	cp, tok, op := issue(func(tk uint64, out *completion) int32 {
+		return cConnect(t.h, key, []byte(alpn), []byte(a.RelayURL), lines(a.Addrs), timeout, tk, out)
+	})
+	if op != nil {
+		cp = await(wait, tok, op)
+	}
+	msg := cMessage(cp.detail)
+	if cp.status == stOK {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cConnClose(cp.value, 0, nil)
+			cRelease(cp.value)
+			return fail(client.DialCanceled, ctx.Err())
+		}
+		c, err := t.wrap(cp.value)
+		if err != nil {
+			return fail(client.DialConnect, err)
+		}
+		return c, nil
+	}
+	text := errors.New(statusText(cp.status, msg))
+	switch cp.status {
+	case stCanceled:
+		return fail(client.DialCanceled, ctx.Err())
+	case stConnect:
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fail(client.DialCanceled, ctx.Err())
+		}
+		return fail(client.DialConnect, text)
+	case stPin:
+		return fail(client.DialHandshake, fmt.Errorf("%w: %w", tlsconf.ErrPinMismatch, text))
+	case stALPN:
+		return fail(client.DialHandshake, fmt.Errorf("%w: %w", client.ErrALPNNotNegotiated, text))
+	case stHandshake:
+		return fail(client.DialHandshake, text)
+	case stArg:
+		return fail(client.DialConfig, text)
+	case stShutdown, stHandle:
+		return fail(client.DialConnect, fmt.Errorf("%w: %w", ErrUnavailable, text))
+	}
+	return fail(client.DialConnect, text)
+}
+
+// Source is the endpoint's inbound connections, for endpoint.Endpoint.AddSource.
+func (t *Transport) Source() endpoint.Source { return t.src }
+
+// Close stops accepting, closes every connection with CodeShutdown, closes the endpoint
+// (≤ 2 s) and releases every handle; the last Transport stops the poller.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	conns := make([]*connection, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	t.src.close()
+	for _, c := range conns {
+		_ = c.Close(conn.CodeShutdown, conn.ReasonShutdown)
+	}
+	closeEndpoint(t.h)
+	// Every connection's closed-watch fires once the endpoint is closed; wait (≤ 3 s) so their
+	// handles are released before the poller stops.
+	deadline := time.Now().Add(3 * time.Second)
+	for _, c := range conns {
+		select {
+		case <-c.Done():
+		case <-time.After(time.Until(deadline)):
+		}
+	}
+	close(t.stop)
+	t.wg.Wait()
+	thePoller.unsubscribeLogs(t.logCh)
+	thePoller.releaseUser()
+	return nil
+}
+
+// source adapts the endpoint's accept queue to endpoint.Source.
+type source struct {
+	t      *Transport
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (s *source) close() {
+	s.once.Do(func() {
+		close(s.closed)
+		cStopAccepting(s.t.h)
+	})
+}
+
+// Accept returns the next inbound connection; before Close only ctx ends it, after Close it
+// returns conn.ErrConnectionClosed.
+func (s *source) Accept(ctx context.Context) (conn.Connection, error) {
+	for {
+		select {
+		case <-s.closed:
+			return nil, conn.ErrConnectionClosed
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		cp, tok, op := issue(func(t uint64, out *completion) int32 { return cAccept(s.t.h, t, out) })
+		if op != nil {
+			cp = await(ctx, tok, op)
+		}
+		cMessage(cp.detail)
+		switch cp.status {
+		case stOK:
+			c, err := s.t.wrap(cp.value)
+			if err != nil {
+				continue
+			}
+			return c, nil
+		case stCanceled:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+		default:
+			select {
+			case <-s.closed:
+				return nil, conn.ErrConnectionClosed
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Second):
+				// The endpoint ended without Close (spec §6.8): Accept blocks until ctx or
+				// Close rather than failing the endpoint's accept loop.
+			}
+		}
+	}
+}
+
+func (s *source) Close() error {
+	s.close()
+	return nil
+}
