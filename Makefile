@@ -51,7 +51,7 @@ IROH_DEP  := iroh-lib
 endif
 # The archive's hash, linked into the iroh package: Go does not hash #cgo LDFLAGS archives, so
 # the stamp is what makes a rebuilt archive relink.
-IROH_STAMP = $$( [ -f $(IROH_LIB) ] && sha256sum $(IROH_LIB) | cut -c1-16 || echo none)
+IROH_STAMP = $$( [ -f $(CURDIR)/$(IROH_LIB) ] && sha256sum $(CURDIR)/$(IROH_LIB) | cut -c1-16 || echo none)
 LDX       = -X github.com/alkdev/alknet/iroh.libStamp=$(IROH_STAMP)
 
 .PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test

@@ -7,6 +7,7 @@ require github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
 require (
 	github.com/alkdev/alknet/adapters v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/iroh v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/google/go-cmp v0.7.0
 	github.com/modelcontextprotocol/go-sdk v1.8.0
@@ -54,5 +55,6 @@ replace (
 	github.com/alkdev/alknet/agent => ../agent
 	github.com/alkdev/alknet/call => ../call
 	github.com/alkdev/alknet/core => ../core
+	github.com/alkdev/alknet/iroh => ../iroh
 	github.com/alkdev/alknet/vault => ../vault
 )

@@ -219,9 +219,18 @@ func DialTicket(ctx context.Context, t identity.Ticket, o DialOptions) (*call.Co
 		t.TCP = nil
 	case conn.TransportTCPTLS:
 		t.QUIC = nil
+	case conn.TransportIroh: // only the ticket's iroh records, through o.Dialer.Iroh
+		if t.Iroh == nil {
+			return nil, ErrNoAddress
+		}
+		c, err := o.Dialer.DialIroh(ctx, t.Fingerprint, *t.Iroh, call.ALPN, tlsconf.ConnectionCredentials{LocalKey: o.Key})
+		if err != nil {
+			return nil, err
+		}
+		return run(c, o), nil
 	case "":
 	default:
-		return nil, fmt.Errorf("node: transport %q: want %q or %q", o.Transport, conn.TransportQUIC, conn.TransportTCPTLS)
+		return nil, fmt.Errorf("node: transport %q: want %q, %q or %q", o.Transport, conn.TransportQUIC, conn.TransportTCPTLS, conn.TransportIroh)
 	}
 	if len(t.QUIC)+len(t.TCP) == 0 {
 		return nil, ErrNoAddress

@@ -42,6 +42,10 @@ type Options struct {
 	Logger        *slog.Logger         // nil: slog.Default()
 	Metrics       endpoint.Metrics     // nil: none
 	OnAuthAttempt func(result string)  // every audited authentication attempt (metrics)
+	// Sources are extra connection sources (the iroh module's Transport.Source), added to the
+	// endpoint once the listeners are bound; Iroh is the address the ticket then carries.
+	Sources []endpoint.Source
+	Iroh    *identity.IrohAddr
 }
 
 // Host is a node's transport side. New prepares it (key, store, Authenticator); Start binds the
@@ -120,7 +124,18 @@ func (h *Host) Start(handlers ...endpoint.ProtocolHandler) error {
 			return err
 		}
 	}
+	for _, s := range h.o.Sources {
+		if err := h.ep.AddSource(s); err != nil {
+			_ = h.ep.Shutdown(context.Background())
+			_ = h.tls.Close()
+			return err
+		}
+	}
 	h.ticket = h.makeTicket()
+	if h.o.Iroh != nil {
+		a := identity.IrohAddr{RelayURL: h.o.Iroh.RelayURL, Addrs: slices.Clone(h.o.Iroh.Addrs)}
+		h.ticket.Iroh = &a
+	}
 	h.runDone = make(chan struct{})
 	go func() {
 		h.runErr = h.ep.Run(context.Background())

@@ -184,11 +184,12 @@ type versionInfo struct {
 	Version string            `json:"version"`
 	Go      string            `json:"go"`
 	Commit  string            `json:"commit,omitempty"`
+	Iroh    string            `json:"iroh"` // "iroh 1.0.3 abi 1", or "iroh none" without iroh
 	Deps    map[string]string `json:"deps"`
 }
 
 func printVersion(e *env, asJSON bool) error {
-	v := versionInfo{Version: Version, Go: runtime.Version(), Deps: map[string]string{}}
+	v := versionInfo{Version: Version, Go: runtime.Version(), Iroh: irohVersion(), Deps: map[string]string{}}
 	var deps []string
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
@@ -208,6 +209,7 @@ func printVersion(e *env, asJSON bool) error {
 	if v.Commit != "" {
 		fmt.Fprintf(e.stdout, "commit %s\n", v.Commit)
 	}
+	fmt.Fprintf(e.stdout, "%s\n", v.Iroh)
 	for _, d := range deps {
 		fmt.Fprintf(e.stdout, "dep %s\n", d)
 	}

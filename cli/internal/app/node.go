@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,8 +42,12 @@ type node struct {
 	httpListen  *string // --http-listen, if given
 	http        *adapters
 	dev         bool
-	demo        bool // serve the demo operations on a vault node (serve --demo)
-	json        bool // start-up facts as one JSON object
+	demo        bool     // serve the demo operations on a vault node (serve --demo)
+	iroh        bool     // serve --iroh
+	irohBind    []string // serve --iroh-bind
+	irohT       irohServing
+	irohErr     error // a run-time iroh bind failure: QUIC and TCP serve on (iroh_error)
+	json        bool  // start-up facts as one JSON object
 	key         *identity.NodeKey
 	caps        core.Capabilities
 	drain       *time.Duration
@@ -85,6 +90,18 @@ func (n *node) printStarted(ticket, metricsAddr string) {
 	}
 	for _, u := range httpURLs {
 		fmt.Fprintf(n.e.stdout, "http %s\n", u)
+	}
+	if n.irohT != nil {
+		a := n.irohT.Addr()
+		for _, ad := range a.Addrs {
+			fmt.Fprintf(n.e.stdout, "iroh %s\n", ad)
+		}
+		if a.RelayURL != "" {
+			fmt.Fprintf(n.e.stdout, "iroh_relay %s\n", a.RelayURL)
+		}
+	}
+	if n.irohErr != nil {
+		fmt.Fprintf(n.e.stdout, "iroh_error %s\n", strings.ReplaceAll(n.irohErr.Error(), "\n", " "))
 	}
 	fmt.Fprintf(n.e.stdout, "ticket %s\n", ticket)
 	if metricsAddr != "" {
@@ -179,8 +196,16 @@ func (n *node) run(ctx context.Context) error {
 		return err
 	}
 	defer n.http.close()
+	hostSources, irohAddr, err := n.startIroh(ctx, static.Limits)
+	if err != nil {
+		return err
+	}
+	if n.irohT != nil {
+		defer func() { _ = n.irohT.Close() }() // after the endpoint's shutdown (defers run last-first)
+	}
 	n.cn, err = callnode.Start(callnode.Options{
 		Host: host.Options{
+			Sources: hostSources, Iroh: irohAddr,
 			Key: n.key, Listen: listen, NoQUIC: len(static.QUICAddrs) == 0, NoTCP: len(static.TCPAddrs) == 0,
 			Advertise: n.file.Node.Advertise, TLS: static.TLS, Limits: static.Limits,
 			DrainTimeout: static.WithDefaults().DrainTimeout, Dynamic: n.dynamic(n.file),
@@ -469,4 +494,42 @@ func diff(kind string, old, new map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// irohServing is what serve needs of an iroh endpoint (iroh.go; iroh_stub.go never makes one).
+type irohServing interface {
+	Source() endpoint.Source
+	Addr() identity.IrohAddr
+	Close() error
+}
+
+// errIrohNotBuilt answers every iroh use in a binary built without it (spec iroh.md §2).
+var errIrohNotBuilt = errors.New("iroh: this binary was built without iroh")
+
+// startIroh binds the iroh endpoint for serve --iroh (spec iroh.md §8.3). A binary without iroh
+// refuses (CONFIG); a bind failure at run time leaves QUIC and TCP serving and is reported as
+// an iroh_error line.
+func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.Source, *identity.IrohAddr, error) {
+	if !n.iroh {
+		return nil, nil, nil
+	}
+	if !irohBuilt {
+		return nil, nil, configErr(errIrohNotBuilt)
+	}
+	if n.key == nil { // the node's key is the iroh key: an ephemeral one is made here
+		k, err := identity.Generate()
+		if err != nil {
+			return nil, nil, err
+		}
+		n.key = k
+	}
+	t, err := bindIrohServe(ctx, n.key, []string{call.ALPN}, n.irohBind, n.dev, limits, n.e.log)
+	if err != nil {
+		n.irohErr = err
+		n.e.log.Warn("iroh: bind failed; QUIC and TCP serve on", "err", err)
+		return nil, nil, nil
+	}
+	n.irohT = t
+	a := t.Addr()
+	return []endpoint.Source{t.Source()}, &a, nil
 }

@@ -64,6 +64,8 @@ func serveCommand(e *env) *cli.Command {
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT for both QUIC (UDP) and TCP+TLS; repeatable; replaces [node] listen; port 0 picks a free port"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on HOST:PORT (overrides [node] metrics_addr)"},
 			&cli.DurationFlag{Name: "drain-timeout", HideDefault: true, Usage: "how long handlers get to finish on shutdown (overrides [node] drain_timeout; default 2s)"},
+			&cli.BoolFlag{Name: "iroh", Usage: "also serve over iroh (dial by key, relays, hole punching); with --dev on loopback with relays disabled, else with number 0's relays (the node's id and addresses are published)"},
+			&cli.StringSliceFlag{Name: "iroh-bind", Usage: "IP-literal HOST:PORT the iroh endpoint binds (repeatable, at most one per family); default: every interface, port 0 (--dev: 127.0.0.1:0)"},
 			&cli.StringFlag{Name: "http-listen", Usage: "serve the HTTP gateway (and MCP) in plain HTTP on this loopback HOST:PORT; \"\" turns it off (overrides [http] loopback_listen; --dev without --listen: 127.0.0.1:7480)"},
 			&cli.BoolFlag{Name: "json", Usage: `print the start-up facts as one JSON object {"fingerprint","quic","tcp","http","ticket","metrics"}`},
 		),
@@ -107,7 +109,8 @@ func serveCommand(e *env) *cli.Command {
 					return nil
 				}
 			}
-			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, listenGiven: listenGiven, dev: dev, file: file, json: c.Bool("json"), demo: c.Bool("demo")}
+			n := &node{e: e, dir: dir, cfgPath: path, listen: listen, listenGiven: listenGiven, dev: dev, file: file, json: c.Bool("json"), demo: c.Bool("demo"),
+				iroh: c.Bool("iroh"), irohBind: c.StringSlice("iroh-bind")}
 			if c.IsSet("http-listen") {
 				a := c.String("http-listen")
 				if a != "" {

@@ -27,7 +27,7 @@ func clientFlags(withTimeout bool) []cli.Flag {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "to", Usage: "target: a ticket (alk1…) or host:port with --pin (default: <state dir>/node.ticket)"},
 		&cli.StringFlag{Name: "pin", Usage: "fingerprint to pin when --to is host:port (ed25519:<hex> or SHA256:<hex>)"},
-		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp or auto (race both, QUIC first; TCP+TLS after 250ms or at once if QUIC fails)"},
+		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp, iroh (the ticket's iroh records only) or auto (race QUIC and TCP+TLS, QUIC first; TCP+TLS after 250ms or at once if QUIC fails)"},
 		&cli.StringFlag{Name: "key-file", Usage: "present this node key file as the TLS client certificate"},
 		&cli.StringFlag{Name: "token-file", Usage: "send the token in this file as the request's auth_token (an alk_ API key or a peer token)"},
 	}
@@ -103,16 +103,22 @@ func ticketFromStateDir(flag string) (identity.Ticket, error) {
 
 // session is a client connection running a call.Conn.
 type session struct {
-	conn    *call.Conn
-	ticket  identity.Ticket
-	verbose *verbose
+	conn      *call.Conn
+	ticket    identity.Ticket
+	verbose   *verbose
+	closeIroh func() // the client's dial-only iroh endpoint, if it dialed over iroh
 }
 
-func (s *session) close() { _ = s.conn.Close() }
+func (s *session) close() {
+	_ = s.conn.Close()
+	if s.closeIroh != nil {
+		s.closeIroh()
+	}
+}
 
 // dialSpec is what connect needs besides the target: which transport, which key and token.
 type dialSpec struct {
-	transport string // quic, tcp, auto
+	transport string // quic, tcp, iroh, auto
 	keyFile   string
 	tokenFile string
 	timeout   time.Duration
@@ -140,10 +146,18 @@ func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpe
 		o.Transport = conn.TransportQUIC
 	case "tcp":
 		o.Transport = conn.TransportTCPTLS
+	case "iroh":
+		if !irohBuilt {
+			return nil, configErr(errIrohNotBuilt)
+		}
+		if tk.Iroh == nil {
+			return nil, usageErr("--transport iroh: the ticket has no iroh address (serve --iroh puts one in)")
+		}
+		o.Transport = conn.TransportIroh
 	case "auto", "":
 		o.Race = &client.RaceOptions{Trace: v.race}
 	default:
-		return nil, usageErr("--transport %q: want quic, tcp or auto", spec.transport)
+		return nil, usageErr("--transport %q: want quic, tcp, iroh or auto", spec.transport)
 	}
 	if spec.keyFile != "" {
 		var err error
@@ -163,6 +177,15 @@ func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpe
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, spec.timeout)
 	defer cancel()
+	var closeIroh func()
+	if o.Transport == conn.TransportIroh {
+		d, closeFn, err := irohDialer(dialCtx, o.Key, tk, e.log)
+		if err != nil {
+			return nil, configErr(err)
+		}
+		o.Dialer.Iroh, closeIroh = d, closeFn
+		v.printf("* iroh endpoint %s (dial-only)", d.Fingerprint())
+	}
 	v.printf("* dialing %s: quic %v, tcp %v (transport %s, budget %v)", tk.Fingerprint, tk.QUIC, tk.TCP, spec.transport, spec.timeout)
 	start := time.Now()
 	stopSpin := e.spin("connecting to " + shortFP(tk.Fingerprint) + "…")
@@ -170,10 +193,13 @@ func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpe
 	stopSpin()
 	if err != nil {
 		v.printf("* dial failed after %v", time.Since(start).Round(time.Microsecond))
+		if closeIroh != nil {
+			closeIroh()
+		}
 		return nil, dialErr(err)
 	}
 	v.printf("* connected over %s to %s in %v; pin %s verified", cc.Connection().Transport(), cc.Connection().RemoteAddr(), time.Since(start).Round(time.Microsecond), tk.Fingerprint)
-	return &session{conn: cc, ticket: tk, verbose: v}, nil
+	return &session{conn: cc, ticket: tk, verbose: v, closeIroh: closeIroh}, nil
 }
 
 // dialErr maps a dial error to its exit code and CODE word.

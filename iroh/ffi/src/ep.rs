@@ -63,6 +63,8 @@ pub struct Ep {
     pub addr_gen: watch::Sender<u64>,
     /// Set when the endpoint ended without alk_endpoint_close (§6.8).
     pub lost: AtomicBool,
+    /// Set by alk_endpoint_close before iroh's close, so the accept task's end is expected.
+    closing: AtomicBool,
 }
 
 impl Ep {
@@ -159,6 +161,7 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
         backlog: tokio::sync::Mutex::new(rx),
         addr_gen: gen_tx,
         lost: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
     });
     ENDPOINTS.fetch_add(1, Ordering::Relaxed);
     let h = queue::insert(KIND_ENDPOINT, Obj::Endpoint(st.clone()));
@@ -303,7 +306,7 @@ async fn accept_loop(st: Arc<Ep>, tx: mpsc::Sender<Connection>, l: Limits) {
             drop(slot);
         });
     }
-    if !st.ep.is_closed() {
+    if !st.closing.load(Ordering::Acquire) {
         st.lost.store(true, Ordering::Release);
         tracing::warn!("iroh endpoint ended without close");
     }
@@ -481,6 +484,7 @@ pub async fn watch(st: Arc<Ep>, after: u64, cancel: oneshot::Receiver<()>) -> Ou
 
 /// Closes the endpoint (≤ 2 s) once every pending operation under it has completed.
 pub async fn close(st: Arc<Ep>) -> Outcome {
+    st.closing.store(true, Ordering::Release);
     stop_accepting(&st);
     let h = st.id();
     queue::cancel_endpoint(h);

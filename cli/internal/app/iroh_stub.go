@@ -1,0 +1,25 @@
+//go:build !cgo || noiroh
+
+package app
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/identity"
+)
+
+func irohVersion() string { return "iroh none" }
+
+func bindIrohServe(context.Context, *identity.NodeKey, []string, []string, bool, config.Limits, *slog.Logger) (irohServing, error) {
+	return nil, errIrohNotBuilt
+}
+
+func irohDialer(context.Context, *identity.NodeKey, identity.Ticket, *slog.Logger) (client.IrohDialer, func(), error) {
+	return nil, nil, errIrohNotBuilt
+}
+
+// irohBuilt: this binary was built without iroh (noiroh or no cgo).
+const irohBuilt = false
