@@ -3,7 +3,6 @@
 package iroh
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -57,5 +56,3 @@ func statusText(st int32, msg string) string {
 	}
 	return fmt.Sprintf("native status %d", st)
 }
-
-var errStreamClosed = errors.New("iroh: stream closed")

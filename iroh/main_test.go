@@ -8,4 +8,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	initFaults = true // alk_test_fault works in this process (TestNativeFaults)
+	goleak.VerifyTestMain(m)
+}

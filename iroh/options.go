@@ -37,12 +37,6 @@ type Options struct {
 
 var logLevels = map[string]int32{"off": 0, "error": 1, "warn": 2, "info": 3, "debug": 4, "trace": 5}
 
-// ValidateRelayURL checks an iroh relay URL as tickets carry it: absolute https, or http for a
-// loopback host.
-func ValidateRelayURL(s string) error {
-	return identity.ValidateIrohRelayURL(s)
-}
-
 // validate checks o; errors name the field.
 func (o *Options) validate() error {
 	if o.Key == nil {
@@ -69,7 +63,7 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: Options.RelayURLs: more than 8", ErrBind)
 	}
 	for _, u := range o.RelayURLs {
-		if err := ValidateRelayURL(u); err != nil {
+		if err := identity.ValidateIrohRelayURL(u); err != nil {
 			return fmt.Errorf("%w: Options.RelayURLs: %w", ErrBind, err)
 		}
 	}

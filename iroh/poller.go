@@ -154,37 +154,36 @@ func (p *poller) unsubscribeLogs(ch chan struct{}) {
 // issue runs one ABI call that may complete later. It returns the completion at once, or
 // (pending) the token and its operation to wait on.
 func issue(call func(t uint64, out *completion) int32) (c completion, t uint64, o *op) {
-	t = nextToken.Add(1)
 	o = &op{ch: make(chan completion, 1)}
-	thePoller.opsMu.Lock()
-	thePoller.ops[t] = o
-	thePoller.opsMu.Unlock()
-	st := call(t, &c)
-	if st == stPending {
-		return c, t, o
+	c, t, pending := thePoller.start(o, call)
+	if !pending {
+		return c, t, nil
 	}
-	thePoller.opsMu.Lock()
-	delete(thePoller.ops, t)
-	thePoller.opsMu.Unlock()
-	c.status = st
-	return c, t, nil
+	return c, t, o
 }
 
 // issueFunc is issue for an operation whose completion runs fn on the poller.
 func issueFunc(call func(t uint64, out *completion) int32, fn func(completion)) (c completion, pending bool) {
-	t := nextToken.Add(1)
-	thePoller.opsMu.Lock()
-	thePoller.ops[t] = &op{fn: fn}
-	thePoller.opsMu.Unlock()
+	c, _, pending = thePoller.start(&op{fn: fn}, call)
+	return c, pending
+}
+
+// start registers o under a fresh token before the call (a completion can reach the poller
+// before the call returns PENDING) and unregisters it when the call completed at once.
+func (p *poller) start(o *op, call func(t uint64, out *completion) int32) (c completion, t uint64, pending bool) {
+	t = nextToken.Add(1)
+	p.opsMu.Lock()
+	p.ops[t] = o
+	p.opsMu.Unlock()
 	st := call(t, &c)
 	if st == stPending {
-		return c, true
+		return c, t, true
 	}
-	thePoller.opsMu.Lock()
-	delete(thePoller.ops, t)
-	thePoller.opsMu.Unlock()
+	p.opsMu.Lock()
+	delete(p.ops, t)
+	p.opsMu.Unlock()
 	c.status = st
-	return c, false
+	return c, t, false
 }
 
 // await waits for a pending operation; when ctx ends first it cancels the token and still

@@ -14,6 +14,7 @@ import (
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/core/tlsconf"
 )
 
 const testALPN = "alknet/test"
@@ -59,15 +60,12 @@ func TestBindRFC8032Key(t *testing.T) {
 	}
 }
 
-// Two transports echo over a stream; errors and EOF follow spec §6.6.
-func TestEcho(t *testing.T) {
-	srv := bindLoopback(t, newKey(t, nil), testALPN)
-	cli := bindLoopback(t, newKey(t, bytes.Repeat([]byte{9}, 32)))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// serveEcho accepts connections on tr and echoes every stream until ctx ends; the first
+// accepted connection is sent on the channel (nil if Accept failed first).
+func serveEcho(ctx context.Context, tr *Transport) <-chan conn.Connection {
 	accepted := make(chan conn.Connection, 1)
 	go func() {
-		c, err := srv.Source().Accept(ctx)
+		c, err := tr.Source().Accept(ctx)
 		if err != nil {
 			accepted <- nil
 			return
@@ -85,6 +83,31 @@ func TestEcho(t *testing.T) {
 			}()
 		}
 	}()
+	return accepted
+}
+
+// echo sends msg on a new stream of c and checks it comes back.
+func echo(t *testing.T, ctx context.Context, c conn.Connection, msg []byte) {
+	t.Helper()
+	s, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	go func() { _, _ = s.Write(msg); _ = s.CloseWrite() }()
+	got, err := io.ReadAll(s)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo of %d bytes: got %d, err %v", len(msg), len(got), err)
+	}
+}
+
+// Two transports echo over a stream; errors and EOF follow spec §6.6.
+func TestEcho(t *testing.T) {
+	srv := bindLoopback(t, newKey(t, nil), testALPN)
+	cli := bindLoopback(t, newKey(t, bytes.Repeat([]byte{9}, 32)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	accepted := serveEcho(ctx, srv)
 	c, err := cli.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
 	if err != nil {
 		t.Fatal(err)
@@ -97,17 +120,7 @@ func TestEcho(t *testing.T) {
 		t.Fatal("server side did not accept the client's key")
 	}
 	for _, size := range []int{1, 1000, 200 << 10} {
-		s, err := c.OpenStream(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg := bytes.Repeat([]byte("x"), size)
-		go func() { _, _ = s.Write(msg); _ = s.CloseWrite() }()
-		got, err := io.ReadAll(s)
-		if err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("size %d: got %d bytes, err %v", size, len(got), err)
-		}
-		_ = s.Close()
+		echo(t, ctx, c, bytes.Repeat([]byte("x"), size))
 	}
 	// A read deadline ends a pending read with a timeout and leaves the stream usable.
 	s, err := c.OpenStream(ctx)
@@ -157,7 +170,7 @@ func TestDialErrors(t *testing.T) {
 		is   error
 	}{
 		{"unknown ALPN", srv.Fingerprint(), srv.Addr(), "alknet/none", client.DialHandshake, client.ErrALPNNotNegotiated},
-		{"wrong key", other, srv.Addr(), testALPN, client.DialHandshake, nil},
+		{"wrong key", other, srv.Addr(), testALPN, client.DialHandshake, tlsconf.ErrPinMismatch},
 		{"silent address", srv.Fingerprint(), identity.IrohAddr{Addrs: []string{"127.0.0.1:9"}}, testALPN, client.DialConnect, nil},
 		{"not a key", "ed25519:zz", srv.Addr(), testALPN, client.DialConfig, nil},
 		{"no address", srv.Fingerprint(), identity.IrohAddr{}, testALPN, client.DialConfig, nil},
@@ -174,12 +187,49 @@ func TestDialErrors(t *testing.T) {
 				_ = c.Close(0, "")
 			}
 			var de *client.DialError
-			if !errors.As(err, &de) || (de.Kind != tc.kind && !(tc.name == "wrong key" && de.Kind == client.DialConnect)) {
+			if !errors.As(err, &de) || de.Kind != tc.kind {
 				t.Fatalf("err %v, want kind %v", err, tc.kind)
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Fatalf("err %v is not %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// Panics in the crate's synchronous path and in a runtime task become INTERNAL / nothing, and
+// neither ends the process nor a sibling connection; an endpoint iroh loses closes its
+// connections (spec iroh.md §4.3, §6.8, §10.2).
+func TestNativeFaults(t *testing.T) {
+	srv := bindLoopback(t, newKey(t, nil), testALPN)
+	cli := bindLoopback(t, newKey(t, bytes.Repeat([]byte{6}, 32)))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = serveEcho(ctx, srv)
+	c, err := cli.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, ctx, c, []byte("before"))
+	if st := cTestFault(0, 1); st != stInternal {
+		t.Fatalf("synchronous panic: status %d, want INTERNAL", st)
+	}
+	if st := cTestFault(0, 2); st != stOK {
+		t.Fatalf("task panic: status %d", st)
+	}
+	if st := cTestFault(c.(*connection).h, 9); st != stArg {
+		t.Fatalf("unknown fault kind: status %d, want ARG", st)
+	}
+	echo(t, ctx, c, []byte("after the panics"))
+	if st := cTestFault(srv.h, 3); st != stOK { // the server's endpoint is lost under it
+		t.Fatalf("kill endpoint: status %d", st)
+	}
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("the client's connection outlived the lost endpoint")
+	}
+	if _, err := c.OpenStream(ctx); !errors.Is(err, conn.ErrConnectionClosed) {
+		t.Fatalf("open after the peer's endpoint was lost: %v", err)
 	}
 }

@@ -9,16 +9,17 @@ import (
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/iroh"
 )
 
 func irohVersion() string { return "iroh none" }
 
 func bindIrohServe(context.Context, *identity.NodeKey, []string, []string, bool, config.Limits, *slog.Logger) (irohServing, error) {
-	return nil, errIrohNotBuilt
+	return nil, iroh.ErrNotBuilt
 }
 
 func irohDialer(context.Context, *identity.NodeKey, identity.Ticket, *slog.Logger) (client.IrohDialer, func(), error) {
-	return nil, nil, errIrohNotBuilt
+	return nil, nil, iroh.ErrNotBuilt
 }
 
 // irohBuilt: this binary was built without iroh (noiroh or no cgo).

@@ -27,6 +27,7 @@ import (
 	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/iroh"
 )
 
 // OpReload is the admin-scoped operation that re-reads the dynamic config.
@@ -503,9 +504,6 @@ type irohServing interface {
 	Close() error
 }
 
-// errIrohNotBuilt answers every iroh use in a binary built without it (spec iroh.md §2).
-var errIrohNotBuilt = errors.New("iroh: this binary was built without iroh")
-
 // startIroh binds the iroh endpoint for serve --iroh (spec iroh.md §8.3). A binary without iroh
 // refuses (CONFIG); a bind failure at run time leaves QUIC and TCP serving and is reported as
 // an iroh_error line.
@@ -514,7 +512,7 @@ func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.
 		return nil, nil, nil
 	}
 	if !irohBuilt {
-		return nil, nil, configErr(errIrohNotBuilt)
+		return nil, nil, configErr(iroh.ErrNotBuilt)
 	}
 	if n.key == nil { // the node's key is the iroh key: an ephemeral one is made here
 		k, err := identity.Generate()

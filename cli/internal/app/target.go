@@ -17,6 +17,7 @@ import (
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/conn"
 	"github.com/alkdev/alknet/core/identity"
+	"github.com/alkdev/alknet/iroh"
 )
 
 const maxTicketFile = 4096
@@ -148,7 +149,7 @@ func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpe
 		o.Transport = conn.TransportTCPTLS
 	case "iroh":
 		if !irohBuilt {
-			return nil, configErr(errIrohNotBuilt)
+			return nil, configErr(iroh.ErrNotBuilt)
 		}
 		if tk.Iroh == nil {
 			return nil, usageErr("--transport iroh: the ticket has no iroh address (serve --iroh puts one in)")

@@ -10,28 +10,10 @@ use std::time::Duration;
 
 use iroh::{PublicKey, RelayUrl};
 
-use crate::ep::{self, BindConfig};
+use crate::ep::{self, BindConfig, BindOpts};
 use crate::io;
 use crate::queue::{self, Completion, Outcome, Token};
 use crate::status::*;
-
-/// `alk_bind_opts`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct BindOpts {
-    pub relay_mode: u32,
-    pub max_bidi_streams: u32,
-    pub idle_timeout_ms: u32,
-    pub handshake_timeout_ms: u32,
-    pub max_handshakes: u32,
-    pub backlog: u32,
-    pub max_conns: u32,
-    pub max_conns_per_ip: u32,
-    pub stream_window: u32,
-    pub conn_window: u32,
-    pub online_timeout_ms: u32,
-    pub flags: u32,
-}
 
 /// `alk_conn_info_t`.
 #[repr(C)]
@@ -59,7 +41,10 @@ pub struct Stats {
     pub log_dropped: u64,
 }
 
+/// Every export's body: a panic is INTERNAL for that call, and the body runs inside the runtime
+/// once it exists (drops of iroh objects need it; every handle implies `alk_init` ran).
 fn guard(f: impl FnOnce() -> i32) -> i32 {
+    let _enter = queue::rt().map(|rt| rt.enter());
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(ALK_E_INTERNAL)
 }
 
@@ -138,7 +123,7 @@ unsafe fn run(
         // SAFETY: forwarded contract.
         return unsafe { put(out, t, Outcome::err(ALK_E_ARG, "alk_init was not called")) };
     };
-    let _enter = rt.enter();
+    let _ = rt; // guard() already entered it
     let (token, cancel) = match Token::register(t, ep) {
         Ok(x) => x,
         // SAFETY: forwarded contract.
@@ -167,6 +152,27 @@ macro_rules! fail {
         // SAFETY: `out` is the caller's completion pointer (null or writable).
         return guard(|| unsafe { put($out, $t, Outcome::err($status, $msg)) })
     };
+}
+
+/// Runs an operation on endpoint `h` that may complete later; `under_ep` registers its token
+/// under the endpoint, so the endpoint's close cancels it.
+///
+/// # Safety
+/// As `put`.
+unsafe fn endpoint_op(
+    h: u64,
+    t: u64,
+    out: *mut Completion,
+    under_ep: bool,
+    f: impl FnOnce(std::sync::Arc<ep::Ep>, Token, tokio::sync::oneshot::Receiver<()>) -> Option<Outcome>,
+) -> i32 {
+    let st = match queue::endpoint(h) {
+        Ok(st) => st,
+        Err(s) => fail!(out, t, s, "endpoint: not an endpoint handle"),
+    };
+    let ep = if under_ep { h } else { 0 };
+    // SAFETY: forwarded contract.
+    guard(move || unsafe { run(t, ep, out, move |token, cancel| f(st, token, cancel)) })
 }
 
 #[unsafe(no_mangle)]
@@ -232,15 +238,9 @@ pub extern "C" fn alk_cancel(t: u64) -> i32 {
 
 #[unsafe(no_mangle)]
 pub extern "C" fn alk_release(h: u64) -> i32 {
-    guard(|| {
-        let Some(rt) = queue::rt() else {
-            return ALK_E_HANDLE;
-        };
-        let _enter = rt.enter(); // drops of iroh objects run inside the runtime
-        match queue::release(h) {
-            Ok(_) => ALK_OK,
-            Err(s) => s,
-        }
+    guard(|| match queue::release(h) {
+        Ok(_) => ALK_OK,
+        Err(s) => s,
     })
 }
 
@@ -417,30 +417,34 @@ pub unsafe extern "C" fn alk_endpoint_bind(
         if o.flags & !ALK_BIND_DIAL_ONLY != 0 {
             return Err("opts.flags: unknown bits".into());
         }
-        let mut k = [0u8; 32];
-        // SAFETY: key points to 32 readable bytes; copied once, zeroized when BindConfig drops.
-        unsafe { std::ptr::copy_nonoverlapping(key, k.as_mut_ptr(), 32) };
         let dial_only = alpns.is_empty() || o.flags & ALK_BIND_DIAL_ONLY != 0;
         let nz = |v: u32, d: u32| if v == 0 { d } else { v };
-        Ok(BindConfig {
-            relay_mode: o.relay_mode,
-            max_bidi_streams: nz(o.max_bidi_streams, 100),
-            idle_timeout_ms: nz(o.idle_timeout_ms, 30_000),
-            handshake_timeout_ms: nz(o.handshake_timeout_ms, 10_000),
-            max_handshakes: nz(o.max_handshakes, 64),
-            backlog: nz(o.backlog, 64),
-            max_conns: nz(o.max_conns, u32::MAX),
-            max_conns_per_ip: nz(o.max_conns_per_ip, u32::MAX),
-            stream_window: nz(o.stream_window, 1 << 20),
-            conn_window: nz(o.conn_window, 8 << 20),
-            online_timeout_ms: o.online_timeout_ms,
+        let mut cfg = BindConfig {
+            opts: BindOpts {
+                relay_mode: o.relay_mode,
+                max_bidi_streams: nz(o.max_bidi_streams, 100),
+                idle_timeout_ms: nz(o.idle_timeout_ms, 30_000),
+                handshake_timeout_ms: nz(o.handshake_timeout_ms, 10_000),
+                max_handshakes: nz(o.max_handshakes, 64),
+                backlog: nz(o.backlog, 64),
+                max_conns: nz(o.max_conns, u32::MAX),
+                max_conns_per_ip: nz(o.max_conns_per_ip, u32::MAX),
+                stream_window: nz(o.stream_window, 1 << 20),
+                conn_window: nz(o.conn_window, 8 << 20),
+                online_timeout_ms: o.online_timeout_ms,
+                flags: o.flags,
+            },
             dial_only,
-            key: k,
+            key: [0; 32],
             alpns: alpns.into_iter().map(String::into_bytes).collect(),
             binds,
             relays,
             advertise,
-        })
+        };
+        // SAFETY: key points to 32 readable bytes; copied once, straight into the config, which
+        // zeroizes it when dropped (no other copy of the seed is made).
+        unsafe { std::ptr::copy_nonoverlapping(key, cfg.key.as_mut_ptr(), 32) };
+        Ok(cfg)
     })();
     let cfg = match parsed {
         Ok(c) => c,
@@ -500,10 +504,6 @@ pub unsafe extern "C" fn alk_endpoint_addrs(
             Ok(st) => st,
             Err(s) => return s,
         };
-        let Some(rt) = queue::rt() else {
-            return ALK_E_ARG;
-        };
-        let _enter = rt.enter();
         let g = *st.addr_gen.borrow();
         let text = ep::addr_lines(&st, which);
         // SAFETY: len and generation are writable.
@@ -531,53 +531,37 @@ pub unsafe extern "C" fn alk_endpoint_watch(
     t: u64,
     out: *mut Completion,
 ) -> i32 {
-    let st = match queue::endpoint(h) {
-        Ok(st) => st,
-        Err(s) => fail!(out, t, s, "endpoint: not an endpoint handle"),
-    };
-    guard(move || {
-        // SAFETY: forwarded contract.
-        unsafe {
-            run(t, h, out, move |token, cancel| {
-                let now = *st.addr_gen.borrow();
-                if now > generation {
-                    token.forget();
-                    return Some(Outcome::ok(now));
-                }
-                ep::spawn(token, ep::watch(st, generation, cancel));
-                None
-            })
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        endpoint_op(h, t, out, true, move |st, token, cancel| {
+            let now = *st.addr_gen.borrow();
+            if now > generation {
+                token.forget();
+                return Some(Outcome::ok(now));
+            }
+            ep::spawn(token, ep::watch(st, generation, cancel));
+            None
+        })
+    }
 }
 
 /// # Safety
 /// `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn alk_endpoint_accept(h: u64, t: u64, out: *mut Completion) -> i32 {
-    let st = match queue::endpoint(h) {
-        Ok(st) => st,
-        Err(s) => fail!(out, t, s, "endpoint: not an endpoint handle"),
-    };
-    guard(move || {
-        // SAFETY: forwarded contract.
-        unsafe {
-            run(t, h, out, move |token, cancel| {
-                ep::spawn(token, ep::accept(st, cancel));
-                None
-            })
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        endpoint_op(h, t, out, true, |st, token, cancel| {
+            ep::spawn(token, ep::accept(st, cancel));
+            None
+        })
+    }
 }
 
 #[unsafe(no_mangle)]
 pub extern "C" fn alk_endpoint_stop_accepting(h: u64) -> i32 {
     guard(|| match queue::endpoint(h) {
         Ok(st) => {
-            let Some(rt) = queue::rt() else {
-                return ALK_E_ARG;
-            };
-            let _enter = rt.enter();
             ep::stop_accepting(&st);
             ALK_OK
         }
@@ -602,10 +586,6 @@ pub unsafe extern "C" fn alk_endpoint_connect(
     t: u64,
     out: *mut Completion,
 ) -> i32 {
-    let st = match queue::endpoint(h) {
-        Ok(st) => st,
-        Err(s) => fail!(out, t, s, "endpoint: not an endpoint handle"),
-    };
     if id.is_null() {
         fail!(out, t, ALK_E_ARG, "id: NULL");
     }
@@ -647,37 +627,29 @@ pub unsafe extern "C" fn alk_endpoint_connect(
     } else {
         timeout_ms as u64
     });
-    guard(move || {
-        // SAFETY: forwarded contract.
-        unsafe {
-            run(t, h, out, move |token, cancel| {
-                ep::spawn(
-                    token,
-                    ep::connect(st, key, alpn, relay, addrs, timeout, cancel),
-                );
-                None
-            })
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        endpoint_op(h, t, out, true, move |st, token, cancel| {
+            ep::spawn(
+                token,
+                ep::connect(st, key, alpn, relay, addrs, timeout, cancel),
+            );
+            None
+        })
+    }
 }
 
 /// # Safety
 /// `out` is writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn alk_endpoint_close(h: u64, t: u64, out: *mut Completion) -> i32 {
-    let st = match queue::endpoint(h) {
-        Ok(st) => st,
-        Err(s) => fail!(out, t, s, "endpoint: not an endpoint handle"),
-    };
-    guard(move || {
-        // SAFETY: forwarded contract.
-        unsafe {
-            run(t, 0, out, move |token, _cancel| {
-                ep::spawn(token, ep::close(st));
-                None
-            })
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        endpoint_op(h, t, out, false, |st, token, _cancel| {
+            ep::spawn(token, ep::close(st));
+            None
+        })
+    }
 }
 
 /// # Safety
@@ -692,10 +664,6 @@ pub unsafe extern "C" fn alk_conn_info(h: u64, out: *mut ConnInfo) -> i32 {
             Ok(c) => c,
             Err(s) => return s,
         };
-        let Some(rt) = queue::rt() else {
-            return ALK_E_ARG;
-        };
-        let _enter = rt.enter();
         let mut info = ConnInfo {
             remote_id: *c.conn.remote_id().as_bytes(),
             alpn: [0; 255],
@@ -757,10 +725,6 @@ pub unsafe extern "C" fn alk_conn_close(
             Ok(c) => c,
             Err(s) => return s,
         };
-        let Some(rt) = queue::rt() else {
-            return ALK_E_ARG;
-        };
-        let _enter = rt.enter();
         c.close(code, r);
         ALK_OK
     })
@@ -842,13 +806,7 @@ pub unsafe extern "C" fn alk_stream_write(
 
 fn stream_call(h: u64, f: impl FnOnce(&io::Stream) -> i32) -> i32 {
     guard(|| match queue::stream(h) {
-        Ok(st) => {
-            let Some(rt) = queue::rt() else {
-                return ALK_E_ARG;
-            };
-            let _enter = rt.enter();
-            f(&st)
-        }
+        Ok(st) => f(&st),
         Err(s) => s,
     })
 }

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use iroh::endpoint::{
-    BindOpts, ConnectError, ConnectWithOptsError, ConnectingError, Connection, ConnectionError,
-    IdleTimeout, IncomingAddr, PortmapperConfig, QuicConnectError, QuicTransportConfig, VarInt,
-    presets,
+    BindOpts as IrohBindOpts, ConnectError, ConnectWithOptsError, ConnectingError, Connection,
+    ConnectionError, IdleTimeout, IncomingAddr, PortmapperConfig, QuicConnectError,
+    QuicTransportConfig, VarInt, presets,
 };
 use iroh::{Endpoint, EndpointAddr, PublicKey, RelayMode, RelayUrl, SecretKey, Watcher};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,8 +28,10 @@ pub static REFUSED_BACKLOG: AtomicU64 = AtomicU64::new(0);
 pub static HANDSHAKE_FAILED: AtomicU64 = AtomicU64::new(0);
 pub static ENDPOINTS: AtomicU64 = AtomicU64::new(0);
 
-/// Everything `alk_endpoint_bind` was given, checked.
-pub struct BindConfig {
+/// `alk_bind_opts`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BindOpts {
     pub relay_mode: u32,
     pub max_bidi_streams: u32,
     pub idle_timeout_ms: u32,
@@ -41,6 +43,12 @@ pub struct BindConfig {
     pub stream_window: u32,
     pub conn_window: u32,
     pub online_timeout_ms: u32,
+    pub flags: u32,
+}
+
+/// Everything `alk_endpoint_bind` was given, checked, with defaults for zero options.
+pub struct BindConfig {
+    pub opts: BindOpts,
     pub dial_only: bool,
     pub key: [u8; 32],
     pub alpns: Vec<Vec<u8>>,
@@ -80,14 +88,14 @@ impl Drop for Ep {
 }
 
 fn transport_config(c: &BindConfig) -> Result<QuicTransportConfig, String> {
-    let idle = IdleTimeout::try_from(Duration::from_millis(c.idle_timeout_ms.max(1) as u64))
+    let idle = IdleTimeout::try_from(Duration::from_millis(c.opts.idle_timeout_ms.max(1) as u64))
         .map_err(|e| format!("idle_timeout_ms: {e}"))?;
     Ok(QuicTransportConfig::builder()
-        .max_concurrent_bidi_streams(VarInt::from_u32(c.max_bidi_streams))
+        .max_concurrent_bidi_streams(VarInt::from_u32(c.opts.max_bidi_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(0))
         .max_idle_timeout(Some(idle))
-        .stream_receive_window(VarInt::from_u32(c.stream_window))
-        .receive_window(VarInt::from_u32(c.conn_window))
+        .stream_receive_window(VarInt::from_u32(c.opts.stream_window))
+        .receive_window(VarInt::from_u32(c.opts.conn_window))
         .datagram_receive_buffer_size(None)
         .build())
 }
@@ -97,7 +105,7 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
     let secret = SecretKey::from_bytes(&c.key);
     c.key.zeroize();
     let serving = !c.dial_only;
-    let mut b = match c.relay_mode {
+    let mut b = match c.opts.relay_mode {
         ALK_RELAY_CUSTOM => {
             Endpoint::builder(presets::Minimal).relay_mode(RelayMode::custom(c.relays.clone()))
         }
@@ -131,7 +139,7 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
         c.binds.clone()
     };
     for a in binds {
-        let opts = BindOpts::default().set_is_required(a.is_ipv4());
+        let opts = IrohBindOpts::default().set_is_required(a.is_ipv4());
         b = match b.bind_addr_with_opts(a, opts) {
             Ok(b) => b,
             Err(e) => return Outcome::err(ALK_E_ARG, format!("binds: {a}: {e}")),
@@ -144,15 +152,15 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
         Ok(ep) => ep,
         Err(e) => return Outcome::err(ALK_E_BIND, format!("bind: {e}")),
     };
-    if serving && c.relay_mode != ALK_RELAY_DISABLED {
-        let wait = Duration::from_millis(if c.online_timeout_ms == 0 {
+    if serving && c.opts.relay_mode != ALK_RELAY_DISABLED {
+        let wait = Duration::from_millis(if c.opts.online_timeout_ms == 0 {
             5000
         } else {
-            c.online_timeout_ms as u64
+            c.opts.online_timeout_ms as u64
         });
         let _ = tokio::time::timeout(wait, ep.online()).await;
     }
-    let (tx, rx) = mpsc::channel(c.backlog.clamp(1, 64) as usize);
+    let (tx, rx) = mpsc::channel(c.opts.backlog.clamp(1, 64) as usize);
     let (gen_tx, _) = watch::channel(1u64);
     let st = Arc::new(Ep {
         ep: ep.clone(),
@@ -169,10 +177,10 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
     tokio::spawn(watch_addrs(Arc::downgrade(&st), ep.watch_addr()));
     if serving {
         let limits = Limits {
-            max_handshakes: c.max_handshakes.clamp(1, 64) as usize,
-            max_conns: c.max_conns as usize,
-            max_per_ip: c.max_conns_per_ip as usize,
-            handshake: Duration::from_millis(c.handshake_timeout_ms.max(1) as u64),
+            max_handshakes: c.opts.max_handshakes.clamp(1, 64) as usize,
+            max_conns: c.opts.max_conns as usize,
+            max_per_ip: c.opts.max_conns_per_ip as usize,
+            handshake: Duration::from_millis(c.opts.handshake_timeout_ms.max(1) as u64),
         };
         tokio::spawn(accept_loop(st.clone(), tx, limits));
     }

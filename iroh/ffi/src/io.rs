@@ -1,6 +1,7 @@
 //! Connections and streams (spec iroh.md §5.4): zero-copy reads, bounded writes, and the
 //! mapping of noq's errors to ABI statuses.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -102,46 +103,49 @@ fn message(reason: &[u8]) -> u64 {
     queue::insert(queue::KIND_MESSAGE, Obj::Message(reason[..n].to_vec()))
 }
 
-pub fn open(c: Arc<Conn>, token: Token, mut cancel: oneshot::Receiver<()>) -> Option<Outcome> {
-    if let Some(r) = c.conn.open_bi().now_or_never() {
+type StreamPair = Result<(SendStream, RecvStream), ConnectionError>;
+
+/// Opens or accepts a bidirectional stream: at once when it is ready, else in a task.
+fn stream_op<F, Fut>(
+    c: Arc<Conn>,
+    token: Token,
+    mut cancel: oneshot::Receiver<()>,
+    op: F,
+) -> Option<Outcome>
+where
+    F: Fn(Connection) -> Fut,
+    Fut: Future<Output = StreamPair> + Send + 'static,
+{
+    let done = |c: &Arc<Conn>, r: StreamPair| match r {
+        Ok(s) => c.new_stream(s),
+        Err(e) => c.conn_error(&e),
+    };
+    if let Some(r) = op(c.conn.clone()).now_or_never() {
         token.forget();
-        return Some(match r {
-            Ok(s) => c.new_stream(s),
-            Err(e) => c.conn_error(&e),
-        });
+        return Some(done(&c, r));
     }
+    let fut = op(c.conn.clone());
     crate::ep::spawn(token, async move {
         tokio::select! {
             biased;
             _ = &mut cancel => Outcome::status(ALK_E_CANCELED, 0),
-            r = c.conn.open_bi() => match r {
-                Ok(s) => c.new_stream(s),
-                Err(e) => c.conn_error(&e),
-            },
+            r = fut => done(&c, r),
         }
     });
     None
 }
 
-pub fn accept(c: Arc<Conn>, token: Token, mut cancel: oneshot::Receiver<()>) -> Option<Outcome> {
-    if let Some(r) = c.conn.accept_bi().now_or_never() {
-        token.forget();
-        return Some(match r {
-            Ok(s) => c.new_stream(s),
-            Err(e) => c.conn_error(&e),
-        });
-    }
-    crate::ep::spawn(token, async move {
-        tokio::select! {
-            biased;
-            _ = &mut cancel => Outcome::status(ALK_E_CANCELED, 0),
-            r = c.conn.accept_bi() => match r {
-                Ok(s) => c.new_stream(s),
-                Err(e) => c.conn_error(&e),
-            },
-        }
-    });
-    None
+pub fn open(c: Arc<Conn>, token: Token, cancel: oneshot::Receiver<()>) -> Option<Outcome> {
+    stream_op(c, token, cancel, |conn| async move { conn.open_bi().await })
+}
+
+pub fn accept(c: Arc<Conn>, token: Token, cancel: oneshot::Receiver<()>) -> Option<Outcome> {
+    stream_op(
+        c,
+        token,
+        cancel,
+        |conn| async move { conn.accept_bi().await },
+    )
 }
 
 pub fn closed(c: Arc<Conn>, token: Token, mut cancel: oneshot::Receiver<()>) -> Option<Outcome> {
