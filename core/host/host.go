@@ -61,6 +61,7 @@ type Host struct {
 	ep       *endpoint.Endpoint
 	quic     []net.Addr
 	tcp      []net.Addr
+	ticketMu sync.Mutex // SetIroh rewrites the ticket while it is read
 	ticket   identity.Ticket
 	runDone  chan struct{}
 	runErr   error
@@ -238,7 +239,25 @@ func (h *Host) QUICAddrs() []net.Addr { return slices.Clone(h.quic) }
 func (h *Host) TCPAddrs() []net.Addr { return slices.Clone(h.tcp) }
 
 // Ticket reaches the node: its fingerprint and advertised addresses (after Start).
-func (h *Host) Ticket() identity.Ticket { return h.ticket }
+func (h *Host) Ticket() identity.Ticket {
+	h.ticketMu.Lock()
+	defer h.ticketMu.Unlock()
+	t := h.ticket
+	t.QUIC, t.TCP = slices.Clone(t.QUIC), slices.Clone(t.TCP)
+	if t.Iroh != nil {
+		a := identity.IrohAddr{RelayURL: t.Iroh.RelayURL, Addrs: slices.Clone(t.Iroh.Addrs)}
+		t.Iroh = &a
+	}
+	return t
+}
+
+// SetIroh replaces the ticket's iroh records (the iroh endpoint's addresses changed).
+func (h *Host) SetIroh(a identity.IrohAddr) {
+	a.Addrs = slices.Clone(a.Addrs)
+	h.ticketMu.Lock()
+	h.ticket.Iroh = &a
+	h.ticketMu.Unlock()
+}
 
 // Credentials pin this host, presenting key (nil: anonymous): what a client dials it with.
 func (h *Host) Credentials(key *identity.NodeKey) tlsconf.ConnectionCredentials {

@@ -3,6 +3,10 @@
 package main
 
 import (
+	"errors"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -44,9 +48,76 @@ func TestServeIroh(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "no iroh address") {
 		t.Fatalf("iroh-less ticket: %d %q", code, errOut)
 	}
+	// auto: dead loopback QUIC/TCP addresses let iroh start at once; a silent public QUIC
+	// address lets it join after 500 ms; both connect within the 2 s dial budget.
+	for _, direct := range []identity.Ticket{
+		{Fingerprint: tk.Fingerprint, QUIC: []string{"127.0.0.1:1"}, TCP: []string{"127.0.0.1:1"}, Iroh: tk.Iroh},
+		{Fingerprint: tk.Fingerprint, QUIC: []string{"203.0.113.1:4433"}, Iroh: tk.Iroh},
+	} {
+		s, err := direct.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, errOut, code = run(t, "--state-dir", state, "call", "--timeout", "2s", "-v", "--to", s, "demo/echo", `{"text":"auto"}`)
+		if code != 0 || out != "{\"text\":\"auto\"}\n" || !strings.Contains(errOut, "race won by iroh") {
+			t.Fatalf("auto with QUIC %v: %d %q %q", direct.QUIC, code, out, errOut)
+		}
+	}
+	// --to host:port --pin with --transport iroh names one direct iroh address.
+	out, errOut, code = run(t, "--state-dir", state, "call", "--transport", "iroh", "--to", lines["iroh"], "--pin", tk.Fingerprint, "demo/echo", `{"text":"pin"}`)
+	if code != 0 || out != "{\"text\":\"pin\"}\n" {
+		t.Fatalf("iroh by address and pin: %d %q %q", code, out, errOut)
+	}
 	out, _, _ = run(t, "version")
 	if !strings.Contains(out, "\niroh 1.0.3 abi 1\n") {
 		t.Fatalf("version: %q", out)
 	}
 	stop(t, cmd)
+}
+
+// An iroh port already taken: serve prints iroh_error and QUIC/TCP serve on (spec iroh.md §8.3).
+func TestServeIrohPortTaken(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	state := t.TempDir()
+	cmd, lines, _ := startServe(t, false, "--state-dir", state, "serve", "--dev", "--iroh", "--iroh-bind", pc.LocalAddr().String(), "--listen", "127.0.0.1:0")
+	if lines["iroh_error"] == "" || lines["iroh"] != "" {
+		t.Fatalf("want an iroh_error line and no iroh address: %v", lines)
+	}
+	if tk, err := identity.ParseTicket(lines["ticket"]); err != nil || tk.Iroh != nil {
+		t.Fatalf("ticket %+v (%v): want no iroh records", tk, err)
+	}
+	if out, errOut, code := run(t, "--state-dir", state, "call", "--transport", "quic", "demo/echo", `{"text":"q"}`); code != 0 || out != "{\"text\":\"q\"}\n" {
+		t.Fatalf("QUIC beside a failed iroh bind: %d %q %q", code, out, errOut)
+	}
+	stop(t, cmd)
+}
+
+// A binary built with -tags noiroh refuses every iroh use with exit 1 (spec iroh.md §2, §8.4).
+func TestNoIrohBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "alknet-noiroh")
+	if out, err := exec.Command("go", "build", "-tags", "noiroh", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	state := t.TempDir()
+	for _, args := range [][]string{
+		{"--state-dir", state, "serve", "--dev", "--iroh", "--listen", "127.0.0.1:0"},
+		{"--state-dir", state, "call", "--transport", "iroh", "--to", "ed25519:" + strings.Repeat("ab", 32), "demo/echo"},
+	} {
+		var stderr strings.Builder
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "iroh: this binary was built without iroh") {
+			t.Fatalf("%v: %v %q", args, err, stderr.String())
+		}
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.Contains(string(out), "\niroh none\n") {
+		t.Fatalf("version: %v %q", err, out)
+	}
 }

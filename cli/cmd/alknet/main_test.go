@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "alknet")
 	// The binary under test is built like the tests: with -race under -race, and with -cover
 	// under -cover (its runs then add to the coverage profile through GOCOVERDIR).
-	args := []string{"build", "-o", binary}
+	args := append([]string{"build", "-o", binary}, buildTags...)
 	if raceEnabled {
 		args = append(args, "-race")
 	}

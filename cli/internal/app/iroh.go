@@ -7,20 +7,24 @@ import (
 	"log/slog"
 
 	"github.com/alkdev/alknet/core/client"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/iroh"
 )
 
 func irohVersion() string { return "iroh " + iroh.Version() + " abi 1" }
 
-// bindIrohServe binds the node's iroh endpoint (spec iroh.md §8.3): with --dev on loopback
-// with relays disabled, else on binds (nil: every interface) with number 0's relays.
-func bindIrohServe(ctx context.Context, key *identity.NodeKey, alpns, binds []string, dev bool, limits config.Limits, log *slog.Logger) (irohServing, error) {
-	o := iroh.Options{Key: key, ALPNs: alpns, BindAddrs: binds, Relay: iroh.RelayN0, Limits: limits, Logger: log}
-	if dev {
-		o.Relay = iroh.RelayDisabled
-		if len(binds) == 0 {
+// bindIrohServe binds the node's iroh endpoint (spec iroh.md §8.3) as [iroh] says; --dev binds
+// loopback (127.0.0.1:0 unless --iroh-bind) with relays disabled.
+func bindIrohServe(ctx context.Context, c irohServeConfig) (irohServing, error) {
+	o := iroh.Options{Key: c.key, ALPNs: c.alpns, BindAddrs: c.cfg.Bind, Advertise: c.cfg.Advertise,
+		Relay: iroh.RelayMode(c.cfg.RelayMode()), RelayURLs: c.cfg.RelayURLs, LogLevel: c.cfg.LogLevel,
+		Limits: c.limits, Logger: c.log, OnAddr: c.onAddr}
+	if len(c.binds) > 0 {
+		o.BindAddrs = c.binds
+	}
+	if c.dev {
+		o.Relay, o.RelayURLs = iroh.RelayDisabled, nil
+		if len(c.binds) == 0 {
 			o.BindAddrs = []string{"127.0.0.1:0"}
 		}
 	}
@@ -28,7 +32,8 @@ func bindIrohServe(ctx context.Context, key *identity.NodeKey, alpns, binds []st
 }
 
 // irohDialer binds a dial-only endpoint for a client command: relay custom with the ticket's
-// relay URL, disabled without one; keyed by key (nil: ephemeral). close ends it.
+// relay URL, n0 (lookup by key) when the ticket has neither a relay nor an address, disabled
+// otherwise; keyed by key (nil: ephemeral). close ends it.
 func irohDialer(ctx context.Context, key *identity.NodeKey, tk identity.Ticket, log *slog.Logger) (client.IrohDialer, func(), error) {
 	if key == nil {
 		var err error
@@ -36,10 +41,8 @@ func irohDialer(ctx context.Context, key *identity.NodeKey, tk identity.Ticket, 
 			return nil, nil, err
 		}
 	}
-	o := iroh.Options{Key: key, Relay: iroh.RelayDisabled, Logger: log}
-	if tk.Iroh != nil && tk.Iroh.RelayURL != "" {
-		o.Relay, o.RelayURLs = iroh.RelayCustom, []string{tk.Iroh.RelayURL}
-	}
+	o := iroh.Options{Key: key, Logger: log}
+	o.Relay, o.RelayURLs = clientRelay(tk)
 	t, err := iroh.Bind(ctx, o)
 	if err != nil {
 		return nil, nil, err
@@ -49,3 +52,15 @@ func irohDialer(ctx context.Context, key *identity.NodeKey, tk identity.Ticket, 
 
 // irohBuilt: this binary links iroh.
 const irohBuilt = true
+
+// clientRelay is a client endpoint's relay mode for tk: custom with the ticket's relay URL, n0
+// (lookup by key) when the ticket has neither a relay nor an address, disabled otherwise.
+func clientRelay(tk identity.Ticket) (iroh.RelayMode, []string) {
+	switch {
+	case tk.Iroh != nil && tk.Iroh.RelayURL != "":
+		return iroh.RelayCustom, []string{tk.Iroh.RelayURL}
+	case tk.Iroh != nil && len(tk.Iroh.Addrs) == 0:
+		return iroh.RelayN0, nil
+	}
+	return iroh.RelayDisabled, nil
+}

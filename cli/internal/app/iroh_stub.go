@@ -7,14 +7,13 @@ import (
 	"log/slog"
 
 	"github.com/alkdev/alknet/core/client"
-	"github.com/alkdev/alknet/core/config"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/iroh"
 )
 
 func irohVersion() string { return "iroh none" }
 
-func bindIrohServe(context.Context, *identity.NodeKey, []string, []string, bool, config.Limits, *slog.Logger) (irohServing, error) {
+func bindIrohServe(context.Context, irohServeConfig) (irohServing, error) {
 	return nil, iroh.ErrNotBuilt
 }
 

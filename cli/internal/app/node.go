@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -47,8 +48,9 @@ type node struct {
 	iroh        bool     // serve --iroh
 	irohBind    []string // serve --iroh-bind
 	irohT       irohServing
-	irohErr     error // a run-time iroh bind failure: QUIC and TCP serve on (iroh_error)
-	json        bool  // start-up facts as one JSON object
+	irohErr     error                  // a run-time iroh bind failure: QUIC and TCP serve on (iroh_error)
+	irohAddrs   chan identity.IrohAddr // the iroh endpoint's latest addresses, for followIroh
+	json        bool                   // start-up facts as one JSON object
 	key         *identity.NodeKey
 	caps        core.Capabilities
 	drain       *time.Duration
@@ -248,6 +250,9 @@ func (n *node) run(ctx context.Context) error {
 	}
 	defer os.Remove(filepath.Join(n.dir, pidFile))
 	n.printStarted(ticket, metricsAddr)
+	if n.irohT != nil {
+		go n.followIroh()
+	}
 	n.e.log.Info("node started", "fingerprint", n.cn.Fingerprint(), "state_dir", n.dir, "config", n.cfgPath)
 
 	runDone := make(chan error, 1)
@@ -441,7 +446,7 @@ func staticChanges(a, b *nodeconfig.File) []string {
 		a, b any
 	}{
 		{"import", a.Imports, b.Imports}, {"uplink", a.Uplinks, b.Uplinks}, {"hub", a.Hub, b.Hub},
-		{"http", a.HTTP, b.HTTP}, {"mcp", a.MCP, b.MCP},
+		{"http", a.HTTP, b.HTTP}, {"mcp", a.MCP, b.MCP}, {"iroh", a.Iroh, b.Iroh},
 		{"openapi_import", a.OpenAPIImports, b.OpenAPIImports}, {"mcp_import", a.MCPImports, b.MCPImports},
 	} {
 		if !reflect.DeepEqual(sec.a, sec.b) {
@@ -497,6 +502,18 @@ func diff(kind string, old, new map[string]string) []string {
 	return out
 }
 
+// irohServeConfig is what bindIrohServe binds with.
+type irohServeConfig struct {
+	key    *identity.NodeKey
+	alpns  []string
+	cfg    nodeconfig.Iroh
+	binds  []string // --iroh-bind: replaces cfg.Bind
+	dev    bool
+	limits config.Limits
+	log    *slog.Logger
+	onAddr func(identity.IrohAddr)
+}
+
 // irohServing is what serve needs of an iroh endpoint (iroh.go; iroh_stub.go never makes one).
 type irohServing interface {
 	Source() endpoint.Source
@@ -508,7 +525,7 @@ type irohServing interface {
 // refuses (CONFIG); a bind failure at run time leaves QUIC and TCP serving and is reported as
 // an iroh_error line.
 func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.Source, *identity.IrohAddr, error) {
-	if !n.iroh {
+	if !n.iroh && !n.file.Iroh.Enabled {
 		return nil, nil, nil
 	}
 	if !irohBuilt {
@@ -521,13 +538,56 @@ func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.
 		}
 		n.key = k
 	}
-	t, err := bindIrohServe(ctx, n.key, []string{call.ALPN}, n.irohBind, n.dev, limits, n.e.log)
+	n.irohAddrs = make(chan identity.IrohAddr, 1)
+	t, err := bindIrohServe(ctx, irohServeConfig{key: n.key, alpns: []string{call.ALPN}, cfg: n.file.Iroh,
+		binds: n.irohBind, dev: n.dev, limits: limits, log: n.e.log, onAddr: n.irohAddrChanged})
 	if err != nil {
 		n.irohErr = err
 		n.e.log.Warn("iroh: bind failed; QUIC and TCP serve on", "err", err)
 		return nil, nil, nil
 	}
+	if !n.dev && n.file.Iroh.RelayMode() == "n0" {
+		n.e.log.Info("iroh: relay mode n0: this node's id and addresses are published to number 0's relays and DNS")
+	}
 	n.irohT = t
 	a := t.Addr()
 	return []endpoint.Source{t.Source()}, &a, nil
+}
+
+// irohAddrChanged keeps only the latest address for followIroh (it runs on the transport's
+// goroutine, possibly before the node has started).
+func (n *node) irohAddrChanged(a identity.IrohAddr) {
+	for {
+		select {
+		case n.irohAddrs <- a:
+			return
+		default:
+			select {
+			case <-n.irohAddrs:
+			default:
+			}
+		}
+	}
+}
+
+// followIroh rewrites the ticket (the node's and node.ticket) whenever the iroh endpoint's
+// addresses change, until the node ends.
+func (n *node) followIroh() {
+	for {
+		select {
+		case <-n.cn.Done():
+			return
+		case a := <-n.irohAddrs:
+			n.cn.SetIroh(a)
+			ticket, err := n.cn.Ticket().Encode()
+			if err != nil {
+				n.e.log.Warn("iroh: addresses changed but the ticket cannot be encoded", "err", err)
+				continue
+			}
+			if err := writeAtomic(n.dir, ticketFile, []byte(ticket+"\n"), 0o644); err != nil {
+				n.e.log.Warn("iroh: rewriting the ticket file", "err", err)
+			}
+			n.e.log.Info("iroh: addresses changed; ticket rewritten", "relay", a.RelayURL, "addrs", a.Addrs, "ticket", ticket)
+		}
+	}
 }

@@ -312,8 +312,19 @@ func ticketCommand(e *env) *cli.Command {
 				if tk.ServerName != "" {
 					fmt.Fprintf(tw, "server_name\t%s\n", tk.ServerName)
 				}
-				if len(tk.QUIC)+len(tk.TCP) == 0 {
+				if tk.Iroh != nil {
+					for _, a := range tk.Iroh.Addrs {
+						fmt.Fprintf(tw, "iroh\t%s\n", a)
+					}
+					if tk.Iroh.RelayURL != "" {
+						fmt.Fprintf(tw, "iroh_relay\t%s\n", tk.Iroh.RelayURL)
+					}
+				}
+				switch {
+				case len(tk.QUIC)+len(tk.TCP) == 0 && tk.Iroh == nil:
 					fmt.Fprintf(tw, "note\tno address: a client cannot dial this ticket\n")
+				case len(tk.QUIC)+len(tk.TCP) == 0:
+					fmt.Fprintf(tw, "note\tiroh only: dial it with --transport iroh\n")
 				}
 				for i, r := range recs {
 					fmt.Fprintf(tw, "record %d\t0x%02x %s %s\n", i, r.Type, r.Name, r.Value)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,7 +27,7 @@ const maxTicketFile = 4096
 // withTimeout adds --timeout (not for subscriptions, which have no deadline).
 func clientFlags(withTimeout bool) []cli.Flag {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "to", Usage: "target: a ticket (alk1…) or host:port with --pin (default: <state dir>/node.ticket)"},
+		&cli.StringFlag{Name: "to", Usage: "target: a ticket (alk1…), host:port with --pin (with --transport iroh: one iroh address), or ed25519:<key> (over iroh, found through number 0's lookup) (default: <state dir>/node.ticket)"},
 		&cli.StringFlag{Name: "pin", Usage: "fingerprint to pin when --to is host:port (ed25519:<hex> or SHA256:<hex>)"},
 		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp, iroh (the ticket's iroh records only) or auto (race QUIC and TCP+TLS, QUIC first; TCP+TLS after 250ms or at once if QUIC fails)"},
 		&cli.StringFlag{Name: "key-file", Usage: "present this node key file as the TLS client certificate"},
@@ -74,14 +75,26 @@ func targetOf(c *cli.Command, to string) (identity.Ticket, error) {
 		}
 		return tk, nil
 	}
+	if strings.HasPrefix(to, identity.PrefixEd25519) { // a bare key: dial it over iroh, found through n0's lookup
+		if err := identity.CheckFingerprint(to); err != nil {
+			return identity.Ticket{}, usageErr("--to: %v", err)
+		}
+		if pin != "" && pin != to {
+			return identity.Ticket{}, usageErr("--pin %s conflicts with --to %s", pin, to)
+		}
+		return identity.Ticket{Fingerprint: to, Iroh: &identity.IrohAddr{}}, nil
+	}
 	if _, _, err := net.SplitHostPort(to); err != nil {
-		return identity.Ticket{}, usageErr("--to %q: want a ticket (alk1…) or host:port", to)
+		return identity.Ticket{}, usageErr("--to %q: want a ticket (alk1…), host:port or ed25519:<key>", to)
 	}
 	if pin == "" {
 		return identity.Ticket{}, usageErr("--to host:port needs --pin <fingerprint>")
 	}
 	if err := identity.CheckFingerprint(pin); err != nil {
 		return identity.Ticket{}, usageErr("--pin: %v", err)
+	}
+	if c.String("transport") == "iroh" { // one direct iroh address
+		return identity.Ticket{Fingerprint: pin, Iroh: &identity.IrohAddr{Addrs: []string{to}}}, nil
 	}
 	return identity.Ticket{Fingerprint: pin, QUIC: []string{to}, TCP: []string{to}}, nil
 }
@@ -190,7 +203,13 @@ func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpe
 	v.printf("* dialing %s: quic %v, tcp %v (transport %s, budget %v)", tk.Fingerprint, tk.QUIC, tk.TCP, spec.transport, spec.timeout)
 	start := time.Now()
 	stopSpin := e.spin("connecting to " + shortFP(tk.Fingerprint) + "…")
-	cc, err := callnode.DialTicket(dialCtx, tk, o)
+	var cc *call.Conn
+	var err error
+	if o.Race != nil && tk.Iroh != nil {
+		cc, closeIroh, err = dialAutoIroh(dialCtx, e, tk, o, v)
+	} else {
+		cc, err = callnode.DialTicket(dialCtx, tk, o)
+	}
 	stopSpin()
 	if err != nil {
 		v.printf("* dial failed after %v", time.Since(start).Round(time.Microsecond))
@@ -223,4 +242,105 @@ func shortFP(fp string) string {
 		return fp[:20]
 	}
 	return fp
+}
+
+// irohRaceDelay is how long --transport auto lets QUIC and TCP+TLS try before iroh joins the
+// race (spec iroh.md §8.4), unless every QUIC/TCP address is one a remote client may well not
+// reach (loopback, private, link-local): then iroh starts at once.
+const irohRaceDelay = 500 * time.Millisecond
+
+// dialAutoIroh races the ticket's QUIC/TCP addresses (as --transport auto does) against its
+// iroh records; the first connection wins, the loser is closed with code 0. closeIroh ends the
+// client's iroh endpoint when iroh won (nil otherwise: a losing endpoint is closed here).
+func dialAutoIroh(ctx context.Context, e *env, tk identity.Ticket, o callnode.DialOptions, v *verbose) (cc *call.Conn, closeIroh func(), err error) {
+	if !irohBuilt {
+		v.printf("* iroh skipped: %v", iroh.ErrNotBuilt)
+		tk.Iroh = nil
+		cc, err = callnode.DialTicket(ctx, tk, o)
+		return cc, nil, err
+	}
+	type result struct {
+		cc      *call.Conn
+		closeFn func()
+		err     error
+		iroh    bool
+	}
+	raceCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, 2)
+	racers := 0
+	if len(tk.QUIC)+len(tk.TCP) > 0 {
+		racers++
+		direct := tk
+		direct.Iroh = nil
+		go func() {
+			c, err := callnode.DialTicket(raceCtx, direct, o)
+			results <- result{cc: c, err: err}
+		}()
+	}
+	delay := irohRaceDelay
+	if onlyLocalAddrs(tk) {
+		delay = 0
+	}
+	racers++
+	go func() {
+		select {
+		case <-time.After(delay):
+		case <-raceCtx.Done():
+			results <- result{err: raceCtx.Err(), iroh: true}
+			return
+		}
+		v.printf("* iroh joins the race after %v", delay)
+		d, closeFn, err := irohDialer(raceCtx, o.Key, tk, e.log)
+		if err != nil {
+			results <- result{err: err, iroh: true}
+			return
+		}
+		viaIroh := o
+		viaIroh.Transport, viaIroh.Race, viaIroh.Dialer.Iroh = conn.TransportIroh, nil, d
+		c, err := callnode.DialTicket(raceCtx, tk, viaIroh)
+		if err != nil {
+			go closeFn() // iroh's close of an endpoint whose dial failed can take seconds
+			closeFn = nil
+		}
+		results <- result{cc: c, closeFn: closeFn, err: err, iroh: true}
+	}()
+	var firstErr error
+	for range racers {
+		r := <-results
+		switch {
+		case r.err == nil && cc == nil:
+			cc, closeIroh = r.cc, r.closeFn
+			v.printf("* race won by %s", cc.Connection().Transport())
+			cancel()
+		case r.err == nil: // a later winner: close it
+			_ = r.cc.Close()
+			if r.closeFn != nil {
+				go r.closeFn()
+			}
+		case firstErr == nil || (!r.iroh && !errors.Is(r.err, context.Canceled)):
+			firstErr = r.err // the QUIC/TCP error says most about an unreachable node
+		}
+	}
+	if cc == nil {
+		return nil, nil, firstErr
+	}
+	return cc, closeIroh, nil
+}
+
+// onlyLocalAddrs reports whether every QUIC/TCP address of tk is a loopback, private or
+// link-local IP literal.
+func onlyLocalAddrs(tk identity.Ticket) bool {
+	addrs := append(append([]string{}, tk.QUIC...), tk.TCP...)
+	for _, a := range addrs {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			return false
+		}
+		ip := ap.Addr().Unmap()
+		if !ip.IsLoopback() && !ip.IsPrivate() && !ip.IsLinkLocalUnicast() {
+			return false
+		}
+	}
+	return true
 }

@@ -243,13 +243,16 @@ func keyCommand(e *env) *cli.Command {
 			Name:  "show",
 			Usage: "print the node's fingerprint, public key and ticket (from the vault, or from --key-file)",
 			UsageText: "alknet key show\nalknet key show --passphrase-file P --json\nalknet key show --advertise node.example.com:7443\n" +
-				"alknet key show --key-file admin.key   # a key file's fingerprint; no vault",
+				"alknet key show --key-file admin.key   # a key file's fingerprint; no vault\n" +
+				"alknet key show --iroh-relay https://relay.example.net/   # a ticket dialable over iroh through that relay",
 			Description: "The ticket's addresses come from --advertise, else [node] advertise in the config, else the\n" +
 				"running node of this state directory (when it has this key). Without any, the ticket has no\n" +
 				"address and clients cannot dial it: the command says so on stderr.",
 			Flags: append(vaultFlags(), configFlag(),
 				&cli.StringFlag{Name: "key-file", Usage: "show this key file's identity instead of the vault's"},
 				&cli.StringSliceFlag{Name: "advertise", Usage: "host:port to put in the ticket (QUIC and TCP); repeatable; overrides [node] advertise"},
+				&cli.StringFlag{Name: "iroh-relay", Usage: "put iroh records in the ticket with this relay URL (the node's [iroh] relay)"},
+				&cli.StringSliceFlag{Name: "iroh-advertise", Usage: "IP-literal host:port of the node's iroh endpoint to put in the ticket; repeatable (at most 8)"},
 				&cli.BoolFlag{Name: "json", Usage: `print {"fingerprint","public_key","ticket","addresses_from"}`},
 			),
 			Action: func(ctx context.Context, c *cli.Command) error {
@@ -278,12 +281,15 @@ func keyCommand(e *env) *cli.Command {
 						tk = local
 					}
 				}
+				if relay, direct := c.String("iroh-relay"), c.StringSlice("iroh-advertise"); relay != "" || len(direct) > 0 {
+					tk.Iroh = &identity.IrohAddr{RelayURL: relay, Addrs: direct}
+				}
 				ticket, err := tk.Encode()
 				if err != nil {
-					return usageErr("--advertise: %v", err)
+					return usageErr("--advertise, --iroh-relay, --iroh-advertise: %v", err)
 				}
 				pub := hex.EncodeToString(key.Public())
-				if from == "" {
+				if from == "" && tk.Iroh == nil {
 					fmt.Fprintln(e.stderr, "note: the ticket has no address, so clients cannot dial it: give --advertise HOST:PORT, set [node] advertise in the config, or use the ticket 'alknet serve' prints")
 				}
 				if c.Bool("json") {

@@ -55,6 +55,7 @@ type File struct {
 	Hub        *Hub         `toml:"hub"`
 	HTTP       HTTP         `toml:"http"`
 	MCP        MCP          `toml:"mcp"`
+	Iroh       Iroh         `toml:"iroh"`
 	// Adapter imports: never [[import.openapi]], which TOML nests in forwarding's [[import]].
 	OpenAPIImports []OpenAPIImport `toml:"openapi_import"`
 	MCPImports     []MCPImport     `toml:"mcp_import"`
@@ -305,6 +306,7 @@ func (f *File) Validate(path string, listen []string, defaultListen string) erro
 	errs = append(errs, f.validateLinks()...)
 	errs = append(errs, f.validateAdapters()...)
 	errs = append(errs, f.validateAdapterImports()...)
+	errs = append(errs, f.validateIroh()...)
 	for i, a := range f.Node.Advertise {
 		if _, err := splitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("node.advertise[%d]: %v", i, err))
