@@ -67,6 +67,18 @@ func (c *connection) onClosed(cp completion) {
 	c.leave()
 }
 
+// currentPath reads the connection's selected path from the crate (direct or relayed).
+func (c *connection) currentPath() uint32 {
+	if !c.enter() {
+		return c.path
+	}
+	defer c.leave()
+	if info, st := cConnInfo(c.h); st == stOK {
+		return info.path
+	}
+	return c.path
+}
+
 // closeErr is the error later calls return.
 func (c *connection) closeErr() error {
 	if e := c.err.Load(); e != nil {

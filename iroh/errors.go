@@ -21,3 +21,9 @@ type Stats struct {
 // libStamp is the sha256 of the linked archive, set by the Makefile with -ldflags -X (Go does
 // not hash archives named in #cgo LDFLAGS, so the stamp makes a rebuilt archive relink).
 var libStamp = "unknown"
+
+// TransportStats are one endpoint's live figures, for metrics (Transport.Stats).
+type TransportStats struct {
+	Direct, Relayed, Unknown int  // live connections by their selected path
+	RelayConnected           bool // the endpoint's address has a home relay
+}

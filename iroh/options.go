@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/endpoint"
 	"github.com/alkdev/alknet/core/identity"
 )
 
@@ -33,6 +34,7 @@ type Options struct {
 	LogLevel               string        // iroh's own, process-wide: error, warn, info, debug, trace; "" → warn
 	OnAddr                 func(identity.IrohAddr)
 	Logger                 *slog.Logger
+	Metrics                endpoint.Metrics // HandshakeFailed("iroh") for failed inbound handshakes (reported by Stats)
 }
 
 var logLevels = map[string]int32{"off": 0, "error": 1, "warn": 2, "info": 3, "debug": 4, "trace": 5}

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alkdev/alknet/core/client"
@@ -39,7 +40,8 @@ type Transport struct {
 	conns   map[*connection]struct{}
 	addr    identity.IrohAddr
 	addrGen uint64
-	watchOn bool
+
+	hsFailed atomic.Uint64 // the crate's failed-handshake count last reported
 }
 
 var _ client.IrohDialer = (*Transport)(nil)
@@ -141,6 +143,7 @@ func bind(ctx context.Context, o Options) (*Transport, error) {
 		logCh: make(chan struct{}, 1), addrCh: make(chan struct{}, 1), stop: make(chan struct{}),
 		conns: make(map[*connection]struct{})}
 	t.src = &source{t: t, closed: make(chan struct{})}
+	t.hsFailed.Store(cStats().HandshakeFailed)
 	t.refreshAddr()
 	thePoller.subscribeLogs(t.logCh)
 	t.wg.Add(1)
@@ -384,6 +387,46 @@ func (t *Transport) DialEndpoint(ctx context.Context, fp string, a identity.Iroh
 		return fail(client.DialConnect, fmt.Errorf("%w: %w", ErrUnavailable, text))
 	}
 	return fail(client.DialConnect, text)
+}
+
+// Stats counts the live connections by path (read from the crate now) and reports, through
+// Options.Metrics, the inbound handshakes that failed since the last call (the crate counts
+// them process-wide).
+func (t *Transport) Stats() TransportStats {
+	t.mu.Lock()
+	conns := make([]*connection, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	relay := t.addr.RelayURL != ""
+	t.mu.Unlock()
+	st := TransportStats{RelayConnected: relay}
+	for _, c := range conns {
+		path := c.currentPath()
+		switch path {
+		case pathDirect:
+			st.Direct++
+		case pathRelay:
+			st.Relayed++
+		default:
+			st.Unknown++
+		}
+	}
+	t.reportHandshakeFailures()
+	return st
+}
+
+// reportHandshakeFailures passes the crate's count of failed inbound handshakes, as a delta,
+// to Options.Metrics.HandshakeFailed("iroh").
+func (t *Transport) reportHandshakeFailures() {
+	if t.opts.Metrics == nil {
+		return
+	}
+	now := cStats().HandshakeFailed
+	prev := t.hsFailed.Swap(now)
+	for range min(now-prev, 1000) { // a bounded burst per call; a reset (now < prev) wraps to the cap
+		t.opts.Metrics.HandshakeFailed(string(conn.TransportIroh))
+	}
 }
 
 // Source is the endpoint's inbound connections, for endpoint.Endpoint.AddSource.

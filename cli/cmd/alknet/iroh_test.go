@@ -4,7 +4,9 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,7 @@ import (
 // ticket without iroh records is a usage error; the version names the linked iroh.
 func TestServeIroh(t *testing.T) {
 	state := t.TempDir()
-	cmd, lines, _ := startServe(t, false, "--state-dir", state, "serve", "--dev", "--iroh", "--listen", "127.0.0.1:0")
+	cmd, lines, _ := startServe(t, true, "--state-dir", state, "serve", "--dev", "--iroh", "--listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	if !strings.HasPrefix(lines["iroh"], "127.0.0.1:") {
 		t.Fatalf("no iroh line: %v", lines)
 	}
@@ -67,6 +69,19 @@ func TestServeIroh(t *testing.T) {
 	out, errOut, code = run(t, "--state-dir", state, "call", "--transport", "iroh", "--to", lines["iroh"], "--pin", tk.Fingerprint, "demo/echo", `{"text":"pin"}`)
 	if code != 0 || out != "{\"text\":\"pin\"}\n" {
 		t.Fatalf("iroh by address and pin: %d %q %q", code, out, errOut)
+	}
+	// The iroh series (spec iroh.md §8.5).
+	resp, err := http.Get(lines["metrics"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, series := range []string{"alknet_iroh_up 1", `alknet_iroh_connections{path="direct"}`, "alknet_iroh_relay_connected 0",
+		`alknet_iroh_refused_total{reason="limit_ip"}`, `alknet_connections_total{transport="iroh"}`} {
+		if !strings.Contains(string(body), series) {
+			t.Fatalf("/metrics lacks %s", series)
+		}
 	}
 	out, _, _ = run(t, "version")
 	if !strings.Contains(out, "\niroh 1.0.3 abi 1\n") {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/iroh"
@@ -18,7 +19,7 @@ func irohVersion() string { return "iroh " + iroh.Version() + " abi 1" }
 func bindIrohServe(ctx context.Context, c irohServeConfig) (irohServing, error) {
 	o := iroh.Options{Key: c.key, ALPNs: c.alpns, BindAddrs: c.cfg.Bind, Advertise: c.cfg.Advertise,
 		Relay: iroh.RelayMode(c.cfg.RelayMode()), RelayURLs: c.cfg.RelayURLs, LogLevel: c.cfg.LogLevel,
-		Limits: c.limits, Logger: c.log, OnAddr: c.onAddr}
+		Limits: c.limits, Logger: c.log, Metrics: c.metrics, OnAddr: c.onAddr}
 	if len(c.binds) > 0 {
 		o.BindAddrs = c.binds
 	}
@@ -63,4 +64,18 @@ func clientRelay(tk identity.Ticket) (iroh.RelayMode, []string) {
 		return iroh.RelayN0, nil
 	}
 	return iroh.RelayDisabled, nil
+}
+
+// irohMetrics are the alknet_iroh_* figures: t's (nil when its bind failed: not up) and the
+// crate's refusals.
+func irohMetrics(t irohServing) metrics.IrohStats {
+	ns := iroh.NativeStats()
+	s := metrics.IrohStats{Refused: map[string]uint64{"handshakes": ns.RefusedHandshakes,
+		"limit_total": ns.RefusedLimitTotal, "limit_ip": ns.RefusedLimitIP, "backlog": ns.RefusedBacklog}}
+	if t == nil {
+		return s
+	}
+	ts := t.Stats()
+	s.Up, s.Direct, s.Relay, s.RelayConnected = true, ts.Direct, ts.Relayed, ts.RelayConnected
+	return s
 }

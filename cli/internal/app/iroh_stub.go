@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/alkdev/alknet/cli/internal/metrics"
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/identity"
 	"github.com/alkdev/alknet/iroh"
@@ -23,3 +24,5 @@ func irohDialer(context.Context, *identity.NodeKey, identity.Ticket, *slog.Logge
 
 // irohBuilt: this binary was built without iroh (noiroh or no cgo).
 const irohBuilt = false
+
+func irohMetrics(irohServing) metrics.IrohStats { return metrics.IrohStats{} }

@@ -199,7 +199,7 @@ func (n *node) run(ctx context.Context) error {
 		return err
 	}
 	defer n.http.close()
-	hostSources, irohAddr, err := n.startIroh(ctx, static.Limits)
+	hostSources, irohAddr, err := n.startIroh(ctx, static.Limits, reg)
 	if err != nil {
 		return err
 	}
@@ -504,27 +504,29 @@ func diff(kind string, old, new map[string]string) []string {
 
 // irohServeConfig is what bindIrohServe binds with.
 type irohServeConfig struct {
-	key    *identity.NodeKey
-	alpns  []string
-	cfg    nodeconfig.Iroh
-	binds  []string // --iroh-bind: replaces cfg.Bind
-	dev    bool
-	limits config.Limits
-	log    *slog.Logger
-	onAddr func(identity.IrohAddr)
+	key     *identity.NodeKey
+	alpns   []string
+	cfg     nodeconfig.Iroh
+	binds   []string // --iroh-bind: replaces cfg.Bind
+	dev     bool
+	limits  config.Limits
+	log     *slog.Logger
+	metrics endpoint.Metrics
+	onAddr  func(identity.IrohAddr)
 }
 
 // irohServing is what serve needs of an iroh endpoint (iroh.go; iroh_stub.go never makes one).
 type irohServing interface {
 	Source() endpoint.Source
 	Addr() identity.IrohAddr
+	Stats() iroh.TransportStats
 	Close() error
 }
 
 // startIroh binds the iroh endpoint for serve --iroh (spec iroh.md §8.3). A binary without iroh
 // refuses (CONFIG); a bind failure at run time leaves QUIC and TCP serving and is reported as
 // an iroh_error line.
-func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.Source, *identity.IrohAddr, error) {
+func (n *node) startIroh(ctx context.Context, limits config.Limits, reg *metrics.Registry) ([]endpoint.Source, *identity.IrohAddr, error) {
 	if !n.iroh && !n.file.Iroh.Enabled {
 		return nil, nil, nil
 	}
@@ -540,11 +542,15 @@ func (n *node) startIroh(ctx context.Context, limits config.Limits) ([]endpoint.
 	}
 	n.irohAddrs = make(chan identity.IrohAddr, 1)
 	t, err := bindIrohServe(ctx, irohServeConfig{key: n.key, alpns: []string{call.ALPN}, cfg: n.file.Iroh,
-		binds: n.irohBind, dev: n.dev, limits: limits, log: n.e.log, onAddr: n.irohAddrChanged})
+		binds: n.irohBind, dev: n.dev, limits: limits, log: n.e.log, metrics: reg, onAddr: n.irohAddrChanged})
 	if err != nil {
 		n.irohErr = err
 		n.e.log.Warn("iroh: bind failed; QUIC and TCP serve on", "err", err)
-		return nil, nil, nil
+		return nil, nil, reg.WatchIroh(func() metrics.IrohStats { return irohMetrics(nil) })
+	}
+	if err := reg.WatchIroh(func() metrics.IrohStats { return irohMetrics(t) }); err != nil {
+		_ = t.Close()
+		return nil, nil, err
 	}
 	if !n.dev && n.file.Iroh.RelayMode() == "n0" {
 		n.e.log.Info("iroh: relay mode n0: this node's id and addresses are published to number 0's relays and DNS")

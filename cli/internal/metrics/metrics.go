@@ -241,3 +241,53 @@ func (p peerConns) Collect(ch chan<- prometheus.Metric) {
 func (r *Registry) WatchConnections(stats func() endpoint.Stats) error {
 	return r.reg.Register(peerConns{stats})
 }
+
+// IrohStats are the iroh endpoint's figures at a scrape (spec iroh.md §8.5).
+type IrohStats struct {
+	Up             bool // bound and serving
+	Direct, Relay  int  // live connections by path
+	RelayConnected bool
+	Refused        map[string]uint64 // before the handshake, by reason: handshakes, limit_total, limit_ip, backlog
+}
+
+var (
+	irohUpDesc    = prometheus.NewDesc("alknet_iroh_up", "1 while the iroh endpoint is bound and serving.", nil, nil)
+	irohConnsDesc = prometheus.NewDesc("alknet_iroh_connections", "Live iroh connections, by path.", []string{"path"}, nil)
+	irohRelayDesc = prometheus.NewDesc("alknet_iroh_relay_connected", "1 while the iroh endpoint's address has a home relay.", nil, nil)
+	irohRefDesc   = prometheus.NewDesc("alknet_iroh_refused_total", "iroh connections refused before the handshake, by reason.", []string{"reason"}, nil)
+)
+
+// IrohRefusalReasons are alknet_iroh_refused_total's labels: a fixed set.
+var IrohRefusalReasons = []string{"handshakes", "limit_total", "limit_ip", "backlog"}
+
+type irohCollector struct{ stats func() IrohStats }
+
+func (c irohCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- irohUpDesc
+	ch <- irohConnsDesc
+	ch <- irohRelayDesc
+	ch <- irohRefDesc
+}
+
+func (c irohCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	ch <- prometheus.MustNewConstMetric(irohUpDesc, prometheus.GaugeValue, b(s.Up))
+	ch <- prometheus.MustNewConstMetric(irohConnsDesc, prometheus.GaugeValue, float64(s.Direct), "direct")
+	ch <- prometheus.MustNewConstMetric(irohConnsDesc, prometheus.GaugeValue, float64(s.Relay), "relay")
+	ch <- prometheus.MustNewConstMetric(irohRelayDesc, prometheus.GaugeValue, b(s.RelayConnected))
+	for _, r := range IrohRefusalReasons {
+		ch <- prometheus.MustNewConstMetric(irohRefDesc, prometheus.CounterValue, float64(s.Refused[r]), r)
+	}
+}
+
+// WatchIroh adds the alknet_iroh_* metrics, read from stats at each scrape. Call it once, when
+// iroh is enabled (also when its bind failed: alknet_iroh_up is then 0).
+func (r *Registry) WatchIroh(stats func() IrohStats) error {
+	return r.reg.Register(irohCollector{stats})
+}

@@ -102,3 +102,26 @@ func scrape(t *testing.T, srv *httptest.Server) string {
 	}
 	return string(body)
 }
+
+// The iroh series come from the endpoint's figures at scrape time; the refusal reasons are a
+// fixed set, present as zeros.
+func TestIrohMetrics(t *testing.T) {
+	r := New()
+	if err := r.WatchIroh(func() IrohStats {
+		return IrohStats{Up: true, Direct: 2, Relay: 1, RelayConnected: true, Refused: map[string]uint64{"limit_ip": 3, "forged": 9}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	text := scrape(t, srv)
+	for _, want := range []string{"alknet_iroh_up 1", `alknet_iroh_connections{path="direct"} 2`, `alknet_iroh_connections{path="relay"} 1`,
+		"alknet_iroh_relay_connected 1", `alknet_iroh_refused_total{reason="limit_ip"} 3`, `alknet_iroh_refused_total{reason="backlog"} 0`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %s in\n%s", want, grep(text, "alknet_iroh"))
+		}
+	}
+	if strings.Contains(text, "forged") {
+		t.Error("a reason outside the fixed set became a label")
+	}
+}
