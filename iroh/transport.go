@@ -25,7 +25,8 @@ import (
 // Transport is one bound iroh endpoint: a connection source for endpoint.Endpoint and a
 // client.IrohDialer.
 type Transport struct {
-	h      uint64
+	hv     atomic.Uint64 // the endpoint handle (ep)
+	bound  []string      // the sockets the first bind got: a re-bind asks for them again
 	fp     string
 	opts   Options
 	log    *slog.Logger
@@ -41,7 +42,8 @@ type Transport struct {
 	addr    identity.IrohAddr
 	addrGen uint64
 
-	hsFailed atomic.Uint64 // the crate's failed-handshake count last reported
+	hsFailed  atomic.Uint64 // the crate's failed-handshake count last reported
+	rebinding bool          // a re-bind is under way (t.mu)
 }
 
 var _ client.IrohDialer = (*Transport)(nil)
@@ -95,7 +97,8 @@ func clampU32(v int64, def uint32) uint32 {
 	return uint32(v)
 }
 
-func bind(ctx context.Context, o Options) (*Transport, error) {
+// bindEndpoint binds an endpoint with o on binds and checks its id is o.Key's.
+func bindEndpoint(ctx context.Context, o Options, binds []string) (h uint64, id [32]byte, err error) {
 	l := o.Limits.WithDefaults()
 	maxConns := int64(l.MaxConnections)
 	if maxConns > 0 {
@@ -113,7 +116,7 @@ func bind(ctx context.Context, o Options) (*Transport, error) {
 	}
 	seed := o.Key.PrivateKey()[:ed25519.SeedSize] // no copy: the crate copies it once and zeroizes
 	cp, tok, op := issue(func(t uint64, out *completion) int32 {
-		return cBind(opts, seed, lines(o.ALPNs), lines(o.BindAddrs), lines(o.RelayURLs), lines(o.Advertise), t, out)
+		return cBind(opts, seed, lines(o.ALPNs), lines(binds), lines(o.RelayURLs), lines(o.Advertise), t, out)
 	})
 	if op != nil {
 		cp = await(ctx, tok, op)
@@ -121,29 +124,41 @@ func bind(ctx context.Context, o Options) (*Transport, error) {
 	msg := cMessage(cp.detail)
 	if cp.status != stOK {
 		if cp.status == stCanceled {
-			return nil, ctx.Err()
+			return 0, id, ctx.Err()
 		}
-		return nil, fmt.Errorf("%w: %s", ErrBind, statusText(cp.status, msg))
+		return 0, id, fmt.Errorf("%w: %s", ErrBind, statusText(cp.status, msg))
 	}
-	h := cp.value
+	h = cp.value
 	if ctx.Err() != nil { // bound as ctx ended
 		closeEndpoint(h)
-		return nil, ctx.Err()
+		return 0, id, ctx.Err()
 	}
 	id, st := cEndpointID(h)
 	if st != stOK || !ed25519.PublicKey(id[:]).Equal(o.Key.Public()) {
 		closeEndpoint(h)
-		return nil, fmt.Errorf("%w: the endpoint's id is not the node's key", ErrBind)
+		return 0, id, fmt.Errorf("%w: the endpoint's id is not the node's key", ErrBind)
+	}
+	return h, id, nil
+}
+
+func bind(ctx context.Context, o Options) (*Transport, error) {
+	h, id, err := bindEndpoint(ctx, o, o.BindAddrs)
+	if err != nil {
+		return nil, err
 	}
 	lg := o.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	t := &Transport{h: h, fp: identity.PrefixEd25519 + hex.EncodeToString(id[:]), opts: o, log: lg,
+	t := &Transport{fp: identity.PrefixEd25519 + hex.EncodeToString(id[:]), opts: o, log: lg,
 		logCh: make(chan struct{}, 1), addrCh: make(chan struct{}, 1), stop: make(chan struct{}),
 		conns: make(map[*connection]struct{})}
+	t.hv.Store(h)
 	t.src = &source{t: t, closed: make(chan struct{})}
 	t.hsFailed.Store(cStats().HandshakeFailed)
+	for _, ap := range t.BoundSockets() { // a re-bind asks for the same ports (spec §6.8)
+		t.bound = append(t.bound, ap.String())
+	}
 	t.refreshAddr()
 	thePoller.subscribeLogs(t.logCh)
 	t.wg.Add(1)
@@ -153,6 +168,82 @@ func bind(ctx context.Context, o Options) (*Transport, error) {
 		lg.Info("iroh: relay mode n0: this node's id and addresses are published to number 0's relays and DNS")
 	}
 	return t, nil
+}
+
+// ep is the current endpoint handle (a re-bind replaces it).
+func (t *Transport) ep() uint64 { return t.hv.Load() }
+
+// Re-binding after a lost endpoint (spec iroh.md §6.8).
+var (
+	rebindBackoff  = client.Backoff{Initial: 100 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2, Jitter: true}
+	rebindSamePort = 5 * time.Second // then a port still taken is given up for port 0
+)
+
+// rebind binds a new endpoint on the same key and ports after iroh lost the old one; the old
+// one's connections have failed, dials meanwhile fail with ErrUnavailable and Accept waits.
+func (t *Transport) rebind() {
+	defer t.wg.Done()
+	t.log.Warn("iroh: endpoint lost; re-binding on the same key and ports")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-t.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	// The lost endpoint's sockets close only once the crate drops it: release it first, so the
+	// same ports can be bound again (meanwhile its handle answers HANDLE: dials fail with
+	// ErrUnavailable, Accept waits).
+	closeEndpoint(t.ep())
+	binds, start := t.bound, time.Now()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rebindBackoff.Wait(n)):
+		}
+		if time.Since(start) > rebindSamePort {
+			binds = portZero(t.bound)
+		}
+		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+		h, _, err := bindEndpoint(bctx, t.opts, binds)
+		bcancel()
+		if err != nil {
+			t.log.Debug("iroh: re-bind failed", "attempt", n+1, "err", err)
+			continue
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			closeEndpoint(h)
+			return
+		}
+		t.hv.Store(h)
+		t.rebinding = false
+		t.mu.Unlock()
+		t.log.Info("iroh: re-bound", "binds", binds, "attempts", n+1)
+		if t.refreshAddr() {
+			select {
+			case t.addrCh <- struct{}{}:
+			default:
+			}
+		}
+		t.watchAddr()
+		return
+	}
+}
+
+// portZero keeps the addresses of binds with port 0.
+func portZero(binds []string) []string {
+	out := make([]string, 0, len(binds))
+	for _, b := range binds {
+		if ap, err := netip.ParseAddrPort(b); err == nil {
+			out = append(out, netip.AddrPortFrom(ap.Addr(), 0).String())
+		}
+	}
+	return out
 }
 
 func lines(items []string) []byte { return []byte(strings.Join(items, "\n")) }
@@ -205,7 +296,7 @@ func slogLevel(l int32) slog.Level {
 
 // refreshAddr reads the endpoint's relay and direct addresses; reports whether they changed.
 func (t *Transport) refreshAddr() bool {
-	text, gen, st := cAddrs(t.h, 0)
+	text, gen, st := cAddrs(t.ep(), 0)
 	if st != stOK {
 		return false
 	}
@@ -235,7 +326,7 @@ func (t *Transport) watchAddr() {
 	}
 	gen := t.addrGen
 	t.mu.Unlock()
-	cp, pending := issueFunc(func(tok uint64, out *completion) int32 { return cWatch(t.h, gen, tok, out) }, t.onAddrChange)
+	cp, pending := issueFunc(func(tok uint64, out *completion) int32 { return cWatch(t.ep(), gen, tok, out) }, t.onAddrChange)
 	if !pending {
 		t.onAddrChange(cp)
 	}
@@ -243,8 +334,21 @@ func (t *Transport) watchAddr() {
 
 func (t *Transport) onAddrChange(cp completion) {
 	cMessage(cp.detail)
+	if cp.status == stShutdown { // the endpoint was lost (or is closing)
+		t.mu.Lock()
+		start := !t.closed && !t.rebinding
+		if start {
+			t.rebinding = true
+			t.wg.Add(1)
+		}
+		t.mu.Unlock()
+		if start {
+			go t.rebind()
+		}
+		return
+	}
 	if cp.status != stOK {
-		return // canceled or shut down: the transport is closing
+		return // canceled: the transport is closing
 	}
 	if t.refreshAddr() {
 		select {
@@ -267,7 +371,7 @@ func (t *Transport) Addr() identity.IrohAddr {
 
 // BoundSockets are the local UDP sockets the endpoint bound.
 func (t *Transport) BoundSockets() []netip.AddrPort {
-	text, _, st := cAddrs(t.h, 1)
+	text, _, st := cAddrs(t.ep(), 1)
 	if st != stOK {
 		return nil
 	}
@@ -348,7 +452,7 @@ func (t *Transport) DialEndpoint(ctx context.Context, fp string, a identity.Iroh
 		wait = wctx
 	}
 	cp, tok, op := issue(func(tk uint64, out *completion) int32 {
-		return cConnect(t.h, key, []byte(alpn), []byte(a.RelayURL), lines(a.Addrs), timeout, tk, out)
+		return cConnect(t.ep(), key, []byte(alpn), []byte(a.RelayURL), lines(a.Addrs), timeout, tk, out)
 	})
 	if op != nil {
 		cp = await(wait, tok, op)
@@ -441,6 +545,10 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	h := t.ep()
+	if t.rebinding {
+		h = 0 // released by rebind; a new one, if bound, is closed there
+	}
 	conns := make([]*connection, 0, len(t.conns))
 	for c := range t.conns {
 		conns = append(conns, c)
@@ -450,7 +558,9 @@ func (t *Transport) Close() error {
 	for _, c := range conns {
 		_ = c.Close(conn.CodeShutdown, conn.ReasonShutdown)
 	}
-	closeEndpoint(t.h)
+	if h != 0 {
+		closeEndpoint(h)
+	}
 	// Every connection's closed-watch fires once the endpoint is closed; wait (≤ 3 s) so their
 	// handles are released before the poller stops.
 	deadline := time.Now().Add(3 * time.Second)
@@ -477,7 +587,7 @@ type source struct {
 func (s *source) close() {
 	s.once.Do(func() {
 		close(s.closed)
-		cStopAccepting(s.t.h)
+		cStopAccepting(s.t.ep())
 	})
 }
 
@@ -493,7 +603,7 @@ func (s *source) Accept(ctx context.Context) (conn.Connection, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		cp, tok, op := issue(func(t uint64, out *completion) int32 { return cAccept(s.t.h, t, out) })
+		cp, tok, op := issue(func(t uint64, out *completion) int32 { return cAccept(s.t.ep(), t, out) })
 		if op != nil {
 			cp = await(ctx, tok, op)
 		}

@@ -65,21 +65,29 @@ func TestBindRFC8032Key(t *testing.T) {
 func serveEcho(ctx context.Context, tr *Transport) <-chan conn.Connection {
 	accepted := make(chan conn.Connection, 1)
 	go func() {
-		c, err := tr.Source().Accept(ctx)
-		if err != nil {
-			accepted <- nil
-			return
-		}
-		accepted <- c
-		for {
-			s, err := c.AcceptStream(ctx)
+		for first := true; ; first = false {
+			c, err := tr.Source().Accept(ctx)
 			if err != nil {
+				if first {
+					accepted <- nil
+				}
 				return
 			}
+			if first {
+				accepted <- c
+			}
 			go func() {
-				defer func() { _ = s.Close() }()
-				_, _ = io.Copy(s, s)
-				_ = s.CloseWrite()
+				for {
+					s, err := c.AcceptStream(ctx)
+					if err != nil {
+						return
+					}
+					go func() {
+						defer func() { _ = s.Close() }()
+						_, _ = io.Copy(s, s)
+						_ = s.CloseWrite()
+					}()
+				}
 			}()
 		}
 	}()
@@ -221,7 +229,7 @@ func TestNativeFaults(t *testing.T) {
 		t.Fatalf("unknown fault kind: status %d, want ARG", st)
 	}
 	echo(t, ctx, c, []byte("after the panics"))
-	if st := cTestFault(srv.h, 3); st != stOK { // the server's endpoint is lost under it
+	if st := cTestFault(srv.ep(), 3); st != stOK { // the server's endpoint is lost under it
 		t.Fatalf("kill endpoint: status %d", st)
 	}
 	select {
@@ -231,5 +239,20 @@ func TestNativeFaults(t *testing.T) {
 	}
 	if _, err := c.OpenStream(ctx); !errors.Is(err, conn.ErrConnectionClosed) {
 		t.Fatalf("open after the peer's endpoint was lost: %v", err)
+	}
+	// The server re-binds on the same key (and port, now free) and serves again (§6.8).
+	for {
+		dctx, dcancel := context.WithTimeout(ctx, time.Second)
+		c2, err := cli.DialEndpoint(dctx, srv.Fingerprint(), srv.Addr(), testALPN)
+		dcancel()
+		if err == nil {
+			echo(t, ctx, c2, []byte("after the re-bind"))
+			_ = c2.Close(0, "")
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no re-bind: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -71,8 +71,11 @@ pub struct Ep {
     pub addr_gen: watch::Sender<u64>,
     /// Set when the endpoint ended without alk_endpoint_close (§6.8).
     pub lost: AtomicBool,
-    /// Set by alk_endpoint_close before iroh's close, so the accept task's end is expected.
+    /// Set by alk_endpoint_close before iroh's close, so the endpoint's end is expected.
     closing: AtomicBool,
+    /// Becomes true when the endpoint ends without alk_endpoint_close: the pending address
+    /// watch completes SHUTDOWN, which is how Go learns it must re-bind.
+    lost_tx: watch::Sender<bool>,
 }
 
 impl Ep {
@@ -170,11 +173,13 @@ pub async fn bind(mut c: BindConfig) -> Outcome {
         addr_gen: gen_tx,
         lost: AtomicBool::new(false),
         closing: AtomicBool::new(false),
+        lost_tx: watch::channel(false).0,
     });
     ENDPOINTS.fetch_add(1, Ordering::Relaxed);
     let h = queue::insert(KIND_ENDPOINT, Obj::Endpoint(st.clone()));
     let _ = st.handle.set(h);
     tokio::spawn(watch_addrs(Arc::downgrade(&st), ep.watch_addr()));
+    tokio::spawn(watch_lost(Arc::downgrade(&st), ep.closed()));
     if serving {
         let limits = Limits {
             max_handshakes: c.opts.max_handshakes.clamp(1, 64) as usize,
@@ -193,6 +198,18 @@ async fn watch_addrs(st: std::sync::Weak<Ep>, mut w: impl Watcher<Value = Endpoi
             Some(st) => st.addr_gen.send_modify(|g| *g += 1),
             None => return,
         }
+    }
+}
+
+/// Marks the endpoint lost when iroh ends it without alk_endpoint_close (§6.8).
+async fn watch_lost(st: std::sync::Weak<Ep>, closed: impl std::future::Future<Output = ()>) {
+    closed.await;
+    if let Some(st) = st.upgrade()
+        && !st.closing.load(Ordering::Acquire)
+    {
+        st.lost.store(true, Ordering::Release);
+        st.lost_tx.send_replace(true);
+        tracing::warn!("iroh endpoint ended without close");
     }
 }
 
@@ -313,10 +330,6 @@ async fn accept_loop(st: Arc<Ep>, tx: mpsc::Sender<Connection>, l: Limits) {
             weak.closed().await; // the slot counts the connection while it lives
             drop(slot);
         });
-    }
-    if !st.closing.load(Ordering::Acquire) {
-        st.lost.store(true, Ordering::Release);
-        tracing::warn!("iroh endpoint ended without close");
     }
 }
 
@@ -471,6 +484,7 @@ pub fn addr_lines(st: &Ep, which: u32) -> String {
 /// Completes once the address generation passes `gen`.
 pub async fn watch(st: Arc<Ep>, after: u64, cancel: oneshot::Receiver<()>) -> Outcome {
     let mut rx = st.addr_gen.subscribe();
+    let mut lost = st.lost_tx.subscribe();
     drop(st);
     let changed = async {
         loop {
@@ -486,6 +500,7 @@ pub async fn watch(st: Arc<Ep>, after: u64, cancel: oneshot::Receiver<()>) -> Ou
     tokio::select! {
         biased;
         _ = cancel => Outcome::status(ALK_E_CANCELED, 0),
+        _ = lost.wait_for(|l| *l) => Outcome::err(ALK_E_SHUTDOWN, "endpoint lost"),
         o = changed => o,
     }
 }
