@@ -161,6 +161,9 @@ func bind(ctx context.Context, o Options) (*Transport, error) {
 	}
 	t.refreshAddr()
 	thePoller.subscribeLogs(t.logCh)
+	// Events recorded during the bind signalled before anyone listened, and the ring signals
+	// only once until it is drained empty: drain now.
+	t.logCh <- struct{}{}
 	t.wg.Add(1)
 	go t.background()
 	t.watchAddr()
@@ -265,20 +268,27 @@ func (t *Transport) background() {
 	for {
 		select {
 		case <-t.stop:
+			t.drainLog(buf) // the close's own events
 			return
 		case <-t.logCh:
-			for {
-				text, level := cLogTake(buf)
-				if level == 0 {
-					break
-				}
-				t.log.Log(context.Background(), slogLevel(level), "iroh", "event", text)
-			}
+			t.drainLog(buf)
 		case <-t.addrCh:
 			if t.opts.OnAddr != nil {
 				t.opts.OnAddr(t.Addr())
 			}
 		}
+	}
+}
+
+// drainLog moves iroh's log ring into the logger until the ring is empty, which re-arms its
+// signal.
+func (t *Transport) drainLog(buf []byte) {
+	for {
+		text, level := cLogTake(buf)
+		if level == 0 {
+			return
+		}
+		t.log.Log(context.Background(), slogLevel(level), "iroh", "event", text)
 	}
 }
 

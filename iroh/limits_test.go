@@ -1,0 +1,155 @@
+//go:build cgo && !noiroh
+
+package iroh
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core/client"
+	"github.com/alkdev/alknet/core/config"
+)
+
+// A per-IP limit of 1: the second live connection from the same address is refused before
+// the handshake and counted (spec iroh.md §5.2).
+func TestPerIPLimitBeforeHandshake(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := Bind(ctx, Options{Key: newKey(t, nil), ALPNs: []string{testALPN}, BindAddrs: []string{"127.0.0.1:0"},
+		Limits: config.Limits{MaxConnectionsPerIP: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_ = serveEcho(ctx, srv)
+	first := bindLoopback(t, newKey(t, bytes.Repeat([]byte{11}, 32)))
+	second := bindLoopback(t, newKey(t, bytes.Repeat([]byte{12}, 32)))
+	c, err := first.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, ctx, c, []byte("one"))
+	before := NativeStats().RefusedLimitIP
+	dctx, dcancel := context.WithTimeout(ctx, 3*time.Second)
+	c2, err := second.DialEndpoint(dctx, srv.Fingerprint(), srv.Addr(), testALPN)
+	dcancel()
+	var de *client.DialError
+	if err == nil || !errors.As(err, &de) || de.Kind != client.DialConnect {
+		if c2 != nil {
+			_ = c2.Close(0, "")
+		}
+		t.Fatalf("second connection from 127.0.0.1: %v, want a refusal (DialConnect)", err)
+	}
+	if NativeStats().RefusedLimitIP <= before {
+		t.Fatal("the refusal was not counted as limit_ip")
+	}
+	// Once the first connection ends, the address may connect again.
+	_ = c.Close(0, "")
+	<-c.Done()
+	for {
+		dctx, dcancel := context.WithTimeout(ctx, time.Second)
+		c3, err := second.DialEndpoint(dctx, srv.Fingerprint(), srv.Addr(), testALPN)
+		dcancel()
+		if err == nil {
+			_ = c3.Close(0, "")
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the slot never came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// 100 dial/echo/close cycles leak no threads, file descriptors or native handles (spec iroh.md
+// §10.3); the seed never reaches iroh's log, even at trace level (§12.5).
+func TestCyclesLeakNothing(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("needs /proc")
+	}
+	seed := bytes.Repeat([]byte{0xC4, 0x7A}, 16) // the canary
+	var logs syncBuffer
+	lg := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	fds0 := count(t, "/proc/self/fd")
+	srv, err := Bind(ctx, Options{Key: newKey(t, seed), ALPNs: []string{testALPN}, BindAddrs: []string{"127.0.0.1:0"}, LogLevel: "trace", Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	_ = serveEcho(sctx, srv)
+	cli, err := Bind(ctx, Options{Key: newKey(t, bytes.Repeat([]byte{13}, 32)), BindAddrs: []string{"127.0.0.1:0"}, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks10 int
+	for i := range 100 {
+		c, err := cli.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
+		if err != nil {
+			t.Fatalf("cycle %d: %v", i, err)
+		}
+		echo(t, ctx, c, []byte("cycle"))
+		_ = c.Close(0, "")
+		<-c.Done()
+		if i == 9 {
+			tasks10 = count(t, "/proc/self/task")
+		}
+	}
+	if tasks := count(t, "/proc/self/task"); tasks > tasks10+4 {
+		t.Errorf("threads: %d at cycle 100, %d at cycle 10", tasks, tasks10)
+	}
+	scancel()
+	_ = cli.Close()
+	_ = srv.Close()
+	if fds := count(t, "/proc/self/fd"); fds > fds0+2 {
+		t.Errorf("file descriptors: %d after, %d before", fds, fds0)
+	}
+	for range 100 { // handles of the last closes are released by the poller's callbacks
+		if s := NativeStats(); s.Handles == 0 && s.Tokens == 0 && s.ChunkBytes == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s := NativeStats(); s.Handles != 0 || s.Tokens != 0 || s.ChunkBytes != 0 {
+		t.Errorf("native state left after Close: %+v", s)
+	}
+	if text := logs.String(); strings.Contains(strings.ToLower(text), hex.EncodeToString(seed)) || !strings.Contains(text, "iroh") {
+		t.Errorf("the canary seed is in the log, or the trace log is empty (%d bytes)", len(text))
+	}
+	cLogLevel(2) // back to warn for the other tests
+}
+
+func count(t *testing.T, dir string) int {
+	t.Helper()
+	e, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(e)
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
