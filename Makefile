@@ -54,7 +54,7 @@ endif
 IROH_STAMP = $$( [ -f $(CURDIR)/$(IROH_LIB) ] && sha256sum $(CURDIR)/$(IROH_LIB) | cut -c1-16 || echo none)
 LDX       = -X github.com/alkdev/alknet/iroh.libStamp=$(IROH_STAMP)
 
-.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test
+.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test iroh-relay
 
 all: build
 
@@ -78,9 +78,15 @@ iroh-missing:
 		if [ "$$ALKNET_IROH_TESTS" = require ]; then echo "ALKNET_IROH_TESTS=require: failing" >&2; exit 1; fi ;; \
 	*) echo "cargo not found: install Rust >= 1.91 or use NOIROH=1" >&2; exit 1 ;; esac
 
-## iroh-test: the crate's own tests (release profile, sharing the library's compiled dependencies)
-iroh-test: iroh-lib
-	cd iroh/ffi && $(CARGO_OFF) test --release --locked --offline
+## iroh-relay: the loopback relay the relay tests run (iroh/ffi/testrelay; never shipped)
+TEST_RELAY := $(IROH_TARGET_DIR)/release/testrelay
+iroh-relay: iroh-lib
+	cd iroh/ffi && $(CARGO_OFF) build --release --locked --offline -p testrelay
+
+## iroh-test: the crate's own tests (release profile, sharing the library's compiled dependencies),
+## the relay test among them
+iroh-test: iroh-relay
+	cd iroh/ffi && ALKNET_TEST_RELAY=$(TEST_RELAY) $(CARGO_OFF) test --release --locked --offline
 
 ## run: build alknet and start a dev node (ephemeral key, loopback, 127.0.0.1:7443; HTTP and MCP on
 ## http://127.0.0.1:7480)
@@ -106,7 +112,7 @@ interop-deps:
 ## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off), and
 ## the module import rules
 test: check-imports interop-deps $(if $(filter iroh-lib,$(IROH_DEP)),iroh-test) e2e
-	@set -e; for m in $(MODULES); do \
+	@set -e; $(if $(filter iroh-lib,$(IROH_DEP)),export ALKNET_TEST_RELAY=$(TEST_RELAY);) for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test $(GOTAGS) -ldflags "$(LDX)" -race -shuffle=on -count=1 -skip '^TestForwardingScenario$$' ./...); \
 	done; \
 	echo "== vault with GOEXPERIMENT=runtimesecret"; (cd vault && GOEXPERIMENT=runtimesecret $(GO) test -race -count=1 ./...); \

@@ -3,12 +3,15 @@
 package main
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,6 +91,67 @@ func TestServeIroh(t *testing.T) {
 		t.Fatalf("version: %q", out)
 	}
 	stop(t, cmd)
+}
+
+// Through the loopback test relay (spec iroh.md §10.7): a node with relay = "custom" and a
+// ticket from key show --iroh-relay (the relay only, no direct iroh address) is called over iroh,
+// and the relay reports relayed packets.
+func TestServeIrohRelay(t *testing.T) {
+	bin := os.Getenv("ALKNET_TEST_RELAY")
+	if bin == "" {
+		if os.Getenv("ALKNET_IROH_TESTS") == "require" {
+			t.Fatal("ALKNET_TEST_RELAY is unset under ALKNET_IROH_TESTS=require (make test sets it)")
+		}
+		t.Skip("*** ALKNET_TEST_RELAY unset: relay test SKIPPED (make test sets it) ***")
+	}
+	relay := exec.Command(bin)
+	in, _ := relay.StdinPipe()
+	outPipe, _ := relay.StdoutPipe()
+	if err := relay.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = relay.Process.Kill(); _ = relay.Wait() })
+	rd := bufio.NewReader(outPipe)
+	url, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = strings.TrimSpace(url)
+
+	state, secrets := t.TempDir(), t.TempDir()
+	pp := writeFile(t, secrets, "passphrase", "pw\n")
+	mn := writeFile(t, secrets, "mnemonic", abandon+"\n")
+	if _, errOut, code := run(t, "--state-dir", state, "init", "--recover", "--mnemonic-file", mn, "--passphrase-file", pp); code != 0 {
+		t.Fatal(errOut)
+	}
+	cfg := "[node]\nlisten = [\"127.0.0.1:0\"]\n[iroh]\nenabled = true\nrelay = \"custom\"\nrelay_urls = [\"" + url + "\"]\nbind = [\"127.0.0.1:0\"]\n"
+	writeFile(t, state, "config.toml", cfg)
+	cmd, lines, stderr := startServe(t, false, "--state-dir", state, "serve", "--passphrase-file", pp)
+	if lines["iroh_relay"] != url && lines["iroh_relay"] != url+"/" {
+		t.Fatalf("iroh_relay line %q, want %s\n%s", lines["iroh_relay"], url, stderr.String())
+	}
+	out, errOut, code := run(t, "--state-dir", state, "key", "show", "--passphrase-file", pp, "--iroh-relay", url, "--advertise", "127.0.0.1:1")
+	ticket := ""
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "ticket "); ok {
+			ticket = v
+		}
+	}
+	tk, err := identity.ParseTicket(ticket)
+	if code != 0 || err != nil || tk.Iroh == nil || tk.Iroh.RelayURL == "" || len(tk.Iroh.Addrs) != 0 {
+		t.Fatalf("key show --iroh-relay: %d %q %q (%v)", code, out, errOut, err)
+	}
+	out, errOut, code = run(t, "--state-dir", state, "call", "--transport", "iroh", "--to", ticket, "node/health", `{}`)
+	if code != 0 || !strings.Contains(out, "ok") {
+		t.Fatalf("call through the relay: %d %q %q\n%s", code, out, errOut, stderr.String())
+	}
+	stop(t, cmd)
+	_ = in.Close() // EOF: the relay reports
+	report, err := rd.ReadString('\n')
+	n, perr := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(report), "relayed "))
+	if err != nil || perr != nil || n == 0 {
+		t.Fatalf("relay report %q (%v): want relayed packets", report, err)
+	}
 }
 
 // An iroh port already taken: serve prints iroh_error and QUIC/TCP serve on (spec iroh.md §8.3).

@@ -13,4 +13,5 @@ mod log;
 mod queue;
 pub mod status;
 
+pub use ep::BindOpts;
 pub use queue::Completion;
