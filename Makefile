@@ -97,11 +97,15 @@ run: build
 ## node the interop tests skip and say so. The MCP Inspector needs Node >= 22.19.
 INTEROP   := adapters/testdata/interop
 INSPECTOR := adapters/testdata/inspector
+IROHJS    := iroh/interop
 interop-deps:
 	@if ! command -v node >/dev/null 2>&1; then echo "interop-deps: node not found on PATH: interop tests will skip"; exit 0; fi; \
 	set -e; \
 	if [ ! -f $(INTEROP)/node_modules/.package-lock.json ] || [ $(INTEROP)/package-lock.json -nt $(INTEROP)/node_modules/.package-lock.json ]; then \
 		echo "== npm ci in $(INTEROP)"; (cd $(INTEROP) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \
+	fi; \
+	if [ "$(NOIROH)" != 1 ] && { [ ! -f $(IROHJS)/node_modules/.package-lock.json ] || [ $(IROHJS)/package-lock.json -nt $(IROHJS)/node_modules/.package-lock.json ]; }; then \
+		echo "== npm ci in $(IROHJS)"; (cd $(IROHJS) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error); \
 	fi; \
 	if node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>22||(a==22&&b>=19)?0:1)'; then \
 		if [ ! -f $(INSPECTOR)/node_modules/.package-lock.json ] || [ $(INSPECTOR)/package-lock.json -nt $(INSPECTOR)/node_modules/.package-lock.json ]; then \
