@@ -154,9 +154,9 @@ func (c *connection) streamOp(ctx context.Context, which int) (conn.Stream, erro
 			return nil, ctx.Err()
 		}
 		return s, nil
-	case cp.status == stCanceled:
+	case cp.status == stCanceled && ctx.Err() != nil:
 		return nil, ctx.Err()
-	default:
+	default: // a cancel not ours (the endpoint or connection closing) maps as a close
 		if e := c.err.Load(); e != nil && (cp.status == stClosed || cp.status == stTransport || cp.status == stTimeout) {
 			return nil, *e
 		}

@@ -7,8 +7,18 @@ package iroh
 #cgo linux,amd64 LDFLAGS: ${SRCDIR}/ffi/lib/linux_amd64/libalknet_iroh.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #cgo linux,arm64 LDFLAGS: ${SRCDIR}/ffi/lib/linux_arm64/libalknet_iroh.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 #cgo darwin,arm64 LDFLAGS: ${SRCDIR}/ffi/lib/darwin_arm64/libalknet_iroh.a -framework CoreFoundation -framework Security -framework SystemConfiguration -liconv -lc -lm
+#include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include "alknet_iroh.h"
+
+// The installed handler of sig (0 when sigaction fails), for the test that Go's handlers
+// survive a bind.
+static uintptr_t alk_sighandler(int sig) {
+	struct sigaction sa;
+	if (sigaction(sig, NULL, &sa) != 0) return 0;
+	return (uintptr_t)sa.sa_sigaction;
+}
 */
 import "C"
 
@@ -129,6 +139,8 @@ func cLogTake(buf []byte) (string, int32) {
 	C.alk_log_take((*C.uint8_t)(unsafe.Pointer(&buf[0])), C.uint64_t(len(buf)), &n, &level)
 	return string(buf[:n]), int32(level)
 }
+
+func cSigHandler(sig int) uintptr { return uintptr(C.alk_sighandler(C.int(sig))) }
 
 func cTestFault(h uint64, kind uint32) int32 {
 	return int32(C.alk_test_fault(C.alk_handle(h), C.uint32_t(kind)))

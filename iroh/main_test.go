@@ -9,6 +9,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	initFaults = true // alk_test_fault works in this process (TestNativeFaults)
+	sigsAtStart = sigHandlers() // before any bind: Go's own
+	initFaults = true           // alk_test_fault works in this process (TestNativeFaults)
 	goleak.VerifyTestMain(m)
 }

@@ -123,7 +123,7 @@ func bindEndpoint(ctx context.Context, o Options, binds []string) (h uint64, id 
 	}
 	msg := cMessage(cp.detail)
 	if cp.status != stOK {
-		if cp.status == stCanceled {
+		if cp.status == stCanceled && ctx.Err() != nil {
 			return 0, id, ctx.Err()
 		}
 		return 0, id, fmt.Errorf("%w: %s", ErrBind, statusText(cp.status, msg))
@@ -483,6 +483,9 @@ func (t *Transport) DialEndpoint(ctx context.Context, fp string, a identity.Iroh
 	text := errors.New(statusText(cp.status, msg))
 	switch cp.status {
 	case stCanceled:
+		if ctx.Err() == nil { // cancelled by the endpoint's close, not the caller
+			return fail(client.DialCanceled, fmt.Errorf("%w: %w", ErrClosed, text))
+		}
 		return fail(client.DialCanceled, ctx.Err())
 	case stConnect:
 		if errors.Is(ctx.Err(), context.Canceled) {

@@ -97,7 +97,8 @@ int32_t alk_msg_take(alk_handle h, uint8_t *buf, uint64_t cap, uint64_t *len);
 int32_t alk_stats(alk_stats_t *out);
 int32_t alk_log_level(int32_t level); /* 0 off, 1 error, 2 warn, 3 info, 4 debug, 5 trace */
 int32_t alk_log_take(uint8_t *buf, uint64_t cap, uint64_t *len, int32_t *level); /* level 0: empty */
-int32_t alk_test_fault(alk_handle h, uint32_t kind);
+int32_t alk_test_fault(alk_handle h, uint32_t kind); /* only with ALK_INIT_FAULTS: 1 panic here, 2 panic in a task,
+                                                        3 lose endpoint h, 4 SIGPIPE write on a worker (completes token h) */
 
 /* Endpoint. Lists are `\n`-separated UTF-8. */
 int32_t alk_endpoint_bind(const alk_bind_opts *opts, const uint8_t key[32],

@@ -325,7 +325,10 @@ pub unsafe extern "C" fn alk_log_take(
 }
 
 /// Test-only faults (with ALK_INIT_FAULTS): 1 panics in this call, 2 panics in a runtime task,
-/// 3 ends endpoint `h` as if iroh had lost it.
+/// 3 ends endpoint `h` as if iroh had lost it, 4 has a runtime worker write (vectored, without
+/// MSG_NOSIGNAL) to a TCP socket its peer reset, as rustls does: the SIGPIPE that raises must
+/// stay blocked on runtime threads. Kind 4 completes token `h` with the write's status (`TRANSPORT`
+/// with the error text: EPIPE or ECONNRESET), or `INTERNAL` when the worker does not block SIGPIPE.
 #[unsafe(no_mangle)]
 pub extern "C" fn alk_test_fault(h: u64, kind: u32) -> i32 {
     guard(|| {
@@ -341,6 +344,25 @@ pub extern "C" fn alk_test_fault(h: u64, kind: u32) -> i32 {
                 rt.spawn(async { panic!("alk_test_fault: panic in a task") });
                 ALK_OK
             }
+            4 => {
+                let Some(rt) = queue::rt() else {
+                    return ALK_E_ARG;
+                };
+                let token = h;
+                // On a worker thread itself (a brief block is fine for a test fault).
+                rt.spawn(async move {
+                    let o = match sigpipe_blocked().then(write_to_reset_socket) {
+                        None => Outcome::err(
+                            ALK_E_INTERNAL,
+                            "SIGPIPE is not blocked on this runtime worker",
+                        ),
+                        Some(Ok(())) => Outcome::ok(0),
+                        Some(Err(e)) => Outcome::err(ALK_E_TRANSPORT, e),
+                    };
+                    queue::push(o.complete(token));
+                });
+                ALK_PENDING
+            }
             3 => {
                 let Ok(st) = queue::endpoint(h) else {
                     return ALK_E_HANDLE;
@@ -354,6 +376,52 @@ pub extern "C" fn alk_test_fault(h: u64, kind: u32) -> i32 {
             _ => ALK_E_ARG,
         }
     })
+}
+
+/// Whether SIGPIPE is in the calling thread's blocked set.
+fn sigpipe_blocked() -> bool {
+    // SAFETY: sigemptyset initialises a local set; pthread_sigmask with a null new set only
+    // reads this thread's mask into it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set) == 0
+            && libc::sigismember(&set, libc::SIGPIPE) == 1
+    }
+}
+
+/// Writes to a loopback TCP connection whose peer closed with a reset until the kernel refuses;
+/// runs on a runtime worker thread.
+fn write_to_reset_socket() -> Result<(), String> {
+    use std::io::{IoSlice, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let mut c = std::net::TcpStream::connect(l.local_addr().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let (peer, _) = l.accept().map_err(|e| e.to_string())?;
+    // SO_LINGER 0: close sends a reset.
+    let lg = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a linger value of the size passed.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&peer),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(peer);
+    let buf = [0u8; 4096];
+    for _ in 0..1000 {
+        if let Err(e) = c.write_vectored(&[IoSlice::new(&buf), IoSlice::new(&buf)]) {
+            return Err(e.to_string());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Err("the reset socket accepted every write".into())
 }
 
 /// # Safety
