@@ -54,7 +54,7 @@ endif
 IROH_STAMP = $$( [ -f $(CURDIR)/$(IROH_LIB) ] && sha256sum $(CURDIR)/$(IROH_LIB) | cut -c1-16 || echo none)
 LDX       = -X github.com/alkdev/alknet/iroh.libStamp=$(IROH_STAMP)
 
-.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test iroh-relay
+.PHONY: all build run test e2e check-imports interop-deps lint fuzz bench bench-full bench-go soak clean iroh-fetch iroh-lib iroh-missing iroh-test iroh-relay iroh-echo
 
 all: build
 
@@ -80,6 +80,7 @@ iroh-missing:
 
 ## iroh-relay: the loopback relay the relay tests run (iroh/ffi/testrelay; never shipped)
 TEST_RELAY := $(IROH_TARGET_DIR)/release/testrelay
+IROH_ECHO  := $(IROH_TARGET_DIR)/release/examples/echo
 iroh-relay: iroh-lib
 	cd iroh/ffi && $(CARGO_OFF) build --release --locked --offline -p testrelay
 
@@ -116,11 +117,11 @@ interop-deps:
 ## test: every module's tests with -race (scripts/bench outside go.work, with GOWORK=off), and
 ## the module import rules
 test: check-imports interop-deps $(if $(filter iroh-lib,$(IROH_DEP)),iroh-test) e2e
-	@set -e; $(if $(filter iroh-lib,$(IROH_DEP)),export ALKNET_TEST_RELAY=$(TEST_RELAY);) for m in $(MODULES); do \
+	@set -e; $(if $(filter iroh-lib,$(IROH_DEP)),export ALKNET_TEST_RELAY=$(TEST_RELAY) ALKNET_IROH_ECHO=$(IROH_ECHO);) for m in $(MODULES); do \
 		echo "== $$m"; (cd $$m && $(GO) test $(GOTAGS) -ldflags "$(LDX)" -race -shuffle=on -count=1 -skip '^TestForwardingScenario$$' ./...); \
 	done; \
 	echo "== vault with GOEXPERIMENT=runtimesecret"; (cd vault && GOEXPERIMENT=runtimesecret $(GO) test -race -count=1 ./...); \
-	echo "== $(BENCHMOD)"; (cd $(BENCHMOD) && GOWORK=off $(GO) test -race -count=1 ./...)
+	echo "== $(BENCHMOD)"; (cd $(BENCHMOD) && GOWORK=off $(GO) test $(GOTAGS) -ldflags "$(LDX)" -race -count=1 ./...)
 
 ## e2e: build bin/alknet and run the forwarding scenario (hub, worker, mutual imports) verbosely;
 ## make test runs it first
@@ -134,7 +135,7 @@ check-imports:
 ## lint: gofmt and go vet in every module; rustfmt and clippy (release, -D warnings) on the crate
 lint: $(IROH_DEP)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet $(GOTAGS) ./...); done; (cd $(BENCHMOD) && GOWORK=off $(GO) vet ./...)
+	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet $(GOTAGS) ./...); done; (cd $(BENCHMOD) && GOWORK=off $(GO) vet $(GOTAGS) ./...)
 	@if [ -n "$(HAVE_CARGO)" ] && [ "$(NOIROH)" != 1 ]; then set -e; cd iroh/ffi; cargo fmt --check; \
 		$(CARGO_OFF) clippy --release --locked --offline --all-targets --workspace -- -D warnings; fi
 
@@ -148,14 +149,18 @@ fuzz: $(IROH_DEP)
 
 ## bench: alknet vs gRPC-go, connect-go and the raw transports, one quick run (bench.md);
 ## writes bench-results/report.md and report.json
-bench:
-	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/bench ./cmd/bench
-	./bin/bench run --out bench-results
+bench: $(if $(filter iroh-lib,$(IROH_DEP)),iroh-echo,$(IROH_DEP))
+	cd $(BENCHMOD) && GOWORK=off $(GO) build $(GOTAGS) -ldflags "$(LDX)" -o ../../bin/bench ./cmd/bench
+	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run --out bench-results
 
 ## bench-full: the same with longer cases and medians of 5 runs
-bench-full:
-	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/bench ./cmd/bench
-	./bin/bench run --full --out bench-results
+bench-full: $(if $(filter iroh-lib,$(IROH_DEP)),iroh-echo,$(IROH_DEP))
+	cd $(BENCHMOD) && GOWORK=off $(GO) build $(GOTAGS) -ldflags "$(LDX)" -o ../../bin/bench ./cmd/bench
+	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run --full --out bench-results
+
+## iroh-echo: iroh-raw's server for the benchmark (iroh/ffi/examples/echo.rs)
+iroh-echo: iroh-lib
+	cd iroh/ffi && $(CARGO_OFF) build --release --locked --offline --example echo
 
 ## bench-go: the Go testing benchmarks of every module (allocs/op for review)
 bench-go: $(IROH_DEP)
@@ -164,7 +169,7 @@ bench-go: $(IROH_DEP)
 ## soak: a dev node under mixed load (calls, subscriptions, aborts, reconnects) for DURATION;
 ## prints its RSS, goroutines and FDs every 30 s and fails if they do not come back down
 soak: build
-	cd $(BENCHMOD) && GOWORK=off $(GO) build -o ../../bin/soak ./cmd/soak
+	cd $(BENCHMOD) && GOWORK=off $(GO) build $(GOTAGS) -ldflags "$(LDX)" -o ../../bin/soak ./cmd/soak
 	./bin/soak --bin $(BIN) --duration $(DURATION)
 
 clean:

@@ -7,6 +7,7 @@ require (
 	github.com/alkdev/alknet/adapters v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/core v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/iroh v0.0.0-00010101000000-000000000000
 	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/quic-go/quic-go v0.65.0
 	go.uber.org/goleak v1.3.0
@@ -21,7 +22,6 @@ require (
 	github.com/segmentio/asm v1.1.3 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
 	github.com/yosida95/uritemplate/v3 v3.0.2 // indirect
-	go.yaml.in/yaml/v4 v4.0.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/oauth2 v0.36.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
@@ -36,4 +36,5 @@ replace (
 	github.com/alkdev/alknet/adapters => ../../adapters
 	github.com/alkdev/alknet/call => ../../call
 	github.com/alkdev/alknet/core => ../../core
+	github.com/alkdev/alknet/iroh => ../../iroh
 )

@@ -6,6 +6,7 @@ package contestant
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -39,6 +40,12 @@ type Contestant struct {
 	Dial   func(ctx context.Context, addr, pin string, o Options) (Client, error)
 }
 
+// EchoEnv names the iroh-raw server binary (iroh/ffi's examples/echo; make bench builds it).
+const EchoEnv = "ALKNET_IROH_ECHO"
+
+// ErrNoEcho: the iroh-raw server binary is not built or not named.
+var ErrNoEcho = errors.New("iroh-raw: " + EchoEnv + " does not name the built echo (make bench builds iroh/ffi's examples/echo)")
+
 var registry = map[string]Contestant{}
 
 func register(c Contestant) { registry[c.Name] = c }
@@ -55,7 +62,8 @@ func Get(name string) (Contestant, error) {
 // Names lists the contestants in report order.
 func Names() []string {
 	order := map[string]int{"alknet-quic": 0, "alknet-tcp": 1, "grpc": 2, "connect": 3, "quic-raw": 4, "tls-raw": 5,
-		"alknet-fwd-quic": 6, "alknet-fwd-tcp": 7, "grpc-proxy": 8, "alknet-http": 9, "alknet-mcp": 10, "mcp-direct": 11}
+		"alknet-fwd-quic": 6, "alknet-fwd-tcp": 7, "grpc-proxy": 8, "alknet-http": 9, "alknet-mcp": 10, "mcp-direct": 11,
+		"alknet-iroh": 12, "iroh-raw": 13}
 	var out []string
 	for n := range registry {
 		out = append(out, n)

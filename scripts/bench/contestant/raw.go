@@ -6,8 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/quic-go/quic-go"
@@ -171,9 +175,15 @@ func (c *quicRawClient) Stream(ctx context.Context, n, size int, fn func([]byte)
 		return err
 	}
 	_ = st.Close()
-	br := bufio.NewReaderSize(st, 64<<10)
+	return readItems(st, fn)
+}
+
+// readItems reads a raw stream's item frames until the empty one.
+func readItems(r io.Reader, fn func([]byte)) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	var buf []byte
 	for {
+		var err error
 		if buf, err = readFrame(br, buf); err != nil {
 			return err
 		}
@@ -182,6 +192,25 @@ func (c *quicRawClient) Stream(ctx context.Context, n, size int, fn func([]byte)
 		}
 		fn(buf)
 	}
+}
+
+// StartReady starts cmd and reads its first line, "ready ADDR PIN PID"; on any other answer
+// the process is killed.
+func StartReady(cmd *exec.Cmd) (addr, pin string, pid int, stdin io.WriteCloser, err error) {
+	stdin, _ = cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		return "", "", 0, nil, err
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 4 || f[0] != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return "", "", 0, nil, fmt.Errorf("%s did not start: %q %v", cmd.Path, line, err)
+	}
+	pid, _ = strconv.Atoi(f[3])
+	return f[1], f[2], pid, stdin, nil
 }
 
 func (c *quicRawClient) Close() error { return c.c.CloseWithError(0, "") }

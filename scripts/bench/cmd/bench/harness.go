@@ -41,21 +41,12 @@ type server struct {
 
 func startServer(self, name string) (*server, error) {
 	cmd := exec.Command(self, "server", name)
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	addr, pin, pid, stdin, err := contestant.StartReady(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", name, err)
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 4 || f[0] != "ready" {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		return nil, fmt.Errorf("server %s did not start: %q %v", name, line, err)
-	}
-	pid, _ := strconv.Atoi(f[3])
-	return &server{cmd: cmd, stdin: stdin, addr: f[1], pin: f[2], pid: pid}, nil
+	return &server{cmd: cmd, stdin: stdin, addr: addr, pin: pin, pid: pid}, nil
 }
 
 func (s *server) stop() {
@@ -172,6 +163,12 @@ func runHarness(args []string) error {
 		c, _ := contestant.Get(name)
 		rep.Limits[name] = c.Limits
 		fmt.Fprintf(os.Stderr, "== %s\n", name)
+		if contestant.IsIroh(name) {
+			if err := runIroh(self, name, st, rep); err != nil {
+				return err
+			}
+			continue
+		}
 		if contestant.IsAdapter(name) {
 			// The adapter contestants run unary 64 B and CPU per call only (docs/performance.md, "Adapters").
 			if err := runAdapter(self, name, st, rep); err != nil {
@@ -226,18 +223,8 @@ func runContestant(self, name string, st settings, rep *report) error {
 	defer func() { s.stop() }() // s is replaced for the idle case
 	for run := 0; run < st.runs; run++ {
 		// 1: unary echo.
-		for _, size := range []int{64, 1024} {
-			for _, conc := range []int{1, 16, 64, 256} {
-				r, err := clientJob(self, s, name, "unary", itoa(size), itoa(conc), itoa(st.unaryMS))
-				if err != nil {
-					return err
-				}
-				kase := fmt.Sprintf("unary %d B c%d", size, conc)
-				rep.add(name, kase, "calls_per_sec", "calls/s", r.PerSec)
-				rep.add(name, kase, "p50", "µs", r.P50us)
-				rep.add(name, kase, "p90", "µs", r.P90us)
-				rep.add(name, kase, "p99", "µs", r.P99us)
-			}
+		if err := unaryRows(self, s, name, []int{1, 16, 64, 256}, st, rep); err != nil {
+			return err
 		}
 		if name == "alknet-quic" {
 			for _, conc := range []int{1, 64} {
@@ -257,6 +244,13 @@ func runContestant(self, name string, st settings, rep *report) error {
 		}
 		rep.add(name, "stream 10,000 × 1 KiB", "msgs_per_sec", "msgs/s", r.PerSec)
 		rep.add(name, "stream 10,000 × 1 KiB", "mib_per_sec", "MiB/s", r.MiBPerSec)
+		if name == "alknet-quic" && contestant.IrohBuilt { // the iroh rows' baseline (iroh.md §11)
+			r, err = clientJob(self, s, name, "stream", "256", "65536")
+			if err != nil {
+				return err
+			}
+			rep.add(name, bulkCase, "mib_per_sec", "MiB/s", r.MiBPerSec)
+		}
 		if !isForwarding(name) {
 			// 3: connection setup.
 			r, err = clientJob(self, s, name, "setup", itoa(st.setups))
@@ -343,6 +337,88 @@ func runContestant(self, name string, st settings, rep *report) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+const bulkCase = "bulk 256 × 64 KiB"
+
+// unaryRows runs workload 1 (unary echo of 64 B and 1 KiB) at each concurrency.
+func unaryRows(self string, s *server, name string, concs []int, st settings, rep *report) error {
+	for _, size := range []int{64, 1024} {
+		for _, conc := range concs {
+			r, err := clientJob(self, s, name, "unary", itoa(size), itoa(conc), itoa(st.unaryMS))
+			if err != nil {
+				return err
+			}
+			kase := fmt.Sprintf("unary %d B c%d", size, conc)
+			rep.add(name, kase, "calls_per_sec", "calls/s", r.PerSec)
+			rep.add(name, kase, "p50", "µs", r.P50us)
+			rep.add(name, kase, "p90", "µs", r.P90us)
+			rep.add(name, kase, "p99", "µs", r.P99us)
+		}
+	}
+	return nil
+}
+
+// runIroh runs the iroh rows (spec iroh.md §11): unary 64 B and 1 KiB at c1, c16 and c64, bulk
+// 256 × 64 KiB, dial + first call (a fresh client endpoint each), CPU per 10,000 calls at c64,
+// and for alknet-iroh the extra RSS of an idle iroh endpoint (an idle alknet-iroh server, which
+// also serves QUIC, minus an idle alknet-quic one).
+func runIroh(self, name string, st settings, rep *report) error {
+	s, err := startServer(self, name)
+	if err != nil {
+		return err
+	}
+	defer func() { s.stop() }()
+	for run := 0; run < st.runs; run++ {
+		if err := unaryRows(self, s, name, []int{1, 16, 64}, st, rep); err != nil {
+			return err
+		}
+		r, err := clientJob(self, s, name, "stream", "256", "65536")
+		if err != nil {
+			return err
+		}
+		rep.add(name, bulkCase, "mib_per_sec", "MiB/s", r.MiBPerSec)
+		r, err = clientJob(self, s, name, "setup", itoa(st.setups/4))
+		if err != nil {
+			return err
+		}
+		rep.add(name, "setup: dial + first call", "p50", "µs", r.P50us)
+		cpu0 := procCPU(s.pid)
+		r, err = clientJob(self, s, name, "unary", "64", "64", "3600000", "0", "10000")
+		if err != nil {
+			return err
+		}
+		rep.add(name, "cpu at c64", "cpu_s_per_10k", "CPU s", (procCPU(s.pid)-cpu0+r.CPUSeconds)/float64(r.Calls)*10000)
+	}
+	if name != "alknet-iroh" {
+		return nil
+	}
+	s.stop()
+	idle := func(server string) (float64, error) {
+		x, err := startServer(self, server)
+		if err != nil {
+			return 0, err
+		}
+		defer x.stop()
+		if _, err := clientJob(self, x, server, "unary", "64", "1", "200"); err != nil {
+			return 0, err
+		}
+		time.Sleep(500 * time.Millisecond)
+		return procRSSKiB(x.pid), nil
+	}
+	for run := 0; run < st.runs; run++ {
+		withIroh, err := idle("alknet-iroh")
+		if err != nil {
+			return err
+		}
+		without, err := idle("alknet-quic")
+		if err != nil {
+			return err
+		}
+		rep.add(name, "idle server", "extra_rss_per_endpoint", "MiB", (withIroh-without)/1024)
+	}
+	s, err = startServer(self, name) // for the deferred stop
+	return err
+}
 
 // runAdapter runs workload 1 at 64 B (c1, c16, c64) and workload 6's CPU per 100k calls.
 func runAdapter(self, name string, st settings, rep *report) error {

@@ -27,7 +27,11 @@ func runServer(args []string) error {
 	if pin == "" {
 		pin = "-"
 	}
-	fmt.Printf("ready %s %s %d\n", s.Addr(), pin, os.Getpid())
+	pid := os.Getpid()
+	if p, ok := s.(interface{ Pid() int }); ok { // a server in its own process (iroh-raw)
+		pid = p.Pid()
+	}
+	fmt.Printf("ready %s %s %d\n", s.Addr(), pin, pid)
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // returns when the harness closes stdin
 	return s.Close()
 }

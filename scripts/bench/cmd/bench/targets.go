@@ -14,6 +14,8 @@ type target struct {
 	Got    float64 `json:"got"`
 	Unit   string  `json:"unit"`
 	Met    bool    `json:"met"`
+	// Reported rows have no target: the report prints the figure and no mark.
+	Reported bool `json:"reported,omitempty"`
 }
 
 func ratio(a, b float64) float64 {
@@ -35,7 +37,7 @@ func evaluate(r *report) []target {
 	const c64, c1 = "unary 64 B c64", "unary 64 B c1"
 	stream := "stream 10,000 × 1 KiB"
 	alloc := "unary 64 B, in-process"
-	return []target{
+	rows := []target{
 		ge("unary calls/s c64 64 B: alknet-quic ÷ grpc", ratio(cps("alknet-quic", c64), cps("grpc", c64)), 1.0),
 		ge("unary calls/s c64 64 B: alknet-tcp ÷ grpc", ratio(cps("alknet-tcp", c64), cps("grpc", c64)), 1.3),
 		ge("unary calls/s c64: alknet-quic ÷ quic-raw (stream per call)", ratio(cps("alknet-quic", c64), cps("quic-raw", c64)), 0.85),
@@ -63,6 +65,44 @@ func evaluate(r *report) []target {
 		le("mcp tool call p50 c1: alknet-mcp ÷ mcp-direct", ratio(p50("alknet-mcp", c1), p50("mcp-direct", c1)), 1.3, "×"),
 		ge("mcp tool calls/s c16: alknet-mcp ÷ mcp-direct", ratio(cps("alknet-mcp", "unary 64 B c16"), cps("mcp-direct", "unary 64 B c16")), 0.77),
 	}
+	return append(rows, irohTargets(r)...)
+}
+
+// The earlier Node.js bridge's recorded figures (iroh.md §11), reported beside ours.
+const (
+	bridgeRoundTripUS = 130
+	bridgeMiBPerSec   = 10
+	bridgeRSSMiB      = 62
+)
+
+// irohTargets are iroh.md §11's rows (when the iroh contestants ran).
+func irohTargets(r *report) []target {
+	if r.get("alknet-iroh", "unary 64 B c1", "p50") == 0 {
+		return nil
+	}
+	cps := func(c, k string) float64 { return r.get(c, k, "calls_per_sec") }
+	p50 := func(c, k string) float64 { return r.get(c, k, "p50") }
+	mib := func(c string) float64 { return r.get(c, bulkCase, "mib_per_sec") }
+	rss := r.get("alknet-iroh", "idle server", "extra_rss_per_endpoint")
+	const c64, c1 = "unary 64 B c64", "unary 64 B c1"
+	reported := func(fig string, got float64, unit string) target {
+		return target{Figure: fig, Want: "reported", Got: got, Unit: unit, Met: true, Reported: true}
+	}
+	return []target{
+		{Figure: "iroh unary calls/s c64 64 B: alknet-iroh ÷ alknet-quic", Want: "≥ 0.70", Got: ratio(cps("alknet-iroh", c64), cps("alknet-quic", c64)), Unit: "×",
+			Met: ratio(cps("alknet-iroh", c64), cps("alknet-quic", c64)) >= 0.7},
+		{Figure: "iroh unary p50 c1 64 B: alknet-iroh ÷ alknet-quic", Want: "≤ 1.50", Got: ratio(p50("alknet-iroh", c1), p50("alknet-quic", c1)), Unit: "×",
+			Met: ratio(p50("alknet-iroh", c1), p50("alknet-quic", c1)) > 0 && ratio(p50("alknet-iroh", c1), p50("alknet-quic", c1)) <= 1.5},
+		{Figure: "iroh bulk MiB/s (256 × 64 KiB): alknet-iroh ÷ alknet-quic", Want: "≥ 0.70", Got: ratio(mib("alknet-iroh"), mib("alknet-quic")), Unit: "×",
+			Met: ratio(mib("alknet-iroh"), mib("alknet-quic")) >= 0.7},
+		{Figure: "extra RSS per iroh endpoint (idle alknet-iroh − alknet-quic server)", Want: "≤ 16.00", Got: rss, Unit: "MiB", Met: rss <= 16},
+		reported("iroh unary calls/s c64 64 B: alknet-iroh ÷ iroh-raw", ratio(cps("alknet-iroh", c64), cps("iroh-raw", c64)), "×"),
+		reported("iroh unary p50 c1 64 B: alknet-iroh ÷ iroh-raw", ratio(p50("alknet-iroh", c1), p50("iroh-raw", c1)), "×"),
+		reported("iroh bulk MiB/s: alknet-iroh ÷ iroh-raw", ratio(mib("alknet-iroh"), mib("iroh-raw")), "×"),
+		reported("iroh unary p50 c1 64 B: alknet-iroh ÷ the bridge's 130 µs", ratio(p50("alknet-iroh", c1), bridgeRoundTripUS), "×"),
+		reported("iroh bulk MiB/s: alknet-iroh ÷ the bridge's 10 MiB/s", ratio(mib("alknet-iroh"), bridgeMiBPerSec), "×"),
+		reported("extra RSS per iroh endpoint ÷ the bridge's 62 MiB", ratio(rss, bridgeRSSMiB), "×"),
+	}
 }
 
 func markdown(r *report, took time.Duration) string {
@@ -71,7 +111,10 @@ func markdown(r *report, took time.Duration) string {
 	b.WriteString("## Targets (ratios measured in this run)\n\n| figure | target | measured | |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
 		mark := "✗"
-		if t.Met {
+		switch {
+		case t.Reported:
+			mark = "—"
+		case t.Met:
 			mark = "✓"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.2f %s | %s |\n", t.Figure, t.Want, t.Got, t.Unit, mark)

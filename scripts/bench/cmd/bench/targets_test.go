@@ -43,3 +43,41 @@ func TestAdapterTargets(t *testing.T) {
 		t.Fatalf("report:\n%s", md)
 	}
 }
+
+// iroh.md §11: the four iroh rows are judged and the comparisons reported, when the iroh
+// contestants ran; without them there are no iroh rows.
+func TestIrohTargets(t *testing.T) {
+	r := &report{index: map[string]*measurement{}}
+	if rows := irohTargets(r); rows != nil {
+		t.Fatalf("iroh rows without iroh figures: %v", rows)
+	}
+	r.add("alknet-quic", "unary 64 B c64", "calls_per_sec", "calls/s", 10000)
+	r.add("alknet-iroh", "unary 64 B c64", "calls_per_sec", "calls/s", 6000)
+	r.add("alknet-quic", "unary 64 B c1", "p50", "µs", 100)
+	r.add("alknet-iroh", "unary 64 B c1", "p50", "µs", 120)
+	r.add("alknet-quic", bulkCase, "mib_per_sec", "MiB/s", 200)
+	r.add("alknet-iroh", bulkCase, "mib_per_sec", "MiB/s", 180)
+	r.add("alknet-iroh", "idle server", "extra_rss_per_endpoint", "MiB", 9)
+	got := map[string]target{}
+	for _, tg := range irohTargets(r) {
+		got[tg.Figure] = tg
+	}
+	for fig, want := range map[string]struct {
+		v   float64
+		met bool
+	}{
+		"iroh unary calls/s c64 64 B: alknet-iroh ÷ alknet-quic":              {0.6, false},
+		"iroh unary p50 c1 64 B: alknet-iroh ÷ alknet-quic":                   {1.2, true},
+		"iroh bulk MiB/s (256 × 64 KiB): alknet-iroh ÷ alknet-quic":           {0.9, true},
+		"extra RSS per iroh endpoint (idle alknet-iroh − alknet-quic server)": {9, true},
+	} {
+		tg, ok := got[fig]
+		if !ok || tg.Reported || tg.Met != want.met || tg.Got < want.v-0.001 || tg.Got > want.v+0.001 {
+			t.Errorf("%s: %+v, want %.2f met=%v", fig, tg, want.v, want.met)
+		}
+	}
+	r.Targets = irohTargets(r)
+	if md := markdown(r, 0); !strings.Contains(md, "| ✗ |") || !strings.Contains(md, "| reported |") {
+		t.Fatalf("report:\n%s", md)
+	}
+}
