@@ -16,6 +16,7 @@ import (
 
 	"github.com/alkdev/alknet/core/client"
 	"github.com/alkdev/alknet/core/config"
+	"github.com/alkdev/alknet/core/conn"
 )
 
 // A per-IP limit of 1: the second live connection from the same address is refused before
@@ -155,4 +156,92 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A reader that stops reading stalls the remote writer within the stream window (1 MiB, spec
+// iroh.md §5.1), and streams past MaxIncomingStreams wait for one to end (§12.8).
+func TestFlowControlBounds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := Bind(ctx, Options{Key: newKey(t, nil), ALPNs: []string{testALPN}, BindAddrs: []string{"127.0.0.1:0"},
+		Limits: config.Limits{MaxIncomingStreams: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	accepted := make(chan conn.Stream, 8)
+	go func() { // accepts streams and never reads them
+		c, err := srv.Source().Accept(ctx)
+		if err != nil {
+			return
+		}
+		defer c.Close(0, "")
+		for {
+			s, err := c.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			accepted <- s
+		}
+	}()
+	cli := bindLoopback(t, newKey(t, bytes.Repeat([]byte{15}, 32)))
+	c, err := cli.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(0, "")
+	s1, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	written := 0
+	for written < 8<<20 {
+		_ = s1.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+		n, err := s1.Write(chunk)
+		written += n
+		if errors.Is(err, conn.ErrTimeout) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("write after %d bytes: %v", written, err)
+		}
+	}
+	if written > 1<<20+256<<10 {
+		t.Fatalf("the writer got %d bytes past a reader that reads nothing, want at most the 1 MiB window and a chunk", written)
+	}
+	s2, err := c.OpenStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-accepted:
+		case <-ctx.Done():
+			t.Fatal("the first two streams did not arrive")
+		}
+	}
+	// A third stream waits: the open does not complete while two are live.
+	octx, ocancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	s3, err := c.OpenStream(octx)
+	if err == nil {
+		_, err = s3.Write([]byte("y"))
+		if err == nil {
+			select {
+			case <-accepted:
+				t.Fatal("a third stream past MaxIncomingStreams reached the server")
+			case <-octx.Done():
+			}
+		}
+		s3.Cancel(0)
+		_ = s3.Close()
+	}
+	ocancel()
+	s2.Cancel(0)
+	_ = s2.Close()
+	s1.Cancel(0)
+	_ = s1.Close()
 }

@@ -43,5 +43,10 @@ for mod in core vault call iroh adapters agent napi-shim cli scripts/bench; do
 		fi
 	done
 done
-[ $status = 0 ] && echo "check-imports: every module imports only what it may"
+# core stays pure Go (spec iroh.md §2): it builds without cgo.
+if ! (cd core && CGO_ENABLED=0 go build ./...); then
+	echo "check-imports: core does not build with CGO_ENABLED=0" >&2
+	status=1
+fi
+[ $status = 0 ] && echo "check-imports: every module imports only what it may; core builds with CGO_ENABLED=0"
 exit $status
