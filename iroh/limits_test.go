@@ -245,3 +245,73 @@ func TestFlowControlBounds(t *testing.T) {
 	s1.Cancel(0)
 	_ = s1.Close()
 }
+
+// Relay mode disabled with a loopback bind opens no IP socket beyond loopback and names no relay
+// (spec iroh.md §12.10): every UDP and TCP socket the bind added is bound to 127.0.0.1.
+func TestDisabledOpensOnlyLoopback(t *testing.T) {
+	warm := bindLoopback(t, newKey(t, bytes.Repeat([]byte{16}, 32))) // the runtime's own fds first
+	_ = warm.Close()
+	before := socketInodes(t)
+	tr := bindLoopback(t, newKey(t, nil), testALPN)
+	if a := tr.Addr(); a.RelayURL != "" {
+		t.Fatalf("relay %q with relays disabled", a.RelayURL)
+	}
+	for _, ap := range tr.BoundSockets() {
+		if !ap.Addr().IsLoopback() {
+			t.Errorf("bound %v", ap)
+		}
+	}
+	added := 0
+	for inode := range socketInodes(t) {
+		if before[inode] {
+			continue
+		}
+		local, ok := ipSockets(t)[inode]
+		if !ok {
+			continue // not an IP socket (netlink for the network monitor, eventfds)
+		}
+		added++
+		if !strings.HasPrefix(local, "0100007F:") { // 127.0.0.1 in /proc/net's little-endian hex
+			t.Errorf("an IP socket bound to %s (hex), not loopback", local)
+		}
+	}
+	if added == 0 {
+		t.Fatal("the bind added no IP socket: the check saw nothing")
+	}
+}
+
+// socketInodes are the inodes of this process's sockets.
+func socketInodes(t *testing.T) map[string]bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("needs /proc")
+	}
+	out := map[string]bool{}
+	for _, fd := range fds {
+		l, err := os.Readlink("/proc/self/fd/" + fd.Name())
+		if err == nil && strings.HasPrefix(l, "socket:[") {
+			out[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
+		}
+	}
+	return out
+}
+
+// ipSockets maps the inodes of the UDP and TCP sockets in /proc/self/net to their local address.
+func ipSockets(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, f := range []string{"udp", "udp6", "tcp", "tcp6"} {
+		data, err := os.ReadFile("/proc/self/net/" + f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			fields := strings.Fields(line)
+			if len(fields) > 9 {
+				out[fields[9]] = fields[1]
+			}
+		}
+	}
+	return out
+}
