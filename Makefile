@@ -151,12 +151,12 @@ fuzz: $(IROH_DEP)
 ## writes bench-results/report.md and report.json
 bench: $(if $(filter iroh-lib,$(IROH_DEP)),iroh-echo,$(IROH_DEP))
 	cd $(BENCHMOD) && GOWORK=off $(GO) build $(GOTAGS) -ldflags "$(LDX)" -o ../../bin/bench ./cmd/bench
-	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run --out bench-results
+	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) --out bench-results
 
-## bench-full: the same with longer cases and medians of 5 runs
+## bench-full: the same with longer cases and medians of 5 runs (BENCH_ONLY=a,b: those contestants only)
 bench-full: $(if $(filter iroh-lib,$(IROH_DEP)),iroh-echo,$(IROH_DEP))
 	cd $(BENCHMOD) && GOWORK=off $(GO) build $(GOTAGS) -ldflags "$(LDX)" -o ../../bin/bench ./cmd/bench
-	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run --full --out bench-results
+	ALKNET_IROH_ECHO=$(IROH_ECHO) ./bin/bench run --full $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) --out bench-results
 
 ## iroh-echo: iroh-raw's server for the benchmark (iroh/ffi/examples/echo.rs)
 iroh-echo: iroh-lib

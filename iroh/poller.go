@@ -5,6 +5,7 @@ package iroh
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,12 +51,18 @@ func ensureInit() error {
 		if initFaults {
 			flags = 1
 		}
-		if st := cInit(2, flags); st != stOK {
+		if st := cInit(runtimeWorkers(runtime.NumCPU()), flags); st != stOK {
 			initErr = fmt.Errorf("%w: alk_init: status %d", ErrUnavailable, st)
 		}
 	})
 	return initErr
 }
+
+// runtimeWorkers sizes the crate's tokio runtime: half the CPUs (1 to 4), since Go's own
+// GOMAXPROCS threads run the other half of the work (the call protocol, handlers). On the
+// benchmark's 2 cores one worker instead of two cut unary p50 at c1 from ≈ 675 to ≈ 510 µs and
+// raised c64 calls/s from ≈ 10,600 to ≈ 14,500 (docs/performance.md, "iroh").
+func runtimeWorkers(cpus int) uint32 { return uint32(min(max(cpus/2, 1), 4)) }
 
 // acquire registers a Transport; the first starts the poller.
 func (p *poller) acquire() error {

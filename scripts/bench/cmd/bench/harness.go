@@ -143,6 +143,7 @@ func runHarness(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	full := fs.Bool("full", false, "longer cases, ≥5 runs each (medians with min–max)")
 	out := fs.String("out", "bench-results", "output directory")
+	only := fs.String("only", "", "comma-separated contestants to run (default: all); rows needing others read 0 and ✗")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -159,7 +160,17 @@ func runHarness(args []string) error {
 	rep := &report{Date: time.Now().UTC().Format(time.RFC3339), Mode: mode, Limits: map[string]string{}, index: map[string]*measurement{},
 		Machine: fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())}
 	begin := time.Now()
-	for _, name := range contestant.Names() {
+	names := contestant.Names()
+	if *only != "" {
+		names = nil
+		for _, n := range strings.Split(*only, ",") {
+			if _, err := contestant.Get(n); err != nil {
+				return err
+			}
+			names = append(names, n)
+		}
+	}
+	for _, name := range names {
 		c, _ := contestant.Get(name)
 		rep.Limits[name] = c.Limits
 		fmt.Fprintf(os.Stderr, "== %s\n", name)
