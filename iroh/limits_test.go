@@ -315,3 +315,54 @@ func ipSockets(t *testing.T) map[string]string {
 	}
 	return out
 }
+
+// A backlog that Go does not drain refuses the overflow: a finished connection that finds the
+// backlog full is closed with code 4 "limit" and counted; the waiting one is still accepted
+// (spec iroh.md §5.2, §12.8).
+func TestBacklogOverflowRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := Bind(ctx, Options{Key: newKey(t, nil), ALPNs: []string{testALPN}, BindAddrs: []string{"127.0.0.1:0"},
+		Backlog: 1, Limits: config.Limits{MaxConnectionsPerIP: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	before := NativeStats().RefusedBacklog
+	var conns []conn.Connection
+	var keys []string
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close(0, "")
+		}
+	}()
+	for i := range 2 { // nobody accepts: the first waits in the backlog, the second overflows it
+		cli := bindLoopback(t, newKey(t, bytes.Repeat([]byte{byte(40 + i)}, 32)))
+		c, err := cli.DialEndpoint(ctx, srv.Fingerprint(), srv.Addr(), testALPN)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns, keys = append(conns, c), append(keys, cli.Fingerprint())
+	}
+	select {
+	case <-conns[1].Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection past the backlog was kept")
+	}
+	_, err = conns[1].AcceptStream(ctx)
+	var ce *conn.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4 || ce.Reason != "limit" || !ce.Remote {
+		t.Fatalf("overflow closed with %v, want code 4 limit", err)
+	}
+	if NativeStats().RefusedBacklog <= before {
+		t.Fatal("the overflow was not counted as backlog")
+	}
+	ac, err := srv.Source().Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ac.Close(0, "")
+	if ac.RemoteFingerprint() != keys[0] {
+		t.Fatalf("accepted %s, want the first client %s", ac.RemoteFingerprint(), keys[0])
+	}
+}
