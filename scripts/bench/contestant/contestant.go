@@ -61,9 +61,9 @@ func Get(name string) (Contestant, error) {
 
 // Names lists the contestants in report order.
 func Names() []string {
-	order := map[string]int{"alknet-quic": 0, "alknet-tcp": 1, "grpc": 2, "connect": 3, "quic-raw": 4, "tls-raw": 5,
-		"alknet-fwd-quic": 6, "alknet-fwd-tcp": 7, "grpc-proxy": 8, "alknet-http": 9, "alknet-mcp": 10, "mcp-direct": 11,
-		"alknet-iroh": 12, "iroh-raw": 13}
+	order := map[string]int{"alknet-quic": 0, "alknet-tcp": 1, "grpc": 2, "connect": 3, "quic-raw": 4, "quic-raw-mux": 5,
+		"tls-raw": 6, "alknet-fwd-quic": 7, "alknet-fwd-tcp": 8, "grpc-proxy": 9, "alknet-http": 10, "alknet-mcp": 11,
+		"mcp-direct": 12, "alknet-iroh": 13, "iroh-raw": 14}
 	var out []string
 	for n := range registry {
 		out = append(out, n)

@@ -58,7 +58,7 @@ func TestContestants(t *testing.T) {
 			}
 		})
 	}
-	want := 12
+	want := 13
 	if IrohBuilt {
 		want += 2
 	}

@@ -92,11 +92,17 @@ func (s *quicRawServer) Pin() string  { return "" }
 func (s *quicRawServer) Close() error { err := s.ln.Close(); s.wg.Wait(); return err }
 
 func serveQUICRaw(addr string) (Server, error) {
+	return serveQUICStreams(addr, "bench/raw", serveRawStream)
+}
+
+// serveQUICStreams listens on addr with a throwaway certificate and runs handle on every stream
+// of every connection (quic-raw, quic-raw-mux).
+func serveQUICStreams(addr, alpn string, handle func(*quic.Stream)) (Server, error) {
 	cert, err := serverCert()
 	if err != nil {
 		return nil, err
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"bench/raw"}}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{alpn}}
 	ln, err := quic.ListenAddr(addr, tc, &quic.Config{MaxIncomingStreams: 1024})
 	if err != nil {
 		return nil, err
@@ -116,7 +122,7 @@ func serveQUICRaw(addr string) (Server, error) {
 					if err != nil {
 						return
 					}
-					go serveRawStream(st)
+					go handle(st)
 				}
 			}()
 		}
@@ -227,9 +233,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			c := &tlsRawClient{c: nc, bw: bufio.NewWriter(nc), waiting: map[uint32]chan []byte{}}
-			go c.readLoop()
-			return c, nil
+			return newMuxClient(nc), nil
 		},
 	})
 }
@@ -262,14 +266,15 @@ func serveTLSRaw(addr string) (Server, error) {
 			if err != nil {
 				return
 			}
-			go serveTLSConn(c)
+			go serveMux(c)
 		}
 	}()
 	return s, nil
 }
 
-// serveTLSConn answers id-tagged frames: [id uint32][body]; requests are handled concurrently.
-func serveTLSConn(c net.Conn) {
+// serveMux answers id-tagged frames, [id uint32][body], read from one TLS connection or QUIC
+// stream; requests are handled concurrently and answered on the same stream.
+func serveMux(c io.ReadWriteCloser) {
 	defer c.Close()
 	br := bufio.NewReaderSize(c, 64<<10)
 	bw := bufio.NewWriterSize(c, 64<<10)
@@ -315,8 +320,10 @@ func serveTLSConn(c net.Conn) {
 	}
 }
 
-type tlsRawClient struct {
-	c       net.Conn
+// muxClient multiplexes requests by id over one TLS connection or QUIC stream (tls-raw,
+// quic-raw-mux).
+type muxClient struct {
+	c       io.ReadWriteCloser
 	wmu     sync.Mutex
 	bw      *bufio.Writer
 	mu      sync.Mutex
@@ -324,7 +331,13 @@ type tlsRawClient struct {
 	waiting map[uint32]chan []byte
 }
 
-func (c *tlsRawClient) readLoop() {
+func newMuxClient(rw io.ReadWriteCloser) *muxClient {
+	c := &muxClient{c: rw, bw: bufio.NewWriter(rw), waiting: map[uint32]chan []byte{}}
+	go c.readLoop()
+	return c
+}
+
+func (c *muxClient) readLoop() {
 	br := bufio.NewReaderSize(c.c, 64<<10)
 	for {
 		f, err := readFrame(br, nil)
@@ -347,7 +360,7 @@ func (c *tlsRawClient) readLoop() {
 	}
 }
 
-func (c *tlsRawClient) start(body []byte, buffer int) (uint32, chan []byte, error) {
+func (c *muxClient) start(body []byte, buffer int) (uint32, chan []byte, error) {
 	c.mu.Lock()
 	c.next++
 	id := c.next
@@ -366,13 +379,13 @@ func (c *tlsRawClient) start(body []byte, buffer int) (uint32, chan []byte, erro
 	return id, ch, err
 }
 
-func (c *tlsRawClient) done(id uint32) {
+func (c *muxClient) done(id uint32) {
 	c.mu.Lock()
 	delete(c.waiting, id)
 	c.mu.Unlock()
 }
 
-func (c *tlsRawClient) Unary(ctx context.Context, payload []byte) ([]byte, error) {
+func (c *muxClient) Unary(ctx context.Context, payload []byte) ([]byte, error) {
 	id, ch, err := c.start(append([]byte{'E'}, payload...), 1)
 	defer c.done(id)
 	if err != nil {
@@ -389,7 +402,7 @@ func (c *tlsRawClient) Unary(ctx context.Context, payload []byte) ([]byte, error
 	}
 }
 
-func (c *tlsRawClient) Stream(ctx context.Context, n, size int, fn func([]byte)) error {
+func (c *muxClient) Stream(ctx context.Context, n, size int, fn func([]byte)) error {
 	id, ch, err := c.start(streamRequest(n, size), 256)
 	defer c.done(id)
 	if err != nil {
@@ -411,4 +424,4 @@ func (c *tlsRawClient) Stream(ctx context.Context, n, size int, fn func([]byte))
 	}
 }
 
-func (c *tlsRawClient) Close() error { return c.c.Close() }
+func (c *muxClient) Close() error { return c.c.Close() }

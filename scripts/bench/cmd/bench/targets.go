@@ -37,6 +37,7 @@ func evaluate(r *report) []target {
 	const c64, c1 = "unary 64 B c64", "unary 64 B c1"
 	stream := "stream 10,000 × 1 KiB"
 	alloc := "unary 64 B, in-process"
+	idle := "1000 idle connections"
 	rows := []target{
 		ge("unary calls/s c64 64 B: alknet-quic ÷ grpc", ratio(cps("alknet-quic", c64), cps("grpc", c64)), 1.0),
 		ge("unary calls/s c64 64 B: alknet-tcp ÷ grpc", ratio(cps("alknet-tcp", c64), cps("grpc", c64)), 1.3),
@@ -50,8 +51,14 @@ func evaluate(r *report) []target {
 		le("allocs per unary call: alknet-tcp ÷ grpc", ratio(r.get("alknet-tcp", alloc, "allocs_per_call"), r.get("grpc", alloc, "allocs_per_call")), 1.0, "×"),
 		le("CPU s per 100k calls c64: alknet-quic ÷ grpc", ratio(r.get("alknet-quic", "cpu at c64", "cpu_s_per_100k"), r.get("grpc", "cpu at c64", "cpu_s_per_100k")), 1.1, "×"),
 		le("abort cascade depth 3, local (alknet-quic)", p50("alknet-quic", "abort cascade depth 3")/1000, 1.0, "ms"),
-		le("server RSS per idle connection (alknet-quic)", r.get("alknet-quic", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
-		le("server RSS per idle connection (alknet-tcp)", r.get("alknet-tcp", "1000 idle connections", "rss_per_conn"), 64, "KiB"),
+		le("server RSS per idle connection (alknet-quic)", r.get("alknet-quic", idle, "rss_per_conn"), 64, "KiB"),
+		le("server RSS per idle connection (alknet-tcp)", r.get("alknet-tcp", idle, "rss_per_conn"), 64, "KiB"),
+		// The raw-transport ceilings (bench.md, second set).
+		ge("ceiling: unary calls/s c64 64 B: alknet-quic (stream reuse 4) ÷ quic-raw-mux", ratio(cps("alknet-quic", "unary 64 B c64, stream reuse 4"), cps("quic-raw-mux", c64)), 0.8),
+		ge("ceiling: unary calls/s c64 64 B: alknet-tcp ÷ tls-raw", ratio(cps("alknet-tcp", c64), cps("tls-raw", c64)), 0.85),
+		ge("ceiling: streaming msgs/s: alknet-tcp ÷ tls-raw", ratio(r.get("alknet-tcp", stream, "msgs_per_sec"), r.get("tls-raw", stream, "msgs_per_sec")), 0.85),
+		le("ceiling: server RSS per idle connection: alknet-quic ÷ quic-raw", ratio(r.get("alknet-quic", idle, "rss_per_conn"), r.get("quic-raw", idle, "rss_per_conn")), 1.05, "×"),
+		le("ceiling: server RSS per idle connection: alknet-tcp ÷ tls-raw", ratio(r.get("alknet-tcp", idle, "rss_per_conn"), r.get("tls-raw", idle, "rss_per_conn")), 1.05, "×"),
 		// Forwarding (forwarding spec §12).
 		ge("fwd unary calls/s c64 64 B: alknet-fwd-quic ÷ alknet-quic", ratio(cps("alknet-fwd-quic", c64), cps("alknet-quic", c64)), 0.45),
 		ge("fwd unary calls/s c64 64 B: alknet-fwd-tcp ÷ alknet-tcp", ratio(cps("alknet-fwd-tcp", c64), cps("alknet-tcp", c64)), 0.45),

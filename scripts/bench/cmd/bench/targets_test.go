@@ -24,20 +24,7 @@ func TestAdapterTargets(t *testing.T) {
 		"mcp tool calls/s c16: alknet-mcp ÷ mcp-direct":      {0.8, true},
 	}
 	r.Targets = evaluate(r)
-	found := 0
-	for _, tg := range r.Targets {
-		w, ok := want[tg.Figure]
-		if !ok {
-			continue
-		}
-		found++
-		if tg.Met != w.met || tg.Got < w.got-0.001 || tg.Got > w.got+0.001 {
-			t.Errorf("%s: got %.3f met=%v, want %.3f met=%v", tg.Figure, tg.Got, tg.Met, w.got, w.met)
-		}
-	}
-	if found != len(want) {
-		t.Fatalf("%d of the %d adapter rows in the report", found, len(want))
-	}
+	checkRows(t, r.Targets, want)
 	md := markdown(r, 0)
 	if !strings.Contains(md, "alknet-http ÷ connect") || !strings.Contains(md, "✗") {
 		t.Fatalf("report:\n%s", md)
@@ -79,5 +66,54 @@ func TestIrohTargets(t *testing.T) {
 	r.Targets = irohTargets(r)
 	if md := markdown(r, 0); !strings.Contains(md, "| ✗ |") || !strings.Contains(md, "| reported |") {
 		t.Fatalf("report:\n%s", md)
+	}
+}
+
+// bench.md's second set: the ceiling rows judge alknet against the raw transports doing the same
+// work (quic-raw-mux with the same pool shape, tls-raw).
+func TestCeilingTargets(t *testing.T) {
+	r := &report{index: map[string]*measurement{}}
+	r.add("alknet-quic", "unary 64 B c64, stream reuse 4", "calls_per_sec", "calls/s", 27000)
+	r.add("quic-raw-mux", "unary 64 B c64", "calls_per_sec", "calls/s", 30000)
+	r.add("alknet-tcp", "unary 64 B c64", "calls_per_sec", "calls/s", 40000)
+	r.add("tls-raw", "unary 64 B c64", "calls_per_sec", "calls/s", 50000)
+	r.add("alknet-tcp", "stream 10,000 × 1 KiB", "msgs_per_sec", "msgs/s", 90000)
+	r.add("tls-raw", "stream 10,000 × 1 KiB", "msgs_per_sec", "msgs/s", 100000)
+	r.add("alknet-quic", "1000 idle connections", "rss_per_conn", "KiB", 75)
+	r.add("quic-raw", "1000 idle connections", "rss_per_conn", "KiB", 60)
+	r.add("alknet-tcp", "1000 idle connections", "rss_per_conn", "KiB", 30)
+	r.add("tls-raw", "1000 idle connections", "rss_per_conn", "KiB", 30)
+	want := map[string]struct {
+		got float64
+		met bool
+	}{
+		"ceiling: unary calls/s c64 64 B: alknet-quic (stream reuse 4) ÷ quic-raw-mux": {0.9, true},
+		"ceiling: unary calls/s c64 64 B: alknet-tcp ÷ tls-raw":                        {0.8, false},
+		"ceiling: streaming msgs/s: alknet-tcp ÷ tls-raw":                              {0.9, true},
+		"ceiling: server RSS per idle connection: alknet-quic ÷ quic-raw":              {1.25, false},
+		"ceiling: server RSS per idle connection: alknet-tcp ÷ tls-raw":                {1.0, true},
+	}
+	checkRows(t, evaluate(r), want)
+}
+
+// checkRows finds each wanted figure among rows and checks its ratio and verdict.
+func checkRows(t *testing.T, rows []target, want map[string]struct {
+	got float64
+	met bool
+}) {
+	t.Helper()
+	found := 0
+	for _, tg := range rows {
+		w, ok := want[tg.Figure]
+		if !ok {
+			continue
+		}
+		found++
+		if tg.Met != w.met || tg.Got < w.got-0.001 || tg.Got > w.got+0.001 {
+			t.Errorf("%s: got %.3f met=%v, want %.3f met=%v", tg.Figure, tg.Got, tg.Met, w.got, w.met)
+		}
+	}
+	if found != len(want) {
+		t.Fatalf("%d of the %d rows in the report", found, len(want))
 	}
 }
