@@ -16,6 +16,7 @@ FUZZ_TARGETS := \
 	call/internal/wire:FuzzDecodeEnvelope \
 	call/internal/wire:FuzzDecodeVia \
 	call/.:FuzzCatalogue \
+	call/.:FuzzTypedOutputs \
 	call/toolname:FuzzToolName \
 	adapters/internal/schemadoc:FuzzRelocate \
 	adapters/internal/schemadoc:FuzzTranslate \

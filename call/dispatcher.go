@@ -569,6 +569,7 @@ func (d *Dispatcher) startRoot(parent context.Context, in rootInput) (*root, *Er
 func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *Registration, input json.RawMessage, emit func(json.RawMessage) error) (ce *Error) {
 	var mu sync.Mutex
 	returned := false
+	trusted := reg.typed != nil // items encoded by this package (typed.go)
 	guarded := func(out json.RawMessage) error {
 		mu.Lock()
 		r := returned
@@ -582,7 +583,7 @@ func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *R
 		if len(out) == 0 {
 			out = json.RawMessage("null")
 		}
-		if !jsonscan.Valid(out) {
+		if !trusted && !jsonscan.Valid(out) {
 			return errInternal(msgInternal, errors.New("output is not valid JSON"))
 		}
 		if d.cfg.ValidateOutputs {
@@ -601,7 +602,11 @@ func (d *Dispatcher) runStream(ctx context.Context, oc *OperationContext, reg *R
 			ce = errInternal(msgInternal, fmt.Errorf("panic: %v", v))
 		}
 	}()
-	if err := reg.Stream(ctx, oc, input, guarded); err != nil {
+	run := reg.Stream
+	if trusted {
+		run = reg.typed.stream
+	}
+	if err := run(ctx, oc, input, guarded); err != nil {
 		return d.mapError(reg, oc, err)
 	}
 	return nil

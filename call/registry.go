@@ -75,7 +75,8 @@ type HandlerRegistration struct {
 	ScopedEnv    *ScopedEnv
 	Capabilities core.Capabilities
 
-	via []string // an import's: the nodes behind it, nearest first (ImportFrom sets it)
+	via   []string   // an import's: the nodes behind it, nearest first (ImportFrom sets it)
+	typed *typedImpl // Typed and TypedStream's encoder-backed implementation (typed.go)
 }
 
 // Registration is a validated HandlerRegistration with compiled schemas. Overlays (sessions,
@@ -98,13 +99,21 @@ func NewRegistration(r HandlerRegistration) (*Registration, error) {
 	if !validName(s.Name) {
 		return fail("invalid name %q: want <service>/<op>, no leading or trailing '/', no empty segment", s.Name)
 	}
+	switch t := r.typed; {
+	case t != nil && (r.Handler != nil || r.Stream != nil):
+		return fail("handler kind mismatch: a registration from Typed or TypedStream takes no Handler or Stream")
+	case t != nil && t.call != nil && s.Type != OpQuery && s.Type != OpMutation:
+		return fail("handler kind mismatch: Typed registers a query or a mutation, not a %s", s.Type)
+	case t != nil && t.stream != nil && s.Type != OpSubscription:
+		return fail("handler kind mismatch: TypedStream registers a subscription, not a %s", s.Type)
+	}
 	switch s.Type {
 	case OpQuery, OpMutation:
-		if r.Handler == nil || r.Stream != nil {
+		if (r.Handler == nil) == (r.typed == nil) || r.Stream != nil {
 			return fail("handler kind mismatch: a %s needs exactly Handler", s.Type)
 		}
 	case OpSubscription:
-		if r.Stream == nil || r.Handler != nil {
+		if (r.Stream == nil) == (r.typed == nil) || r.Handler != nil {
 			return fail("handler kind mismatch: a subscription needs exactly Stream")
 		}
 	default:
