@@ -31,6 +31,7 @@ type pending struct {
 	known  []string                    // domain codes the caller knows (WithKnownCodes)
 	budget time.Time                   // a call's own deadline (timeout or ctx's, the sooner); zero for a subscription
 	reuse  atomic.Pointer[reuseStream] // the long-lived stream it was sent on (StreamReuse)
+	resent atomic.Bool                 // sent again after its pooled stream ended unread (§4.1.6)
 	stop   atomic.Pointer[func()]      // stops the reader of its own stream (ended locally)
 	items  chan json.RawMessage
 	done   chan struct{}
@@ -286,31 +287,13 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 	}
 	env := wire.Requested(p.id, payload)
 	if c.c.MultiStream() && c.o.StreamReuse > 0 && !p.sub {
-		return nil, c.sendReuse(ctx, p, env)
+		if pooled, err := c.sendReuse(ctx, p, env); pooled {
+			return nil, err
+		}
+		// Every pooled stream is at its cap: this call gets a stream of its own (§4.1.2).
 	}
 	if c.c.MultiStream() {
-		st, err := c.c.OpenStream(ctx)
-		if err != nil {
-			c.finishPending(p, nil, openStreamError(ctx, err))
-			return nil, p.err
-		}
-		w := c.newFramed(st)
-		if err := w.send(env); err != nil {
-			st.Cancel(0)
-			c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
-			return nil, p.err
-		}
-		_ = w.w.Drain()
-		_ = st.CloseWrite()
-		if readInline {
-			return w, nil
-		}
-		c.wg.Add(1)
-		c.workers.run(func() {
-			defer c.wg.Done()
-			c.readOwnStream(w, p)
-		})
-		return nil, nil
+		return c.sendOwn(ctx, p, env, readInline)
 	}
 	select {
 	case <-c.ready:
@@ -327,6 +310,33 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
 		return nil, p.err
 	}
+	return nil, nil
+}
+
+// sendOwn writes p's request on a stream of its own and FINs it; the answer is read there, by
+// the caller when readInline (the stream is returned), else by a worker.
+func (c *Conn) sendOwn(ctx context.Context, p *pending, env wire.Envelope, readInline bool) (*framed, error) {
+	st, err := c.c.OpenStream(ctx)
+	if err != nil {
+		c.finishPending(p, nil, openStreamError(ctx, err))
+		return nil, p.err
+	}
+	w := c.newFramed(st)
+	if err := w.send(env); err != nil {
+		st.Cancel(0)
+		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
+		return nil, p.err
+	}
+	_ = w.w.Drain()
+	_ = st.CloseWrite()
+	if readInline {
+		return w, nil
+	}
+	c.wg.Add(1)
+	c.workers.run(func() {
+		defer c.wg.Done()
+		c.readOwnStream(w, p)
+	})
 	return nil, nil
 }
 

@@ -102,7 +102,7 @@ func TestStreamReuse(t *testing.T) {
 	obs := &streamCounter{}
 	n := startNode(t, nodeOpts{regs: demoRegs(), cfg: call.Limits{StreamIdleTimeout: 400 * time.Millisecond},
 		dopts: call.Options{Observer: obs}})
-	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 2, CallTimeout: 2 * time.Second})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 2, StreamCap: 50, CallTimeout: 2 * time.Second})
 	ctx := tctx(t)
 	res := c.Batch(ctx, func() []call.BatchItem {
 		var items []call.BatchItem

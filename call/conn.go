@@ -27,7 +27,12 @@ type ConnOptions struct {
 	// stream per call (the default, §4.1.2); N > 0 = queries and mutations pipelined over at
 	// most N long-lived streams. Subscriptions always get their own stream.
 	StreamReuse int
-	Logger      *slog.Logger
+	// StreamCap, with StreamReuse: requests in flight on one pooled stream before a call opens
+	// a stream of its own (call-protocol §4.1.2), so a slow or large response, or a callee that
+	// serves a stream's requests one at a time, holds at most this many calls behind it.
+	// Default 16.
+	StreamCap int
+	Logger    *slog.Logger
 }
 
 // Defaults of ConnOptions.
@@ -35,6 +40,7 @@ const (
 	DefaultCallTimeout        = 30 * time.Second
 	DefaultMaxPending         = 1024
 	DefaultSubscriptionBuffer = 32
+	DefaultStreamCap          = 16
 	abortSendTimeout          = 5 * time.Second
 )
 
@@ -47,6 +53,9 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	}
 	if o.SubscriptionBuffer <= 0 {
 		o.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	if o.StreamCap <= 0 {
+		o.StreamCap = DefaultStreamCap
 	}
 	return o
 }

@@ -2,11 +2,14 @@ package call
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/alkdev/alknet/call/internal/wire"
+	"github.com/alkdev/alknet/core/conn"
 )
 
 // reuseStream is a long-lived stream a caller pipelines queries and mutations on
@@ -14,14 +17,21 @@ import (
 type reuseStream struct {
 	w       *framed
 	mu      sync.Mutex
-	pending map[string]*pending
+	pending map[string]pooledReq
 	last    time.Time // when it last had nothing in flight
 	retired bool      // no new requests: idle, or the stream ended
 }
 
-// pickReuse returns a stream to send on, opening one while fewer than StreamReuse exist. A
-// stream idle for StreamIdleTimeout/2 is retired (FIN) first, so the callee's idle close can
-// never race a new request.
+// pooledReq is a request in flight on a pooled stream, with its envelope for a resend (§4.1.6).
+type pooledReq struct {
+	p   *pending
+	env wire.Envelope
+}
+
+// pickReuse returns a stream to send on, opening one while fewer than StreamReuse exist; nil
+// when every pooled stream is at StreamCap (the call then opens a stream of its own). A stream
+// idle for StreamIdleTimeout/2 is retired (FIN) first, so the callee's idle close can never
+// race a new request.
 func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 	idle := c.d.cfg.StreamIdleTimeout / 2
 	c.reuseMu.Lock()
@@ -52,6 +62,9 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 		}
 	}
 	if best != nil && (bestLoad == 0 || len(c.reuse) >= c.o.StreamReuse) {
+		if bestLoad >= c.o.StreamCap {
+			return nil, nil // all at their cap: overflow to a stream of its own
+		}
 		return best, nil
 	}
 	st, err := c.c.OpenStream(ctx)
@@ -61,7 +74,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 		}
 		return nil, err
 	}
-	rs := &reuseStream{w: c.newFramed(st), pending: map[string]*pending{}, last: time.Now()}
+	rs := &reuseStream{w: c.newFramed(st), pending: map[string]pooledReq{}, last: time.Now()}
 	c.reuse = append(c.reuse, rs)
 	c.wg.Add(1)
 	go func() {
@@ -71,19 +84,23 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 	return rs, nil
 }
 
-// sendReuse writes p's request on a shared long-lived stream.
-func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) error {
+// sendReuse writes p's request on a shared long-lived stream; pooled is false when every pooled
+// stream is at its cap and nothing was sent.
+func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) (pooled bool, err error) {
 	rs, err := c.pickReuse(ctx)
 	if err != nil {
 		c.finishPending(p, nil, openStreamError(ctx, err))
-		return p.err
+		return true, p.err
+	}
+	if rs == nil {
+		return false, nil
 	}
 	rs.mu.Lock()
 	if rs.retired {
 		rs.mu.Unlock()
 		return c.sendReuse(ctx, p, env)
 	}
-	rs.pending[p.id] = p
+	rs.pending[p.id] = pooledReq{p: p, env: env}
 	rs.mu.Unlock()
 	p.reuse.Store(rs)
 	select { // ended before the store: release here, as finishPending could not
@@ -93,10 +110,41 @@ func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) err
 	}
 	if err := rs.w.send(env); err != nil {
 		rs.release(p.id)
+		var sce *conn.StreamCancelError
+		if errors.As(err, &sce) && sce.Remote && sce.Code == 0 && c.resend(p, env) {
+			return true, nil // the callee stopped reading an idle stream: sent again (§4.1.6)
+		}
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
-		return p.err
+		return true, p.err
 	}
-	return nil
+	return true, nil
+}
+
+// resend sends p once more, on another stream, after its pooled stream ended without reading it
+// (the callee's clean FIN, or a write refused with code 0): the callee FINs only once all it
+// read is terminal, so a request with no event was never read and runs once (§4.1.6). false
+// when p was resent already.
+func (c *Conn) resend(p *pending, env wire.Envelope) bool {
+	if !p.resent.CompareAndSwap(false, true) {
+		return false
+	}
+	p.reuse.Store(nil)
+	select {
+	case <-p.done: // ended meanwhile (its caller gave up): nothing to send
+		return true
+	default:
+	}
+	ctx := c.ctx
+	if !p.budget.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, p.budget)
+		defer cancel()
+	}
+	if pooled, err := c.sendReuse(ctx, p, env); pooled || err != nil {
+		return true
+	}
+	_, _ = c.sendOwn(ctx, p, env, false)
+	return true
 }
 
 func (rs *reuseStream) release(id string) {
@@ -121,10 +169,10 @@ func (c *Conn) readReuse(rs *reuseStream) {
 			var e wire.Envelope
 			if e, err = wire.DecodeEnvelope(body); err == nil {
 				rs.mu.Lock()
-				p := rs.pending[e.ID]
+				pr, ok := rs.pending[e.ID]
 				rs.mu.Unlock()
-				if p != nil && (e.Type == wire.EventResponded || e.Type == wire.EventError || e.Type == wire.EventAborted) {
-					c.deliver(e, p)
+				if ok && (e.Type == wire.EventResponded || e.Type == wire.EventError || e.Type == wire.EventAborted) {
+					c.deliver(e, pr.p)
 				}
 				continue
 			}
@@ -132,13 +180,18 @@ func (c *Conn) readReuse(rs *reuseStream) {
 		}
 		rs.mu.Lock()
 		rs.retired = true
-		left := make([]*pending, 0, len(rs.pending))
-		for _, p := range rs.pending {
-			left = append(left, p)
+		left := make([]pooledReq, 0, len(rs.pending))
+		for _, pr := range rs.pending {
+			left = append(left, pr)
 		}
+		rs.pending = map[string]pooledReq{}
 		rs.mu.Unlock()
-		for _, p := range left {
-			c.finishPending(p, nil, c.streamError(err))
+		clean := errors.Is(err, io.EOF) // the callee's FIN: what is left was never read
+		for _, pr := range left {
+			if clean && c.resend(pr.p, pr.env) {
+				continue
+			}
+			c.finishPending(pr.p, nil, c.streamError(err))
 		}
 		return
 	}

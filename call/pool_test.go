@@ -1,0 +1,180 @@
+package call_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/call"
+	"github.com/alkdev/alknet/call/internal/wire"
+	"github.com/alkdev/alknet/core/auth"
+	"github.com/alkdev/alknet/core/conn"
+)
+
+// rawCallee is a test callee speaking alknet/call by hand: serial answers every stream's
+// requests one at a time, in order (as a Rust callee does); with oneThenFIN it answers the
+// first request of the first stream (of every stream with finAll), then FINs and reads that
+// stream no more (a callee closing a stream early).
+// "t/slow" waits for release; every other operation echoes its input.
+type rawCallee struct {
+	oneThenFIN bool
+	finAll     bool
+	release    chan struct{}
+	mu         sync.Mutex
+	seen       map[string]int // request id → times answered
+	streams    atomic.Int32
+}
+
+func (*rawCallee) ALPN() string { return call.ALPN }
+
+func (h *rawCallee) Handle(ctx context.Context, c conn.Connection, _ auth.Context) error {
+	for {
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		first := h.streams.Add(1) == 1
+		go h.serve(st, h.oneThenFIN && (first || h.finAll))
+	}
+}
+
+func (h *rawCallee) serve(st conn.Stream, finAfterOne bool) {
+	r := wire.NewFrameReader(st, 0)
+	for {
+		body, err := r.ReadFrame()
+		if err != nil {
+			_ = st.Close()
+			return
+		}
+		e, err := wire.DecodeEnvelope(body)
+		if err != nil || e.Type != wire.EventRequested {
+			continue
+		}
+		req := wire.DecodeRequested(e.Payload)
+		if req.OperationID == "/t/slow" {
+			<-h.release
+		}
+		h.mu.Lock()
+		h.seen[e.ID]++
+		h.mu.Unlock()
+		out := fmt.Sprintf(`{"type":"call.responded","id":%q,"payload":{"output":%s}}`, e.ID, req.Input)
+		if _, err := st.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(out))), out...)); err != nil {
+			st.Cancel(0)
+			return
+		}
+		if finAfterOne {
+			_ = st.CloseWrite() // FIN, and read no more: what was written after this request is never read
+			return
+		}
+	}
+}
+
+// Pooled streams against a callee that serves a stream's requests one at a time: correct, and
+// once the pooled streams are at their cap a call opens a stream of its own instead of waiting
+// behind the slow ones (call-protocol §4.1.2).
+func TestPoolOverflowPastTheCap(t *testing.T) {
+	h := &rawCallee{release: make(chan struct{}), seen: map[string]int{}}
+	n := startNode(t, nodeOpts{handler: h})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 1, StreamCap: 2, CallTimeout: 10 * time.Second})
+	ctx := tctx(t)
+	slow := make(chan error, 2)
+	for range 2 { // the one pooled stream reaches its cap of 2
+		go func() { _, err := c.Call(ctx, "t/slow", js(`{"s":1}`)); slow <- err }()
+	}
+	for h.streams.Load() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // both slow requests written
+	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	out, err := c.Call(fctx, "t/fast", js(`{"f":2}`))
+	cancel()
+	if err != nil || string(out) != `{"f":2}` {
+		t.Fatalf("a call past the cap waited behind the slow ones: %s %v", out, err)
+	}
+	if got := h.streams.Load(); got != 2 {
+		t.Fatalf("streams %d, want the pooled one and the overflow's own", got)
+	}
+	close(h.release)
+	for range 2 {
+		if err := <-slow; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Serial, but correct: 20 calls over the pool all get their own answers.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := fmt.Sprintf(`{"n":%d}`, i)
+			if out, err := c.Call(ctx, "t/echo", js(in)); err != nil || string(out) != in {
+				t.Errorf("call %d: %s %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// A pooled stream the callee FINs (and stops reading) after one request: the requests written
+// behind it got no event, were never read, and are sent once more on another stream; each runs
+// exactly once (call-protocol §4.1.6, checklist 71).
+func TestPoolResendsAfterTheCalleesFIN(t *testing.T) {
+	h := &rawCallee{oneThenFIN: true, release: make(chan struct{}), seen: map[string]int{}}
+	close(h.release)
+	n := startNode(t, nodeOpts{handler: h})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 1, StreamCap: 16, CallTimeout: 10 * time.Second})
+	ctx := tctx(t)
+	ids := make([]string, 8)
+	var wg sync.WaitGroup
+	for i := range ids {
+		ids[i] = fmt.Sprintf("req-%d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := fmt.Sprintf(`{"n":%d}`, i)
+			out, err := c.Call(ctx, "t/echo", js(in), call.WithRequestID(ids[i]))
+			if err != nil || string(out) != in {
+				t.Errorf("call %d: %s %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range ids {
+		if h.seen[id] != 1 {
+			t.Errorf("%s answered %d times, want once", id, h.seen[id])
+		}
+	}
+}
+
+// A request resent once and then refused again fails instead of looping.
+func TestPoolResendsOnlyOnce(t *testing.T) {
+	h := &rawCallee{oneThenFIN: true, finAll: true, release: make(chan struct{}), seen: map[string]int{}}
+	close(h.release)
+	n := startNode(t, nodeOpts{handler: h})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 1, StreamCap: 16, CallTimeout: 5 * time.Second})
+	ctx := tctx(t)
+	errs := make(chan error, 30)
+	for i := range 30 {
+		go func() { _, err := c.Call(ctx, "t/echo", js(fmt.Sprintf(`{"n":%d}`, i))); errs <- err }()
+	}
+	for range 30 {
+		var ce *call.Error
+		if err := <-errs; err != nil && (!errors.As(err, &ce) || ce.Code() != call.CodeInternal) {
+			t.Fatalf("a call failed other than INTERNAL: %v", err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, k := range h.seen {
+		if k != 1 {
+			t.Errorf("%s ran %d times", id, k)
+		}
+	}
+}
