@@ -286,7 +286,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		payload.AuthToken = o.token
 	}
 	env := wire.Requested(p.id, payload)
-	if c.c.MultiStream() && c.o.StreamReuse > 0 && !p.sub {
+	if c.c.MultiStream() && !c.o.StreamPerCall && !p.sub {
 		if pooled, err := c.sendReuse(ctx, p, env); pooled {
 			return nil, err
 		}

@@ -145,6 +145,38 @@ func TestStreamReuse(t *testing.T) {
 	}
 }
 
+// Checklist 71: by default a Go caller pools its queries and mutations (at most 4 streams for
+// 200 concurrent calls, each under the cap of 64), and each subscription gets its own stream.
+func TestCallerPoolsByDefault(t *testing.T) {
+	obs := &streamCounter{}
+	n := startNode(t, nodeOpts{regs: demoRegs(), dopts: call.Options{Observer: obs}})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{})
+	ctx := tctx(t)
+	var items []call.BatchItem
+	for i := range 200 {
+		items = append(items, call.BatchItem{Op: "demo/echo", Input: js(`{"text":"` + jsonInt(i) + `"}`)})
+	}
+	for i, r := range c.Batch(ctx, items) {
+		if r.Err != nil || string(r.Output) != `{"text":"`+jsonInt(i)+`"}` {
+			t.Fatalf("item %d: %s %v", i, r.Output, r.Err)
+		}
+	}
+	if got := obs.opened.Load(); got > int64(call.DefaultStreamReuse) {
+		t.Fatalf("200 calls opened %d streams; the default pool is %d", got, call.DefaultStreamReuse)
+	}
+	before := obs.opened.Load()
+	sub, err := c.Subscribe(ctx, "demo/ticker", js(`{"count":1,"interval_ms":0}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if obs.opened.Load() != before+1 {
+		t.Fatal("the subscription did not get a stream of its own")
+	}
+}
+
 type streamCounter struct{ opened atomic.Int64 }
 
 func (s *streamCounter) CallDone(string, string, time.Duration) {}

@@ -23,15 +23,15 @@ type ConnOptions struct {
 	CallTimeout        time.Duration // default 30 s
 	MaxPending         int           // outgoing requests in flight; default 1024
 	SubscriptionBuffer int           // items buffered per subscription; default 32
-	// StreamReuse, on multi-stream connections to peers known to be Go alknet nodes: 0 = a new
-	// stream per call (the default, §4.1.2); N > 0 = queries and mutations pipelined over at
-	// most N long-lived streams. Subscriptions always get their own stream.
-	StreamReuse int
-	// StreamCap, with StreamReuse: requests in flight on one pooled stream before a call opens
-	// a stream of its own (call-protocol §4.1.2), so a slow or large response, or a callee that
-	// serves a stream's requests one at a time, holds at most this many calls behind it.
-	// Default 16.
-	StreamCap int
+	// The stream strategy on multi-stream connections (call-protocol §4.1.2): by default queries
+	// and mutations are pipelined over a pool of at most StreamReuse long-lived streams (0: 4),
+	// each taking new requests while it has fewer than StreamCap in flight (0: 64); past that a
+	// call opens a stream of its own. StreamPerCall opens a stream per call instead, for callees
+	// that serve a stream's requests one at a time (Rust nodes). Subscriptions always get their
+	// own stream. The defaults come from a sweep (docs/performance.md, ADR 0020).
+	StreamReuse   int
+	StreamCap     int
+	StreamPerCall bool
 	Logger    *slog.Logger
 }
 
@@ -40,7 +40,8 @@ const (
 	DefaultCallTimeout        = 30 * time.Second
 	DefaultMaxPending         = 1024
 	DefaultSubscriptionBuffer = 32
-	DefaultStreamCap          = 16
+	DefaultStreamReuse        = 4
+	DefaultStreamCap          = 64
 	abortSendTimeout          = 5 * time.Second
 )
 
@@ -53,6 +54,9 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	}
 	if o.SubscriptionBuffer <= 0 {
 		o.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	if o.StreamReuse <= 0 {
+		o.StreamReuse = DefaultStreamReuse
 	}
 	if o.StreamCap <= 0 {
 		o.StreamCap = DefaultStreamCap
@@ -144,11 +148,12 @@ func (c *Conn) SetSubscriptionBuffer(n int) {
 }
 
 // SetStreamReuse pipelines this Conn's outgoing queries and mutations over at most n
-// long-lived streams (ConnOptions.StreamReuse) for a Conn that has not started: links between
-// Go alknet nodes set it from ProtocolHandler.OnConn. Later calls are ignored.
+// long-lived streams (ConnOptions.StreamReuse; n = 0 opens a stream per call) for a Conn that
+// has not started: links between Go alknet nodes set it from ProtocolHandler.OnConn. Later
+// calls are ignored.
 func (c *Conn) SetStreamReuse(n int) {
 	if n >= 0 && !c.running.Load() {
-		c.o.StreamReuse = n
+		c.o.StreamReuse, c.o.StreamPerCall = max(n, 1), n == 0
 	}
 }
 

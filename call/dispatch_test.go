@@ -174,7 +174,8 @@ func TestCalleeStreams(t *testing.T) {
 	}
 }
 
-// Checklist 17: a Go caller opens one new stream per call and FINs right after the request.
+// Checklist 17: under the stream-per-call strategy (ConnOptions.StreamPerCall) a Go caller opens
+// one new stream per call and FINs right after the request.
 func TestCallerStreamPerCall(t *testing.T) {
 	type seen struct {
 		frames int
@@ -183,7 +184,7 @@ func TestCallerStreamPerCall(t *testing.T) {
 	results := make(chan seen, 8)
 	// A raw callee: reads one stream fully (expects FIN), answers, counts streams.
 	a, b := quicPair(t)
-	cc := call.NewConn(a, nil, call.ConnOptions{})
+	cc := call.NewConn(a, nil, call.ConnOptions{StreamPerCall: true})
 	go func() { _ = cc.Run(context.Background()) }()
 	ctx := tctx(t)
 	go func() {

@@ -536,7 +536,7 @@ func dialRaw(t *testing.T, p *rawPeer, key *identity.NodeKey) *call.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc := call.NewConn(c, nil, call.ConnOptions{})
+	cc := call.NewConn(c, nil, call.ConnOptions{StreamPerCall: true}) // item 17's strategy
 	cc.Start(context.Background())
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc

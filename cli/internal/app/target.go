@@ -32,6 +32,7 @@ func clientFlags(withTimeout bool) []cli.Flag {
 		&cli.StringFlag{Name: "transport", Value: "auto", Usage: "quic, tcp, iroh (the ticket's iroh records only) or auto (race QUIC and TCP+TLS, QUIC first; TCP+TLS after 250ms or at once if QUIC fails)"},
 		&cli.StringFlag{Name: "key-file", Usage: "present this node key file as the TLS client certificate"},
 		&cli.StringFlag{Name: "token-file", Usage: "send the token in this file as the request's auth_token (an alk_ API key or a peer token)"},
+		&cli.BoolFlag{Name: "stream-per-call", Usage: "open a QUIC stream per call instead of pipelining calls over a few long-lived ones (for nodes that serve a stream's requests one at a time, such as Rust nodes)"},
 	}
 	if withTimeout {
 		flags = append(flags, &cli.DurationFlag{Name: "timeout", Value: 30 * time.Second, Usage: "time limit for dialing and the call (a Go duration: 5s, 250ms)"})
@@ -136,10 +137,13 @@ type dialSpec struct {
 	keyFile   string
 	tokenFile string
 	timeout   time.Duration
+	// streamPerCall: --stream-per-call (call-protocol §4.1.2).
+	streamPerCall bool
 }
 
 func specOf(c *cli.Command) dialSpec {
-	return dialSpec{transport: c.String("transport"), keyFile: c.String("key-file"), tokenFile: c.String("token-file"), timeout: timeoutOf(c)}
+	return dialSpec{transport: c.String("transport"), keyFile: c.String("key-file"), tokenFile: c.String("token-file"), timeout: timeoutOf(c),
+		streamPerCall: c.Bool("stream-per-call")}
 }
 
 // connect dials the target of c and starts a call.Conn on the connection.
@@ -154,7 +158,7 @@ func connect(ctx context.Context, e *env, c *cli.Command) (*session, error) {
 // connectTicket dials tk as spec says: --transport auto races QUIC and TCP+TLS.
 func connectTicket(ctx context.Context, e *env, tk identity.Ticket, spec dialSpec, v *verbose) (*session, error) {
 	o := callnode.DialOptions{Dialer: client.Dialer{Logger: e.log},
-		Conn: call.ConnOptions{Logger: e.log, CallTimeout: spec.timeout}}
+		Conn: call.ConnOptions{Logger: e.log, CallTimeout: spec.timeout, StreamPerCall: spec.streamPerCall}}
 	switch spec.transport {
 	case "quic":
 		o.Transport = conn.TransportQUIC

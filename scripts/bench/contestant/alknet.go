@@ -126,7 +126,7 @@ func dialAlknet(ctx context.Context, addr, pin, tr string, o Options) (Client, e
 	// On TCP+TLS the subscription shares the connection's one stream, where a full buffer aborts
 	// (docs/protocol.md §15.4): give the streaming workload room for a burst.
 	c, err := node.DialAddr(ctx, addr, pin, node.DialOptions{Transport: transport,
-		Conn: call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384}})
+		Conn: call.ConnOptions{StreamReuse: max(o.StreamReuse, 0), StreamCap: o.StreamCap, StreamPerCall: o.StreamReuse < 0, SubscriptionBuffer: 16384}})
 	if err != nil {
 		return nil, err
 	}

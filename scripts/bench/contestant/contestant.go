@@ -29,7 +29,8 @@ type Client interface {
 
 // Options tune a client.
 type Options struct {
-	StreamReuse int // alknet-quic: pipeline over N long-lived streams (0 = a stream per call)
+	StreamReuse int // alknet over QUIC/iroh: pool size (0 = the default pool, -1 = a stream per call)
+	StreamCap   int // with StreamReuse: requests in flight per pooled stream (0 = the default)
 }
 
 // Contestant is one system under test.

@@ -38,7 +38,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			cc := call.NewConn(c, nil, call.ConnOptions{StreamReuse: o.StreamReuse, SubscriptionBuffer: 16384})
+			cc := call.NewConn(c, nil, call.ConnOptions{StreamReuse: max(o.StreamReuse, 0), StreamCap: o.StreamCap, StreamPerCall: o.StreamReuse < 0, SubscriptionBuffer: 16384})
 			cc.Start(context.Background())
 			return &irohCallClient{alknetClient: alknetClient{c: cc}, t: t}, nil
 		},

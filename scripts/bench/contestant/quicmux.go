@@ -12,7 +12,7 @@ import (
 // the ceiling for alknet-quic with pooled streams (bench.md, second set).
 
 // MuxStreams is quic-raw-mux's pool: the streams each client opens and pipelines over, the
-// shape of alknet-quic's "stream reuse 4" case.
+// shape of alknet-quic's default pool.
 const MuxStreams = 4
 
 func init() {

@@ -70,7 +70,7 @@ func runClient(args []string) error {
 	}
 	var res result
 	switch job {
-	case "unary": // SIZE CONCURRENCY MILLIS [REUSE] [MAXCALLS]
+	case "unary": // SIZE CONCURRENCY MILLIS [REUSE] [MAXCALLS] [CAP]
 		size, conc, ms := atoi(rest[0]), atoi(rest[1]), atoi(rest[2])
 		o := contestant.Options{}
 		if len(rest) > 3 {
@@ -79,6 +79,9 @@ func runClient(args []string) error {
 		maxCalls := int64(0)
 		if len(rest) > 4 {
 			maxCalls = int64(atoi(rest[4]))
+		}
+		if len(rest) > 5 {
+			o.StreamCap = atoi(rest[5])
 		}
 		cl, err := dial(o)
 		if err != nil {

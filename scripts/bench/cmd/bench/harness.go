@@ -237,13 +237,13 @@ func runContestant(self, name string, st settings, rep *report) error {
 		if err := unaryRows(self, s, name, []int{1, 16, 64, 256}, st, rep); err != nil {
 			return err
 		}
-		if name == "alknet-quic" {
+		if name == "alknet-quic" { // the default pools; the stream-per-call figures beside (REUSE -1)
 			for _, conc := range []int{1, 64} {
-				r, err := clientJob(self, s, name, "unary", "64", itoa(conc), itoa(st.unaryMS), "4")
+				r, err := clientJob(self, s, name, "unary", "64", itoa(conc), itoa(st.unaryMS), "-1")
 				if err != nil {
 					return err
 				}
-				kase := fmt.Sprintf("unary 64 B c%d, stream reuse 4", conc)
+				kase := fmt.Sprintf(perCallCase, conc)
 				rep.add(name, kase, "calls_per_sec", "calls/s", r.PerSec)
 				rep.add(name, kase, "p50", "µs", r.P50us)
 			}
@@ -350,6 +350,9 @@ func runContestant(self, name string, st settings, rep *report) error {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 const bulkCase = "bulk 256 × 64 KiB"
+
+// perCallCase is alknet-quic's unary 64 B case under the stream-per-call strategy.
+const perCallCase = "unary 64 B c%d, stream per call"
 
 // unaryRows runs workload 1 (unary echo of 64 B and 1 KiB) at each concurrency.
 func unaryRows(self string, s *server, name string, concs []int, st settings, rep *report) error {

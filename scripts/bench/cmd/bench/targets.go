@@ -38,13 +38,14 @@ func evaluate(r *report) []target {
 	stream := "stream 10,000 × 1 KiB"
 	alloc := "unary 64 B, in-process"
 	idle := "1000 idle connections"
+	perCall1, perCall64 := fmt.Sprintf(perCallCase, 1), fmt.Sprintf(perCallCase, 64)
 	rows := []target{
 		ge("unary calls/s c64 64 B: alknet-quic ÷ grpc", ratio(cps("alknet-quic", c64), cps("grpc", c64)), 1.0),
 		ge("unary calls/s c64 64 B: alknet-tcp ÷ grpc", ratio(cps("alknet-tcp", c64), cps("grpc", c64)), 1.3),
-		ge("unary calls/s c64: alknet-quic ÷ quic-raw (stream per call)", ratio(cps("alknet-quic", c64), cps("quic-raw", c64)), 0.85),
-		le("unary p50 c1: alknet-quic with stream reuse ÷ grpc", ratio(p50("alknet-quic", "unary 64 B c1, stream reuse 4"), p50("grpc", c1)), 1.0, "×"),
-		le("unary p50 c1: alknet-quic (stream per call) ÷ grpc [reported beside]", ratio(p50("alknet-quic", c1), p50("grpc", c1)), 1.0, "×"),
-		le("unary p50 c1: alknet-quic ÷ quic-raw", ratio(p50("alknet-quic", c1), p50("quic-raw", c1)), 1.2, "×"),
+		ge("unary calls/s c64: alknet-quic ÷ quic-raw (stream per call)", ratio(cps("alknet-quic", perCall64), cps("quic-raw", c64)), 0.85),
+		le("unary p50 c1: alknet-quic (pooled, the default) ÷ grpc", ratio(p50("alknet-quic", c1), p50("grpc", c1)), 1.0, "×"),
+		le("unary p50 c1: alknet-quic (stream per call) ÷ grpc [reported beside]", ratio(p50("alknet-quic", perCall1), p50("grpc", c1)), 1.0, "×"),
+		le("unary p50 c1: alknet-quic (stream per call) ÷ quic-raw", ratio(p50("alknet-quic", perCall1), p50("quic-raw", c1)), 1.2, "×"),
 		ge("streaming msgs/s: alknet-tcp ÷ grpc", ratio(r.get("alknet-tcp", stream, "msgs_per_sec"), r.get("grpc", stream, "msgs_per_sec")), 1.0),
 		ge("streaming msgs/s: alknet-quic ÷ quic-raw", ratio(r.get("alknet-quic", stream, "msgs_per_sec"), r.get("quic-raw", stream, "msgs_per_sec")), 0.85),
 		le("allocs per unary call: alknet-quic ÷ grpc", ratio(r.get("alknet-quic", alloc, "allocs_per_call"), r.get("grpc", alloc, "allocs_per_call")), 1.0, "×"),
@@ -54,7 +55,7 @@ func evaluate(r *report) []target {
 		le("server RSS per idle connection (alknet-quic)", r.get("alknet-quic", idle, "rss_per_conn"), 64, "KiB"),
 		le("server RSS per idle connection (alknet-tcp)", r.get("alknet-tcp", idle, "rss_per_conn"), 64, "KiB"),
 		// The raw-transport ceilings (bench.md, second set).
-		ge("ceiling: unary calls/s c64 64 B: alknet-quic (stream reuse 4) ÷ quic-raw-mux", ratio(cps("alknet-quic", "unary 64 B c64, stream reuse 4"), cps("quic-raw-mux", c64)), 0.8),
+		ge("ceiling: unary calls/s c64 64 B: alknet-quic (pooled) ÷ quic-raw-mux", ratio(cps("alknet-quic", c64), cps("quic-raw-mux", c64)), 0.8),
 		ge("ceiling: unary calls/s c64 64 B: alknet-tcp ÷ tls-raw", ratio(cps("alknet-tcp", c64), cps("tls-raw", c64)), 0.85),
 		ge("ceiling: streaming msgs/s: alknet-tcp ÷ tls-raw", ratio(r.get("alknet-tcp", stream, "msgs_per_sec"), r.get("tls-raw", stream, "msgs_per_sec")), 0.85),
 		le("ceiling: server RSS per idle connection: alknet-quic ÷ quic-raw", ratio(r.get("alknet-quic", idle, "rss_per_conn"), r.get("quic-raw", idle, "rss_per_conn")), 1.05, "×"),
