@@ -32,7 +32,7 @@ type ConnOptions struct {
 	StreamReuse   int
 	StreamCap     int
 	StreamPerCall bool
-	Logger    *slog.Logger
+	Logger        *slog.Logger
 }
 
 // Defaults of ConnOptions.
