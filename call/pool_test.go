@@ -56,8 +56,12 @@ func (h *rawCallee) serve(st conn.Stream, finAfterOne bool) {
 			continue
 		}
 		req := wire.DecodeRequested(e.Payload)
-		if req.OperationID == "/t/slow" {
+		switch req.OperationID {
+		case "/t/slow":
 			<-h.release
+		case "/t/doom": // reset the stream, both ways
+			st.Cancel(7)
+			return
 		}
 		h.mu.Lock()
 		h.seen[e.ID]++
@@ -176,5 +180,55 @@ func TestPoolResendsOnlyOnce(t *testing.T) {
 		if k != 1 {
 			t.Errorf("%s ran %d times", id, k)
 		}
+	}
+}
+
+// A pooled stream the callee resets fails exactly the calls sent on it; a call on another pooled
+// stream completes (call-protocol §4.1.6).
+func TestPoolResetFailsOnlyItsCalls(t *testing.T) {
+	h := &rawCallee{release: make(chan struct{}), seen: map[string]int{}}
+	n := startNode(t, nodeOpts{handler: h})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 2, StreamCap: 1, CallTimeout: 10 * time.Second})
+	ctx := tctx(t)
+	slow := make(chan error, 1)
+	go func() { _, err := c.Call(ctx, "t/slow", js(`{"s":1}`)); slow <- err }() // holds the first stream
+	for h.streams.Load() < 1 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err := c.Call(ctx, "t/doom", js(`{}`)) // the second stream, reset by the callee
+	var ce *call.Error
+	if !errors.As(err, &ce) || ce.Code() != call.CodeInternal || ce.Message() != "stream closed before response" {
+		t.Fatalf("the call on the reset stream: %v", err)
+	}
+	close(h.release)
+	if err := <-slow; err != nil {
+		t.Fatalf("the call on the other pooled stream: %v", err)
+	}
+}
+
+// Aborting a pooled call (its context ends) leaves the pooled stream in service: the next calls
+// use it, and no stream is opened for them.
+func TestPoolAbortKeepsTheStream(t *testing.T) {
+	obs := &streamCounter{}
+	n := startNode(t, nodeOpts{regs: demoRegs(), dopts: call.Options{Observer: obs}})
+	c := n.dial(t, "quic", nil, nil, call.ConnOptions{StreamReuse: 1})
+	ctx := tctx(t)
+	if _, err := c.Call(ctx, "demo/echo", js(`{"text":"first"}`)); err != nil {
+		t.Fatal(err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err := c.Call(actx, "demo/sleep", js(`{"ms":5000}`))
+	cancel()
+	if err == nil {
+		t.Fatal("the aborted call succeeded")
+	}
+	for i := range 5 {
+		if out, err := c.Call(ctx, "demo/echo", js(`{"text":"after"}`)); err != nil || string(out) != `{"text":"after"}` {
+			t.Fatalf("call %d after the abort: %s %v", i, out, err)
+		}
+	}
+	// One pooled stream, plus the aborts' own fresh stream (§4.2).
+	if got := obs.opened.Load(); got > 2 {
+		t.Fatalf("%d streams opened; the pooled stream did not survive the abort", got)
 	}
 }
