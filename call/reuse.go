@@ -111,8 +111,13 @@ func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) (po
 	if err := rs.w.send(env); err != nil {
 		rs.release(p.id)
 		var sce *conn.StreamCancelError
-		if errors.As(err, &sce) && sce.Remote && sce.Code == 0 && c.resend(p, env) {
-			return true, nil // the callee stopped reading an idle stream: sent again (§4.1.6)
+		if errors.As(err, &sce) && sce.Remote && sce.Code == 0 {
+			rs.mu.Lock()
+			rs.retired = true // the callee stopped reading it: no new request goes there
+			rs.mu.Unlock()
+			if c.resend(p, env) {
+				return true, nil // sent again on another stream (§4.1.6)
+			}
 		}
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
 		return true, p.err
