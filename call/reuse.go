@@ -145,7 +145,7 @@ func (c *Conn) resend(p *pending, env wire.Envelope) bool {
 		ctx, cancel = context.WithDeadline(ctx, p.budget)
 		defer cancel()
 	}
-	if pooled, err := c.sendReuse(ctx, p, env); pooled || err != nil {
+	if pooled, _ := c.sendReuse(ctx, p, env); pooled { // sent, or failed and finished
 		return true
 	}
 	_, _ = c.sendOwn(ctx, p, env, false)
