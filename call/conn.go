@@ -280,6 +280,25 @@ func (c *Conn) initFramed(w *framed, s conn.Stream) {
 
 func (w *framed) send(e wire.Envelope) error { return w.w.WriteFramed(e.EncodedFrame()) }
 
+// batchInFlight is how many requests in flight on one pooled stream (this one included) make
+// a request or answer wait up to the writer's batch delay (50 µs) for others to share its
+// write: with several in flight more writes follow at once, and one QUIC packet carrying many
+// frames costs a fraction of a packet each (docs/performance.md "Batched writes"). Below it,
+// a write goes at once: a lone call never waits.
+const batchInFlight = 4
+
+// sendMaybeBatched is sendStop, or with batch set a write queued for the writer's batch delay.
+func (w *framed) sendMaybeBatched(e wire.Envelope, stop *atomic.Bool, batch bool) error {
+	if !batch {
+		return w.sendStop(e, stop)
+	}
+	flush, err := w.w.QueueBatched(e.EncodedFrame()[wire.PrefixLen:], nil, "", stop)
+	if err == nil && flush {
+		err = w.w.Flush()
+	}
+	return err
+}
+
 // sendStop is send whose wait for queue room ends once stop is set (an abort).
 func (w *framed) sendStop(e wire.Envelope, stop *atomic.Bool) error {
 	return w.w.WriteFramedStop(e.EncodedFrame(), stop)
@@ -346,6 +365,9 @@ func (c *Conn) serveStream(st conn.Stream) {
 	ss.w = &ss.framed
 	ss.ids = ss.idsBuf[:0]
 	c.initFramed(ss.w, st)
+	// A failed write ends what was read from the stream, whoever's frame it was (an answer
+	// queued behind another, or batched, returned before its bytes were written).
+	ss.w.w.OnError(func(err error) { c.brokenStream(ss, err) })
 	c.readServed(ss)
 }
 
@@ -408,6 +430,14 @@ func (c *Conn) readServed(ss *servedStream) {
 				c.acceptRequest(e, ss.w, ss, func() {})
 				ss.peerEnded()
 				return
+			}
+			// More than one frame on this stream: a pooled stream, read in chunks from now on.
+			ss.w.r.ReadAhead(readAheadSize)
+			if ss.w.r.Buffered() {
+				// The next request is here already: run this one on a worker and read on,
+				// rather than handing the reading over for every request of a burst.
+				c.acceptRequest(e, ss.w, ss, nil)
+				continue
 			}
 			if c.acceptRequest(e, ss.w, ss, handOff) {
 				return // the request ran here; the follower reads on

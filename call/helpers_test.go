@@ -158,3 +158,15 @@ func js(s string) json.RawMessage { return json.RawMessage(s) }
 
 // pipe returns an in-memory single-stream connection pair for alknet/call.
 func pipe() (conn.Connection, conn.Connection) { return conn.Pipe(call.ALPN) }
+
+// waitFor polls cond until it holds, failing the test naming what after 10 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -142,7 +142,7 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 	in.mu.Unlock()
 	var err error
 	if e != nil && !in.stopping.Load() {
-		if err = in.out.sendStop(*e, &in.stopping); errors.Is(err, wire.ErrFrameTooLarge) {
+		if err = in.sendTerminal(*e); errors.Is(err, wire.ErrFrameTooLarge) {
 			// Nothing was written: answer with the error instead (§17).
 			e = errorEnvelope(in.id, errInternal(msgResponseTooLarge, err))
 			err = in.out.sendStop(*e, &in.stopping)
@@ -161,11 +161,19 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 		}
 		in.observe(ce)
 	}
-	if err != nil && in.stream != nil {
-		// Writing failed: the stream is gone; abort everything read from it.
-		c.brokenStream(in.stream, err)
-	}
 	c.forgetInbound(in)
+}
+
+// sendTerminal writes a request's terminal event; on a pooled stream with others in flight
+// it may wait briefly to share a packet with their answers (batchInFlight).
+func (in *inbound) sendTerminal(e wire.Envelope) error {
+	busy := false
+	if ss := in.stream; ss != nil {
+		ss.mu.Lock()
+		busy = ss.inflight >= batchInFlight
+		ss.mu.Unlock()
+	}
+	return in.out.sendMaybeBatched(e, &in.stopping, busy)
 }
 
 func (c *Conn) forgetInbound(in *inbound) {

@@ -232,3 +232,69 @@ func TestPoolAbortKeepsTheStream(t *testing.T) {
 		t.Fatalf("%d streams opened; the pooled stream did not survive the abort", got)
 	}
 }
+
+// failingWrites wraps a connection whose streams' writes fail once fail is set.
+type failingWrites struct {
+	conn.Connection
+	fail *atomic.Bool
+}
+
+func (f failingWrites) OpenStream(ctx context.Context) (conn.Stream, error) {
+	st, err := f.Connection.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return failingStream{st, f.fail}, nil
+}
+
+type failingStream struct {
+	conn.Stream
+	fail *atomic.Bool
+}
+
+func (s failingStream) Write(p []byte) (int, error) {
+	if s.fail.Load() {
+		return 0, errors.New("injected write failure")
+	}
+	return s.Stream.Write(p)
+}
+
+// With several calls in flight on a pooled stream a request waits briefly to share a write
+// (batched); its writer has returned by then. When that later write fails, every call on the
+// stream ends at once (not at its timeout) and the callee's handlers are aborted.
+func TestPoolBatchedWriteFailureEndsTheStreamsCalls(t *testing.T) {
+	var ledger handlerLedger
+	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{ledger.waitOp("test/wait")}})
+	fail := new(atomic.Bool)
+	c := call.NewConn(failingWrites{n.connect(t, "quic", nil), fail}, nil,
+		call.ConnOptions{StreamReuse: 1, StreamCap: 64, CallTimeout: 20 * time.Second})
+	runDone := make(chan struct{})
+	go func() { defer close(runDone); _ = c.Run(context.Background()) }()
+	t.Cleanup(func() { _ = c.Close(); <-runDone })
+	ctx := tctx(t)
+	ended := make(chan error, 6)
+	call1 := func() {
+		_, err := c.Call(ctx, "test/wait", js(`{}`))
+		ended <- err
+	}
+	for range 4 {
+		go call1()
+	}
+	waitFor(t, "4 handlers running", func() bool { return ledger.started.Load() == 4 })
+	fail.Store(true)
+	start := time.Now()
+	for range 2 { // 5th and 6th in flight on the stream: batched, their writers return at once
+		go call1()
+	}
+	for range 6 {
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Fatal("a call on the broken stream succeeded")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("calls still waiting %v after the failed write", time.Since(start))
+		}
+	}
+	waitFor(t, "the callee's handlers aborted", func() bool { return ledger.cancelled.Load() == 4 })
+}

@@ -75,6 +75,7 @@ func (c *Conn) pickReuse(ctx context.Context) (*reuseStream, error) {
 		return nil, err
 	}
 	rs := &reuseStream{w: c.newFramed(st), pending: map[string]pooledReq{}, last: time.Now()}
+	rs.w.w.OnError(func(err error) { rs.writeFailed(err) })
 	c.reuse = append(c.reuse, rs)
 	c.wg.Add(1)
 	go func() {
@@ -101,6 +102,7 @@ func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) (po
 		return c.sendReuse(ctx, p, env)
 	}
 	rs.pending[p.id] = pooledReq{p: p, env: env}
+	busy := len(rs.pending) >= batchInFlight
 	rs.mu.Unlock()
 	p.reuse.Store(rs)
 	select { // ended before the store: release here, as finishPending could not
@@ -108,13 +110,9 @@ func (c *Conn) sendReuse(ctx context.Context, p *pending, env wire.Envelope) (po
 		rs.release(p.id)
 	default:
 	}
-	if err := rs.w.send(env); err != nil {
+	if err := rs.w.sendMaybeBatched(env, nil, busy); err != nil {
 		rs.release(p.id)
-		var sce *conn.StreamCancelError
-		if errors.As(err, &sce) && sce.Remote && sce.Code == 0 {
-			rs.mu.Lock()
-			rs.retired = true // the callee stopped reading it: no new request goes there
-			rs.mu.Unlock()
+		if refusedClean(err) { // the stream is retired already (writeFailed)
 			if c.resend(p, env) {
 				return true, nil // sent again on another stream (§4.1.6)
 			}
@@ -152,6 +150,25 @@ func (c *Conn) resend(p *pending, env wire.Envelope) bool {
 	return true
 }
 
+// writeFailed is told the first failed write on rs, which may also carry requests whose
+// writers returned before it (queued behind another's write, or batched): no new request goes
+// there. A callee that refused it with code 0 FINs once all it read is terminal, and what it
+// never read is then resent (readReuse, §4.1.6); any other failure ends the stream's calls now.
+func (rs *reuseStream) writeFailed(err error) {
+	rs.mu.Lock()
+	rs.retired = true
+	rs.mu.Unlock()
+	if !refusedClean(err) {
+		rs.w.s.Cancel(0)
+	}
+}
+
+// refusedClean reports a write the callee refused with code 0: it stopped reading the stream.
+func refusedClean(err error) bool {
+	var sce *conn.StreamCancelError
+	return errors.As(err, &sce) && sce.Remote && sce.Code == 0
+}
+
 func (rs *reuseStream) release(id string) {
 	rs.mu.Lock()
 	delete(rs.pending, id)
@@ -168,6 +185,7 @@ func (c *Conn) readReuse(rs *reuseStream) {
 	defer stop()
 	defer rs.w.s.Close()
 	defer rs.w.r.Discard()
+	rs.w.r.ReadAhead(readAheadSize) // many responses: read them in chunks, not two reads each
 	for {
 		body, err := rs.w.r.ReadFrame()
 		if err == nil {

@@ -242,6 +242,16 @@ func (f *FrameReader) Ended() bool {
 	return f.ended && f.pos == len(f.chunk) && f.prefixN == 0 && f.size == 0
 }
 
+// Buffered reports whether the next frame is already read in full (read-ahead only): the next
+// ReadFrame returns it without touching the stream.
+func (f *FrameReader) Buffered() bool {
+	avail := f.chunk[f.pos:]
+	if f.readAhead == 0 || len(avail) < PrefixLen {
+		return false
+	}
+	return uint64(len(avail)-PrefixLen) >= uint64(binary.BigEndian.Uint32(avail))
+}
+
 // ReadAhead makes the reader read the stream in chunks of size bytes (0: exactly one frame
 // at a time), for streams that carry many frames: fewer reads, no copy and one allocation per
 // chunk rather than per frame. Returned frames stay owned by the caller.
@@ -291,7 +301,15 @@ type FrameWriter struct {
 	flushing  bool
 	scheduled bool  // a batched flush is pending (queueBatched)
 	err       error // sticky: the stream is broken
+	onErr     func(error)
+	told      bool // onErr has been called
 }
+
+// OnError sets fn to be called once, outside the writer's lock, when a write first fails. A
+// frame queued behind another writer's (or for a batched write) returned before its bytes
+// were written, so its writer never sees that error: the stream's owner learns it here.
+// Set it before the first write.
+func (f *FrameWriter) OnError(fn func(error)) { f.onErr = fn }
 
 // NewFrameWriter writes frames of at most max bytes (0 = DefaultMaxFrameSize).
 func NewFrameWriter(w io.Writer, max int) *FrameWriter {
@@ -416,7 +434,14 @@ func (f *FrameWriter) flushLocked() error {
 	f.flushing = false
 	f.cond.Broadcast()
 	err := f.err
+	tell := err != nil && f.onErr != nil && !f.told
+	if tell {
+		f.told = true
+	}
 	f.mu.Unlock()
+	if tell {
+		f.onErr(err)
+	}
 	return err
 }
 

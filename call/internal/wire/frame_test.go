@@ -262,3 +262,101 @@ func TestDecodeRequestedViaAndTimeout(t *testing.T) {
 		t.Fatalf("encoded %s, want %s", got, want)
 	}
 }
+
+// failAfter accepts n writes, then fails every one.
+type failAfter struct {
+	mu sync.Mutex
+	n  int
+}
+
+var errBroken = errors.New("broken stream")
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		return 0, errBroken
+	}
+	f.n--
+	return len(p), nil
+}
+
+// A write that fails is told to the stream's owner once, whichever path wrote it: a direct
+// write, or a batched frame flushed later by the writer's timer, whose writer had returned nil.
+func TestFrameWriterOnError(t *testing.T) {
+	frame := func(s string) []byte { return append(make([]byte, PrefixLen), s...) }
+	cases := []struct {
+		name  string
+		write func(w *FrameWriter) error // the failing write; nil = the failure comes later
+	}{
+		{"direct", func(w *FrameWriter) error { return w.WriteFramed(frame(`{"a":1}`)) }},
+		{"batched", func(w *FrameWriter) error {
+			flush, err := w.QueueBatched([]byte(`{"b":2}`), nil, "", nil)
+			if err != nil || flush {
+				t.Fatalf("a small batched frame went at once: %v %v", flush, err)
+			}
+			return nil // written by the timer, which fails
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			told := make(chan error, 4)
+			w := NewFrameWriter(&failAfter{}, 0)
+			w.OnError(func(err error) { told <- err })
+			if err := tc.write(w); err != nil && !errors.Is(err, errBroken) {
+				t.Fatalf("write: %v", err)
+			}
+			select {
+			case err := <-told:
+				if !errors.Is(err, errBroken) {
+					t.Fatalf("told %v, want the write's error", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the failed write was never told")
+			}
+			// Later writes report the sticky error themselves; the owner is not told again.
+			if err := w.WriteFramed(frame(`{"c":3}`)); !errors.Is(err, errBroken) {
+				t.Fatalf("later write: %v", err)
+			}
+			if err := w.Drain(); !errors.Is(err, errBroken) {
+				t.Fatalf("drain: %v", err)
+			}
+			select {
+			case err := <-told:
+				t.Fatalf("told twice: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// Buffered reports a complete next frame only: not a partial one, and never without read-ahead.
+func TestFrameReaderBuffered(t *testing.T) {
+	var in bytes.Buffer
+	w := NewFrameWriter(&in, 0)
+	for _, s := range []string{`{"a":1}`, `{"b":2}`} {
+		if err := w.WriteFrame([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	whole := in.Bytes()
+	partial := append(slices.Clone(whole), 0, 0, 0, 9, '{') // a third frame's start
+	r := NewFrameReader(bytes.NewReader(partial), 0)
+	if _, err := r.ReadFrame(); err != nil || r.Buffered() {
+		t.Fatalf("without read-ahead: buffered %v, %v", r.Buffered(), err)
+	}
+	r = NewFrameReader(bytes.NewReader(partial), 0)
+	r.ReadAhead(1 << 10)
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Buffered() {
+		t.Fatal("the second frame is in the chunk: Buffered should say so")
+	}
+	if body, err := r.ReadFrame(); err != nil || string(body) != `{"b":2}` {
+		t.Fatalf("second frame %q %v", body, err)
+	}
+	if r.Buffered() {
+		t.Fatal("only part of the third frame is here: not buffered")
+	}
+}
