@@ -6,13 +6,16 @@
 //	bench client NAME ADDR PIN JOB...  (internal) run one workload; prints JSON
 //
 // With BENCH_PROFILE_DIR set, every server and client process writes a CPU profile there
-// (cpu-server-NAME-PID.pprof, cpu-client-NAME-JOB-PID.pprof) for `go tool pprof`.
+// (cpu-server-NAME-PID.pprof, cpu-client-NAME-JOB-PID.pprof) for `go tool pprof`, and a server
+// writes heap-server-NAME-PID.pprof (after a GC) and goroutines-server-NAME-PID.pprof (text) for
+// each line "heap" on its stdin.
 package main
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 )
@@ -38,6 +41,33 @@ func startProfile(parts ...string) func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}
+}
+
+// writeHeapProfile writes the live heap, after a GC, when BENCH_PROFILE_DIR is set.
+func writeHeapProfile(parts ...string) {
+	dir := os.Getenv("BENCH_PROFILE_DIR")
+	if dir == "" {
+		return
+	}
+	name := fmt.Sprintf("heap-%s-%d.pprof", strings.ReplaceAll(strings.Join(parts, "-"), "/", "_"), os.Getpid())
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+	}
+	// The goroutines beside it: their stacks are memory the heap profile does not show.
+	g, err := os.Create(filepath.Join(dir, "goroutines-"+strings.TrimPrefix(name, "heap-")))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return
+	}
+	defer g.Close()
+	_ = pprof.Lookup("goroutine").WriteTo(g, 1)
 }
 
 func main() {

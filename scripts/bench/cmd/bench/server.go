@@ -32,6 +32,12 @@ func runServer(args []string) error {
 		pid = p.Pid()
 	}
 	fmt.Printf("ready %s %s %d\n", s.Addr(), pin, pid)
-	_, _ = bufio.NewReader(os.Stdin).ReadString('\n') // returns when the harness closes stdin
+	// Until the harness closes stdin; a line "heap" writes a heap profile (BENCH_PROFILE_DIR).
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "heap" {
+			writeHeapProfile("server", args[0])
+		}
+	}
 	return s.Close()
 }
