@@ -105,6 +105,7 @@ func (c *Conn) register(o callOpts, sub bool, budget time.Time) (*pending, *Erro
 		return nil, errRetryableInternal(msgTooManyPending)
 	}
 	c.pending[id] = p
+	c.pendingN.Add(1)
 	return p, nil
 }
 
@@ -142,6 +143,7 @@ func (c *Conn) finishPending(p *pending, out json.RawMessage, err error) bool {
 	c.mu.Lock()
 	if c.pending[p.id] == p {
 		delete(c.pending, p.id)
+		c.pendingN.Add(-1)
 	}
 	c.mu.Unlock()
 	return ended
@@ -306,7 +308,7 @@ func (c *Conn) sendRequest(ctx context.Context, p *pending, op string, in json.R
 		c.finishPending(p, nil, errConnectionClosed(conn.ErrConnectionClosed))
 		return nil, p.err
 	}
-	if err := shared.send(env); err != nil {
+	if err := shared.sendMaybeBatched(env, nil, c.pendingN.Load() >= batchInFlight); err != nil {
 		c.finishPending(p, nil, errInternal(fmt.Sprintf("failed to write frame: %v", err), err))
 		return nil, p.err
 	}

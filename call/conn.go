@@ -101,6 +101,10 @@ type Conn struct {
 
 	reuseMu sync.Mutex
 	reuse   []*reuseStream // StreamReuse > 0
+
+	// Entries of inbound and pending, readable without mu: how busy the single stream is
+	// (batchInFlight).
+	inboundN, pendingN atomic.Int32
 }
 
 // NewConn wraps c. Call Run to serve; outbound calls work once Run is running. Requests the

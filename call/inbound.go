@@ -108,6 +108,7 @@ func (c *Conn) acceptRequest(e wire.Envelope, out *framed, ss *servedStream, inl
 		return false
 	}
 	c.inbound[e.ID] = in
+	c.inboundN.Add(1)
 	c.wg.Add(1)
 	c.mu.Unlock()
 	if ss != nil {
@@ -142,7 +143,7 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 	in.mu.Unlock()
 	var err error
 	if e != nil && !in.stopping.Load() {
-		if err = in.sendTerminal(*e); errors.Is(err, wire.ErrFrameTooLarge) {
+		if err = in.sendTerminal(*e, c.inboundN.Load()); errors.Is(err, wire.ErrFrameTooLarge) {
 			// Nothing was written: answer with the error instead (§17).
 			e = errorEnvelope(in.id, errInternal(msgResponseTooLarge, err))
 			err = in.out.sendStop(*e, &in.stopping)
@@ -164,10 +165,11 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 	c.forgetInbound(in)
 }
 
-// sendTerminal writes a request's terminal event; on a pooled stream with others in flight
-// it may wait briefly to share a packet with their answers (batchInFlight).
-func (in *inbound) sendTerminal(e wire.Envelope) error {
-	busy := false
+// sendTerminal writes a request's terminal event; on a stream with others in flight (a pooled
+// stream, or a single-stream connection: shared counts its requests in flight) it may wait
+// briefly to share a write with their answers (batchInFlight).
+func (in *inbound) sendTerminal(e wire.Envelope, shared int32) error {
+	busy := shared >= batchInFlight
 	if ss := in.stream; ss != nil {
 		ss.mu.Lock()
 		busy = ss.inflight >= batchInFlight
@@ -181,6 +183,7 @@ func (c *Conn) forgetInbound(in *inbound) {
 	c.mu.Lock()
 	if c.inbound[in.id] == in {
 		delete(c.inbound, in.id)
+		c.inboundN.Add(-1)
 	}
 	c.mu.Unlock()
 	c.d.inflight.Add(-1)
