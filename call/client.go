@@ -250,16 +250,26 @@ func (c *Conn) Call(ctx context.Context, op string, in json.RawMessage, opts ...
 	if err != nil {
 		return nil, err
 	}
-	// The timeout and ctx end the call from callbacks, so the caller's goroutine is free to
-	// read the response itself: no hand-off to a reader goroutine and back.
+	// The timeout (and ctx, for a call reading its own stream) end the call from callbacks,
+	// so the caller's goroutine is free to read the response itself: no hand-off to a reader
+	// goroutine and back.
 	timer := time.AfterFunc(time.Until(deadline), func() { c.endLocally(p, errTimedOut()) })
 	defer timer.Stop()
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { c.endLocally(p, ctxError(ctx)) })
-		defer stop()
-	}
-	if own != nil {
+	switch done := ctx.Done(); {
+	case own != nil:
+		if done != nil {
+			stop := context.AfterFunc(ctx, func() { c.endLocally(p, ctxError(ctx)) })
+			defer stop()
+		}
 		c.readOwnStream(own, p)
+	case done != nil:
+		// Answered by a stream reader: wait for either here, not with a callback registered
+		// on ctx (an allocation, and a lock that every concurrent call on ctx shares).
+		select {
+		case <-p.done:
+		case <-done:
+			c.endLocally(p, ctxError(ctx))
+		}
 	}
 	<-p.done
 	if p.err != nil {

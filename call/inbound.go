@@ -250,15 +250,19 @@ func (c *Conn) runInbound(ctx context.Context, in *inbound, p wire.RequestedPayl
 		return
 	}
 	// A deadline that passes first is answered at once; a later result is discarded (§13.3).
-	stopTimer := context.AfterFunc(rt.ctx, func() {
-		if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
-			in.node.aborted.Store(true)
-			c.finishInbound(in, errorEnvelope(in.id, errDeadline()))
-		}
-	})
+	// A timer of its own, not a callback on rt.ctx: that would allocate the context's done
+	// channel and children map on every call.
+	stopTimer := func() bool { return false }
+	if dl, ok := rt.ctx.Deadline(); ok {
+		stopTimer = time.AfterFunc(time.Until(dl), func() {
+			<-rt.ctx.Done() // its own timer, due at the same instant, may not have fired yet
+			if errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
+				in.node.aborted.Store(true)
+				c.finishInbound(in, errorEnvelope(in.id, errDeadline()))
+			}
+		}).Stop
+	}
 	out, ce := c.d.runHandler(rt.ctx, rt.oc, rt.reg, rt.input)
-	// Stopped before finishing: ending the request cancels its context, which would
-	// otherwise start the callback (a goroutine) on every call.
 	stopTimer()
 	if rt.ctx.Err() != nil && errors.Is(rt.ctx.Err(), context.DeadlineExceeded) {
 		ce = errDeadline() // the deadline passed first: whatever the handler returned (§7.3.6)
