@@ -284,23 +284,18 @@ func (c *Conn) initFramed(w *framed, s conn.Stream) {
 
 func (w *framed) send(e wire.Envelope) error { return w.w.WriteFramed(e.EncodedFrame()) }
 
-// batchInFlight is how many requests in flight on one pooled stream (this one included) make
-// a request or answer wait up to the writer's batch delay (50 µs) for others to share its
-// write: with several in flight more writes follow at once, and one QUIC packet carrying many
-// frames costs a fraction of a packet each (docs/performance.md "Batched writes"). Below it,
-// a write goes at once: a lone call never waits.
-const batchInFlight = 4
+// batchInFlight is how many requests in flight on one stream (this one included) make a
+// request or an answer yield once before its write (FrameWriter.WriteYielding), so that
+// others ready at the same moment share the write and the QUIC packet: one packet carrying
+// many frames costs a fraction of a packet each (ADR 0021). A lone call writes at once.
+const batchInFlight = 2
 
-// sendMaybeBatched is sendStop, or with batch set a write queued for the writer's batch delay.
+// sendMaybeBatched is sendStop, or with batch set a write that yields once to share it.
 func (w *framed) sendMaybeBatched(e wire.Envelope, stop *atomic.Bool, batch bool) error {
 	if !batch {
 		return w.sendStop(e, stop)
 	}
-	flush, err := w.w.QueueBatched(e.EncodedFrame()[wire.PrefixLen:], nil, "", stop)
-	if err == nil && flush {
-		err = w.w.Flush()
-	}
-	return err
+	return w.w.WriteYielding(e.EncodedFrame()[wire.PrefixLen:], stop)
 }
 
 // sendStop is send whose wait for queue room ends once stop is set (an abort).

@@ -166,8 +166,8 @@ func (c *Conn) finishInbound(in *inbound, e *wire.Envelope) {
 }
 
 // sendTerminal writes a request's terminal event; on a stream with others in flight (a pooled
-// stream, or a single-stream connection: shared counts its requests in flight) it may wait
-// briefly to share a write with their answers (batchInFlight).
+// stream, or a single-stream connection: shared counts its requests in flight) it yields once
+// so that answers ready at the same moment share the write (batchInFlight).
 func (in *inbound) sendTerminal(e wire.Envelope, shared int32) error {
 	busy := shared >= batchInFlight
 	if ss := in.stream; ss != nil {

@@ -259,9 +259,9 @@ func (s failingStream) Write(p []byte) (int, error) {
 	return s.Stream.Write(p)
 }
 
-// With several calls in flight on a pooled stream a request waits briefly to share a write
-// (batched); its writer has returned by then. When that later write fails, every call on the
-// stream ends at once (not at its timeout) and the callee's handlers are aborted.
+// With several calls in flight on a pooled stream a request yields to share a write, and may
+// be written by another caller after its own writer returned. When a write fails, every call
+// on the stream ends at once (not at its timeout) and the callee's handlers are aborted.
 func TestPoolBatchedWriteFailureEndsTheStreamsCalls(t *testing.T) {
 	var ledger handlerLedger
 	n := startNode(t, nodeOpts{regs: []call.HandlerRegistration{ledger.waitOp("test/wait")}})
@@ -283,7 +283,7 @@ func TestPoolBatchedWriteFailureEndsTheStreamsCalls(t *testing.T) {
 	waitFor(t, "4 handlers running", func() bool { return ledger.started.Load() == 4 })
 	fail.Store(true)
 	start := time.Now()
-	for range 2 { // 5th and 6th in flight on the stream: batched, their writers return at once
+	for range 2 { // 5th and 6th in flight on the stream: their writes are shared
 		go call1()
 	}
 	for range 6 {

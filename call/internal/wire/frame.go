@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -491,6 +492,32 @@ func (f *FrameWriter) QueueBatched(head, body []byte, tail string, stop *atomic.
 		time.AfterFunc(batchDelay, f.flushScheduled)
 	}
 	return false, nil
+}
+
+// WriteYielding queues the frame body and makes sure it is written: by the writer writing
+// now, by one about to write (yielding, or a batched flush pending), or by this caller, which
+// first yields the processor once so that goroutines ready to write on this stream (callers
+// woken by the same packet, handlers finishing together) queue their frames to share the
+// write. With nothing else ready the yield returns at once: a lone writer does not wait.
+// Unlike QueueBatched it needs no timer, and the write runs on the caller's goroutine.
+func (f *FrameWriter) WriteYielding(body []byte, stop *atomic.Bool) error {
+	if err := f.enqueueStop(body, nil, "", stop); err != nil {
+		return err
+	}
+	if f.flushing || f.scheduled {
+		f.mu.Unlock()
+		return nil
+	}
+	f.scheduled = true
+	f.mu.Unlock()
+	runtime.Gosched()
+	f.mu.Lock()
+	f.scheduled = false
+	if f.flushing || len(f.buf) == 0 {
+		f.mu.Unlock()
+		return nil
+	}
+	return f.flushLocked()
 }
 
 // Flush writes the queue unless another writer is writing it.

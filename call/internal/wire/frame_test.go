@@ -140,7 +140,7 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// TestFrameWriterConcurrent mixes the three entry points from many goroutines: every frame
+// TestFrameWriterConcurrent mixes the four entry points from many goroutines: every frame
 // arrives whole, once, and each writer's frames in its order.
 func TestFrameWriterConcurrent(t *testing.T) {
 	const writers, each = 8, 200
@@ -154,11 +154,13 @@ func TestFrameWriterConcurrent(t *testing.T) {
 			for i := range each {
 				body := fmt.Appendf(nil, "%d:%d:%s", g, i, strings.Repeat("x", i%50))
 				var err error
-				switch i % 3 {
+				switch i % 4 {
 				case 0:
 					err = w.WriteFrame(body)
 				case 1:
 					err = w.WriteFramed(append(make([]byte, PrefixLen), body...))
+				case 2:
+					err = w.WriteYielding(body, nil)
 				default:
 					var flush bool
 					if flush, err = w.QueueBatched(body[:2], body[2:len(body)-1], string(body[len(body)-1:]), nil); flush && err == nil {
@@ -358,5 +360,39 @@ func TestFrameReaderBuffered(t *testing.T) {
 	}
 	if r.Buffered() {
 		t.Fatal("only part of the third frame is here: not buffered")
+	}
+}
+
+// A lone WriteYielding writes its frame before it returns (nothing to wait for); one that finds
+// a batched flush pending leaves its frame to it, and the frame still goes out.
+func TestWriteYielding(t *testing.T) {
+	var sink bytes.Buffer
+	w := NewFrameWriter(&sink, 0)
+	if err := w.WriteYielding([]byte(`{"a":1}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.Len(); got != PrefixLen+7 {
+		t.Fatalf("after a lone WriteYielding %d bytes were written, want the frame's %d", got, PrefixLen+7)
+	}
+	var slow slowWriter
+	w = NewFrameWriter(&slow, 0)
+	if _, err := w.QueueBatched([]byte(`{"b":2}`), nil, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WriteYielding([]byte(`{"c":3}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		slow.mu.Lock()
+		n := slow.buf.Len()
+		slow.mu.Unlock()
+		if n == 2*(PrefixLen+7) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes written, want both frames", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
