@@ -396,3 +396,39 @@ func TestWriteYielding(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A served stream switches to read-ahead after its first frame (a pooled stream): the frames
+// after the switch come back whole and in order, however the bytes arrive.
+func TestFrameReaderReadAheadAfterTheFirstFrame(t *testing.T) {
+	var in bytes.Buffer
+	w := NewFrameWriter(&in, 0)
+	var want []string
+	for i := range 40 {
+		s := fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("y", i*37%700))
+		want = append(want, s)
+		if err := w.WriteFrame([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, src := range map[string]func() io.Reader{
+		"whole":    func() io.Reader { return bytes.NewReader(in.Bytes()) },
+		"one byte": func() io.Reader { return iotest.OneByteReader(bytes.NewReader(in.Bytes())) },
+		"half":     func() io.Reader { return iotest.HalfReader(bytes.NewReader(in.Bytes())) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := NewFrameReader(src(), 0)
+			for i, s := range want {
+				if i == 1 {
+					r.ReadAhead(256) // small chunks: frames move between them
+				}
+				body, err := r.ReadFrame()
+				if err != nil || string(body) != s {
+					t.Fatalf("frame %d: %q %v", i, body, err)
+				}
+			}
+			if _, err := r.ReadFrame(); err != io.EOF {
+				t.Fatalf("after the last frame: %v", err)
+			}
+		})
+	}
+}
