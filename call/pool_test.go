@@ -90,9 +90,7 @@ func TestPoolOverflowPastTheCap(t *testing.T) {
 	for range 2 { // the one pooled stream reaches its cap of 2
 		go func() { _, err := c.Call(ctx, "t/slow", js(`{"s":1}`)); slow <- err }()
 	}
-	for h.streams.Load() < 1 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the pooled stream", func() bool { return h.streams.Load() >= 1 })
 	time.Sleep(50 * time.Millisecond) // both slow requests written
 	fctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	out, err := c.Call(fctx, "t/fast", js(`{"f":2}`))
@@ -192,9 +190,7 @@ func TestPoolResetFailsOnlyItsCalls(t *testing.T) {
 	ctx := tctx(t)
 	slow := make(chan error, 1)
 	go func() { _, err := c.Call(ctx, "t/slow", js(`{"s":1}`)); slow <- err }() // holds the first stream
-	for h.streams.Load() < 1 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "the pooled stream", func() bool { return h.streams.Load() >= 1 })
 	_, err := c.Call(ctx, "t/doom", js(`{}`)) // the second stream, reset by the callee
 	var ce *call.Error
 	if !errors.As(err, &ce) || ce.Code() != call.CodeInternal || ce.Message() != "stream closed before response" {
