@@ -23,7 +23,7 @@ type ConnOptions struct {
 	CallTimeout        time.Duration // default 30 s
 	MaxPending         int           // outgoing requests in flight; default 1024
 	SubscriptionBuffer int           // items buffered per subscription; default 32
-	// The stream strategy on multi-stream connections (call-protocol §4.1.2): by default queries
+	// The stream strategy on multi-stream connections (docs/protocol.md §4.1.2): by default queries
 	// and mutations are pipelined over a pool of at most StreamReuse long-lived streams (0: 4),
 	// each taking new requests while it has fewer than StreamCap in flight (0: 64); past that a
 	// call opens a stream of its own. StreamPerCall opens a stream per call instead, for callees

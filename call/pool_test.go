@@ -80,7 +80,7 @@ func (h *rawCallee) serve(st conn.Stream, finAfterOne bool) {
 
 // Pooled streams against a callee that serves a stream's requests one at a time: correct, and
 // once the pooled streams are at their cap a call opens a stream of its own instead of waiting
-// behind the slow ones (call-protocol §4.1.2).
+// behind the slow ones (docs/protocol.md §4.1.2).
 func TestPoolOverflowPastTheCap(t *testing.T) {
 	h := &rawCallee{release: make(chan struct{}), seen: map[string]int{}}
 	n := startNode(t, nodeOpts{handler: h})
@@ -124,7 +124,7 @@ func TestPoolOverflowPastTheCap(t *testing.T) {
 
 // A pooled stream the callee FINs (and stops reading) after one request: the requests written
 // behind it got no event, were never read, and are sent once more on another stream; each runs
-// exactly once (call-protocol §4.1.6, checklist 71).
+// exactly once (docs/protocol.md §4.1.6, checklist 71).
 func TestPoolResendsAfterTheCalleesFIN(t *testing.T) {
 	h := &rawCallee{oneThenFIN: true, release: make(chan struct{}), seen: map[string]int{}}
 	close(h.release)
@@ -182,7 +182,7 @@ func TestPoolResendsOnlyOnce(t *testing.T) {
 }
 
 // A pooled stream the callee resets fails exactly the calls sent on it; a call on another pooled
-// stream completes (call-protocol §4.1.6).
+// stream completes (docs/protocol.md §4.1.6).
 func TestPoolResetFailsOnlyItsCalls(t *testing.T) {
 	h := &rawCallee{release: make(chan struct{}), seen: map[string]int{}}
 	n := startNode(t, nodeOpts{handler: h})

@@ -143,7 +143,7 @@ func TestServeDevAndPing(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, `{"operations":[{"name":"demo/add","namespace":"demo","op_type":"query","description":"Add two numbers (as float64)."}`) {
 		t.Fatalf("ls --json: %d %s", code, out)
 	}
-	// --stream-per-call (call-protocol §4.1.2): the same answers on a stream of its own.
+	// --stream-per-call (docs/protocol.md §4.1.2): the same answers on a stream of its own.
 	if out, errOut, code := run(t, "--state-dir", state, "call", "--stream-per-call", "-v", "demo/echo", `{"text":"own"}`); code != 0 || out != "{\"text\":\"own\"}\n" {
 		t.Fatalf("call --stream-per-call: %d %q %q", code, out, errOut)
 	}

@@ -137,7 +137,7 @@ type dialSpec struct {
 	keyFile   string
 	tokenFile string
 	timeout   time.Duration
-	// streamPerCall: --stream-per-call (call-protocol §4.1.2).
+	// streamPerCall: --stream-per-call (docs/protocol.md §4.1.2).
 	streamPerCall bool
 }
 
